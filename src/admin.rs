@@ -1,0 +1,137 @@
+//! The admin listener: Kubernetes probes, a JSON health report and Prometheus metrics.
+//! It runs on its own port so none of this is reachable through the public listener.
+//!
+//! - `/health/live`    200 while the process answers.
+//! - `/health/startup` 200 once the first configuration is loaded and its first round of
+//!   health checks is done.
+//! - `/health/ready`   200 when a configuration is loaded and every upstream marked
+//!   `critical` has at least one healthy peer; 503 with the reasons otherwise.
+//! - `/health`         the report: peers, breakers, config version and hash, uptime.
+//! - `/metrics`        Prometheus text format.
+
+use crate::snapshot::Live;
+use crate::telemetry::metrics::METRICS;
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+use std::sync::Arc;
+
+pub struct AdminApp {
+    live: Arc<Live>,
+}
+
+impl AdminApp {
+    pub fn new(live: Arc<Live>) -> Self {
+        AdminApp { live }
+    }
+
+    /// Why the gateway is not ready; empty when it is.
+    fn unready_reasons(&self) -> Vec<String> {
+        let Some(snapshot) = self.live.current() else {
+            return vec!["no configuration loaded yet".to_string()];
+        };
+        snapshot
+            .pools
+            .iter()
+            .filter(|pool| pool.spec.critical && pool.peer_counts().0 == 0)
+            .map(|pool| format!("critical upstream {} has no healthy peer", pool.name()))
+            .collect()
+    }
+
+    fn report(&self) -> serde_json::Value {
+        let reasons = self.unready_reasons();
+        let snapshot = self.live.current();
+        let upstreams: serde_json::Map<String, serde_json::Value> = snapshot
+            .iter()
+            .flat_map(|s| s.pools.iter())
+            .map(|pool| {
+                let peers: Vec<_> = pool
+                    .peers()
+                    .into_iter()
+                    .map(|(addr, ready)| json!({"address": addr.to_string(), "healthy": ready}))
+                    .collect();
+                let (healthy, total) = pool.peer_counts();
+                (
+                    pool.name().to_string(),
+                    json!({
+                        "critical": pool.spec.critical,
+                        "healthy_peers": healthy,
+                        "peers_total": total,
+                        "peers": peers,
+                        "circuit_breaker": pool.breaker_state().as_str(),
+                    }),
+                )
+            })
+            .collect();
+        json!({
+            "status": if reasons.is_empty() { "ready" } else { "not_ready" },
+            "reasons": reasons,
+            "config": snapshot.as_ref().map(|s| json!({
+                "version": s.version,
+                "hash": s.config.hash,
+                "routes": s.config.routes.len(),
+                "upstreams": s.config.upstreams.len(),
+            })),
+            "uptime_seconds": self.live.uptime().as_secs(),
+            "upstreams": upstreams,
+        })
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/health/live" => reply(200, json!({"status": "alive"})),
+            "/health/startup" if self.live.startup_complete() => {
+                reply(200, json!({"status": "started"}))
+            }
+            "/health/startup" => reply(503, json!({"status": "starting"})),
+            "/health/ready" => {
+                let reasons = self.unready_reasons();
+                let status = if reasons.is_empty() { 200 } else { 503 };
+                let word = if reasons.is_empty() {
+                    "ready"
+                } else {
+                    "not_ready"
+                };
+                reply(status, json!({"status": word, "reasons": reasons}))
+            }
+            "/health" => {
+                let report = self.report();
+                let status = if report["status"] == "ready" {
+                    200
+                } else {
+                    503
+                };
+                reply(status, report)
+            }
+            "/metrics" => {
+                let body = METRICS.render();
+                http::Response::builder()
+                    .status(200)
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-length", body.len())
+                    .body(body)
+                    .expect("static response parts")
+            }
+            _ => reply(
+                404,
+                json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
+            ),
+        }
+    }
+}
+
+fn reply(status: u16, body: serde_json::Value) -> http::Response<Vec<u8>> {
+    let body = body.to_string().into_bytes();
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .header("content-length", body.len())
+        .body(body)
+        .expect("static response parts")
+}

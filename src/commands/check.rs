@@ -1,0 +1,34 @@
+//! `usher check FILE`: validate like `nginx -t`.
+
+use std::path::Path;
+
+pub fn check(path: &Path) -> i32 {
+    match super::load_file(path) {
+        Ok(config) => {
+            let public = config
+                .routes
+                .iter()
+                .filter(|r| !matches!(r.access, crate::config::Access::Authenticated))
+                .count();
+            println!(
+                "{}: ok: {} routes ({} with public paths), {} upstreams, hash {}",
+                path.display(),
+                config.routes.len(),
+                public,
+                config.upstreams.len(),
+                config.hash
+            );
+            0
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            let count = errors.0.len();
+            eprintln!(
+                "{}: {count} error{}",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            );
+            1
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `usher run --config FILE`: serve.
+
+use std::path::Path;
+
+pub fn run(path: &Path, threads: Option<usize>) -> i32 {
+    crate::telemetry::logging::init();
+    let mut config = match super::load_file(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            return 1;
+        }
+    };
+    if let Some(threads) = threads {
+        config.server.threads = threads.max(1);
+    }
+    match crate::server::run(path.to_path_buf(), config) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("usher: {message}");
+            1
+        }
+    }
+}

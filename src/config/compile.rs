@@ -1,0 +1,671 @@
+//! Raw file format to validated [`Config`]: defaults merged, names resolved, patterns parsed,
+//! every error collected with the path of the key that caused it. Pure: no I/O, no clock.
+
+use super::error::{ConfigError, ConfigErrors};
+use super::raw::*;
+use super::units::Dur;
+use super::*;
+use crate::router::PathPattern;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Built-in defaults, used where neither the upstream nor `defaults.upstream` sets a value.
+mod builtin {
+    use std::time::Duration;
+    pub const GRACE_PERIOD: Duration = Duration::from_secs(20);
+    pub const HC_INTERVAL: Duration = Duration::from_secs(5);
+    pub const HC_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const HC_HEALTHY: usize = 2;
+    pub const HC_UNHEALTHY: usize = 3;
+    pub const CONNECT: Duration = Duration::from_secs(1);
+    pub const READ: Duration = Duration::from_secs(10);
+    pub const WRITE: Duration = Duration::from_secs(10);
+    pub const TOTAL: Duration = Duration::from_secs(10);
+    pub const RETRIES: u32 = 1;
+    pub const MAX_IN_FLIGHT: u32 = 1000;
+    pub const ERROR_PERCENT: u32 = 50;
+    pub const MIN_REQUESTS: u32 = 20;
+    pub const WINDOW: Duration = Duration::from_secs(10);
+    pub const OPEN_FOR: Duration = Duration::from_secs(30);
+    pub const HALF_OPEN_PROBES: u32 = 3;
+    pub const PASSIVE_EJECTION: Duration = Duration::from_secs(10);
+    pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
+    pub const MAX_BODY: u64 = 1 << 20;
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// Compiles a parsed file. `text` is only hashed, to name the configuration's version.
+pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut c = Compiler {
+        source,
+        errors: Vec::new(),
+    };
+    let server = c.server(&raw.server);
+    let listeners = c.listeners(&raw.listeners);
+    if !raw.defaults.upstream.targets.is_empty() {
+        c.error(
+            "defaults.upstream.targets",
+            "targets belong to each upstream, not to defaults",
+        );
+    }
+    let upstreams: Vec<UpstreamSpec> = raw
+        .upstreams
+        .iter()
+        .map(|(name, upstream)| c.upstream(name, upstream, &raw.defaults.upstream))
+        .collect();
+    let names: HashMap<&str, usize> = upstreams
+        .iter()
+        .enumerate()
+        .map(|(index, upstream)| (upstream.name.as_str(), index))
+        .collect();
+    let mut routes = Vec::new();
+    for (index, route) in raw.routes.iter().enumerate() {
+        if let Some(route) = c.route(index, route, &raw.defaults.route, &names, &upstreams) {
+            routes.push((index, route));
+        }
+    }
+    c.check_unreachable(&routes);
+    if c.errors.is_empty() {
+        Ok(Config {
+            hash: content_hash(text),
+            server,
+            listeners: listeners.expect("listeners are valid when there are no errors"),
+            upstreams,
+            routes: routes.into_iter().map(|(_, route)| route).collect(),
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+/// First 12 hex digits of the SHA-256 of the file, the configuration's visible version.
+pub fn content_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+struct Compiler<'a> {
+    source: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            source: self.source.to_string(),
+            location: None,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn positive(&mut self, path: &str, value: Duration) -> Duration {
+        if value.is_zero() {
+            self.error(path, "must be greater than zero");
+        }
+        value
+    }
+
+    fn server(&mut self, raw: &RawServer) -> ServerSettings {
+        let threads = raw.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        if !(1..=1024).contains(&threads) {
+            self.error("server.threads", "must be between 1 and 1024");
+        }
+        ServerSettings {
+            threads,
+            grace_period: raw.grace_period.map_or(builtin::GRACE_PERIOD, |d| d.0),
+            access_log: raw.access_log.unwrap_or(true),
+        }
+    }
+
+    fn listeners(&mut self, raw: &RawListeners) -> Option<Listeners> {
+        let public = self.address("listeners.public.address", &raw.public.address);
+        let admin = self.address("listeners.admin.address", &raw.admin.address);
+        if public.is_some() && public == admin {
+            self.error(
+                "listeners.admin.address",
+                "must differ from listeners.public.address: the admin endpoints are never served on the public port",
+            );
+        }
+        let tls = raw.public.tls.as_ref().map(|tls| {
+            for (key, value) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+                if value.trim().is_empty() {
+                    self.error(format!("listeners.public.tls.{key}"), "must name a file");
+                }
+            }
+            TlsSettings {
+                cert_file: tls.cert_file.clone(),
+                key_file: tls.key_file.clone(),
+                http2: tls.http2.unwrap_or(true),
+            }
+        });
+        Some(Listeners {
+            public: public?,
+            tls,
+            h2c: raw.public.h2c,
+            admin: admin?,
+        })
+    }
+
+    fn address(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        let parsed = SocketAddr::from_str(text).ok();
+        if parsed.is_none() {
+            self.error(
+                path,
+                format!("invalid address \"{text}\": expected ip:port, such as 0.0.0.0:8080"),
+            );
+        }
+        parsed
+    }
+
+    fn upstream(&mut self, name: &str, raw: &RawUpstream, defaults: &RawUpstream) -> UpstreamSpec {
+        let at = format!("upstreams.{name}");
+        if !is_label(name) {
+            self.error(
+                &at,
+                "upstream names may hold only lower-case letters, digits, - and _",
+            );
+        }
+        if raw.targets.is_empty() {
+            self.error(
+                format!("{at}.targets"),
+                "at least one host:port target is required",
+            );
+        }
+        let targets = raw
+            .targets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, text)| {
+                let target = parse_target(text);
+                if target.is_none() {
+                    self.error(
+                        format!("{at}.targets[{index}]"),
+                        format!("invalid target \"{text}\": expected host:port, such as tickets:3004 or 10.0.0.7:3004"),
+                    );
+                }
+                target
+            })
+            .collect();
+
+        let lb = self.load_balancing(&at, raw, defaults);
+        let health_check = self.health_check(
+            &at,
+            raw.health_check.as_ref(),
+            defaults.health_check.as_ref(),
+        );
+        let timeouts = self.timeouts(&at, raw.timeouts.as_ref(), defaults.timeouts.as_ref());
+        let circuit_breaker = self.breaker(
+            &at,
+            raw.circuit_breaker.as_ref(),
+            defaults.circuit_breaker.as_ref(),
+        );
+        let retries = raw.retries.or(defaults.retries).unwrap_or(builtin::RETRIES);
+        if retries > 5 {
+            self.error(format!("{at}.retries"), "at most 5 retries");
+        }
+        let max_in_flight = raw
+            .max_in_flight
+            .or(defaults.max_in_flight)
+            .unwrap_or(builtin::MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            self.error(format!("{at}.max_in_flight"), "must be at least 1");
+        }
+        let resolve_interval = raw
+            .resolve_interval
+            .or(defaults.resolve_interval)
+            .map_or(builtin::RESOLVE_INTERVAL, |d| d.0);
+        UpstreamSpec {
+            name: name.to_string(),
+            targets,
+            critical: raw.critical.or(defaults.critical).unwrap_or(false),
+            lb,
+            health_check,
+            timeouts,
+            retries,
+            max_in_flight,
+            circuit_breaker,
+            passive_ejection: raw
+                .passive_ejection
+                .or(defaults.passive_ejection)
+                .map_or(builtin::PASSIVE_EJECTION, |d| d.0),
+            resolve_interval: self.positive(&format!("{at}.resolve_interval"), resolve_interval),
+        }
+    }
+
+    fn load_balancing(
+        &mut self,
+        at: &str,
+        raw: &RawUpstream,
+        defaults: &RawUpstream,
+    ) -> LoadBalancing {
+        let lb = raw
+            .lb
+            .as_deref()
+            .or(defaults.lb.as_deref())
+            .unwrap_or("round_robin");
+        let hash_key = raw.hash_key.as_deref().or(defaults.hash_key.as_deref());
+        match lb {
+            "round_robin" | "random" if raw.hash_key.is_some() => {
+                self.error(
+                    format!("{at}.hash_key"),
+                    "hash_key applies only to lb: consistent_hash",
+                );
+                LoadBalancing::RoundRobin
+            }
+            "round_robin" => LoadBalancing::RoundRobin,
+            "random" => LoadBalancing::Random,
+            "consistent_hash" => match hash_key.unwrap_or("client_address") {
+                "client_address" => LoadBalancing::ConsistentHash(HashKey::ClientAddress),
+                key => match key.strip_prefix("header:") {
+                    Some(header) if http::HeaderName::from_str(header).is_ok() => {
+                        LoadBalancing::ConsistentHash(HashKey::Header(header.to_ascii_lowercase()))
+                    }
+                    _ => {
+                        self.error(
+                            format!("{at}.hash_key"),
+                            format!("invalid hash_key \"{key}\": expected client_address or header:<name>"),
+                        );
+                        LoadBalancing::RoundRobin
+                    }
+                },
+            },
+            other => {
+                self.error(
+                    format!("{at}.lb"),
+                    format!("unknown load balancing \"{other}\": expected round_robin, random or consistent_hash"),
+                );
+                LoadBalancing::RoundRobin
+            }
+        }
+    }
+
+    fn health_check(
+        &mut self,
+        at: &str,
+        raw: Option<&RawHealthCheck>,
+        defaults: Option<&RawHealthCheck>,
+    ) -> HealthCheckSpec {
+        let empty = RawHealthCheck::default();
+        let (raw, defaults) = (raw.unwrap_or(&empty), defaults.unwrap_or(&empty));
+        let at = format!("{at}.health_check");
+        let path = raw.path.as_ref().or(defaults.path.as_ref());
+        let kind = match raw
+            .kind
+            .as_deref()
+            .or(defaults.kind.as_deref())
+            .unwrap_or("tcp")
+        {
+            "tcp" => {
+                if raw.path.is_some() {
+                    self.error(format!("{at}.path"), "a path applies only to type: http");
+                }
+                HealthCheckKind::Tcp
+            }
+            "http" => match path {
+                Some(path) if path.starts_with('/') => HealthCheckKind::Http { path: path.clone() },
+                Some(path) => {
+                    self.error(
+                        format!("{at}.path"),
+                        format!("path \"{path}\" must start with /"),
+                    );
+                    HealthCheckKind::Tcp
+                }
+                None => {
+                    self.error(
+                        format!("{at}.path"),
+                        "type: http needs a path, such as /health",
+                    );
+                    HealthCheckKind::Tcp
+                }
+            },
+            other => {
+                self.error(
+                    format!("{at}.type"),
+                    format!("unknown health check type \"{other}\": expected tcp or http"),
+                );
+                HealthCheckKind::Tcp
+            }
+        };
+        let interval = raw
+            .interval
+            .or(defaults.interval)
+            .map_or(builtin::HC_INTERVAL, |d| d.0);
+        let timeout = raw
+            .timeout
+            .or(defaults.timeout)
+            .map_or(builtin::HC_TIMEOUT, |d| d.0);
+        self.positive(&format!("{at}.interval"), interval);
+        self.positive(&format!("{at}.timeout"), timeout);
+        if timeout > interval {
+            self.error(
+                format!("{at}.timeout"),
+                "must not be longer than the interval",
+            );
+        }
+        let healthy_threshold = raw
+            .healthy_threshold
+            .or(defaults.healthy_threshold)
+            .unwrap_or(builtin::HC_HEALTHY);
+        let unhealthy_threshold = raw
+            .unhealthy_threshold
+            .or(defaults.unhealthy_threshold)
+            .unwrap_or(builtin::HC_UNHEALTHY);
+        for (key, value) in [
+            ("healthy_threshold", healthy_threshold),
+            ("unhealthy_threshold", unhealthy_threshold),
+        ] {
+            if value == 0 {
+                self.error(format!("{at}.{key}"), "must be at least 1");
+            }
+        }
+        HealthCheckSpec {
+            kind,
+            interval,
+            timeout,
+            healthy_threshold,
+            unhealthy_threshold,
+        }
+    }
+
+    fn timeouts(
+        &mut self,
+        at: &str,
+        raw: Option<&RawTimeouts>,
+        defaults: Option<&RawTimeouts>,
+    ) -> UpstreamTimeouts {
+        let empty = RawTimeouts::default();
+        let (raw, defaults) = (raw.unwrap_or(&empty), defaults.unwrap_or(&empty));
+        let mut pick = |key: &str, own: Option<Dur>, inherited: Option<Dur>, builtin: Duration| {
+            let value = own.or(inherited).map_or(builtin, |d| d.0);
+            self.positive(&format!("{at}.timeouts.{key}"), value)
+        };
+        UpstreamTimeouts {
+            connect: pick("connect", raw.connect, defaults.connect, builtin::CONNECT),
+            read: pick("read", raw.read, defaults.read, builtin::READ),
+            write: pick("write", raw.write, defaults.write, builtin::WRITE),
+            total: pick("total", raw.total, defaults.total, builtin::TOTAL),
+        }
+    }
+
+    fn breaker(
+        &mut self,
+        at: &str,
+        raw: Option<&RawCircuitBreaker>,
+        defaults: Option<&RawCircuitBreaker>,
+    ) -> BreakerSpec {
+        let empty = RawCircuitBreaker::default();
+        let (raw, defaults) = (raw.unwrap_or(&empty), defaults.unwrap_or(&empty));
+        let at = format!("{at}.circuit_breaker");
+        let error_percent = raw
+            .error_percent
+            .or(defaults.error_percent)
+            .unwrap_or(builtin::ERROR_PERCENT);
+        if !(1..=100).contains(&error_percent) {
+            self.error(format!("{at}.error_percent"), "must be between 1 and 100");
+        }
+        let min_requests = raw
+            .min_requests
+            .or(defaults.min_requests)
+            .unwrap_or(builtin::MIN_REQUESTS);
+        let half_open_probes = raw
+            .half_open_probes
+            .or(defaults.half_open_probes)
+            .unwrap_or(builtin::HALF_OPEN_PROBES);
+        for (key, value) in [
+            ("min_requests", min_requests),
+            ("half_open_probes", half_open_probes),
+        ] {
+            if value == 0 {
+                self.error(format!("{at}.{key}"), "must be at least 1");
+            }
+        }
+        let window = raw
+            .window
+            .or(defaults.window)
+            .map_or(builtin::WINDOW, |d| d.0);
+        let open_for = raw
+            .open_for
+            .or(defaults.open_for)
+            .map_or(builtin::OPEN_FOR, |d| d.0);
+        BreakerSpec {
+            error_percent,
+            min_requests,
+            window: self.positive(&format!("{at}.window"), window),
+            open_for: self.positive(&format!("{at}.open_for"), open_for),
+            half_open_probes,
+            count_5xx: raw.count_5xx.or(defaults.count_5xx).unwrap_or(true),
+        }
+    }
+
+    fn route(
+        &mut self,
+        index: usize,
+        raw: &RawRoute,
+        defaults: &RawRouteDefaults,
+        names: &HashMap<&str, usize>,
+        upstreams: &[UpstreamSpec],
+    ) -> Option<RouteSpec> {
+        let at = format!("routes[{index}]");
+        let errors_before = self.errors.len();
+        if !is_label(&raw.name) {
+            self.error(
+                format!("{at}.name"),
+                "route names may hold only lower-case letters, digits, - and _",
+            );
+        }
+        let pattern = PathPattern::parse(&raw.matcher.path)
+            .map_err(|message| self.error(format!("{at}.match.path"), message))
+            .ok();
+        let methods = raw.matcher.methods.as_ref().map(|methods| {
+            if methods.is_empty() {
+                self.error(
+                    format!("{at}.match.methods"),
+                    "an empty list matches nothing; leave methods out to accept every method",
+                );
+            }
+            let mut parsed: Vec<http::Method> = Vec::new();
+            for (i, method) in methods.iter().enumerate() {
+                let path = format!("{at}.match.methods[{i}]");
+                if !METHODS.contains(&method.as_str()) {
+                    self.error(
+                        path,
+                        format!(
+                            "unsupported method \"{method}\": expected one of {}",
+                            METHODS.join(", ")
+                        ),
+                    );
+                } else if parsed.iter().any(|m| m.as_str() == method) {
+                    self.error(path, format!("method {method} is listed twice"));
+                } else {
+                    parsed.push(http::Method::from_str(method).expect("listed methods parse"));
+                }
+            }
+            parsed
+        });
+        let host = raw.matcher.host.as_ref().map(|host| {
+            let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                self.error(format!("{at}.match.host"), format!("invalid host \"{host}\": expected a host name without port, such as api.example.com"));
+            }
+            host.to_ascii_lowercase()
+        });
+        let upstream = match names.get(raw.upstream.as_str()) {
+            Some(&upstream) => Some(upstream),
+            None => {
+                let hint = closest(&raw.upstream, names.keys().copied())
+                    .map(|name| format!(" (did you mean \"{name}\"?)"))
+                    .unwrap_or_default();
+                self.error(
+                    format!("{at}.upstream"),
+                    format!("unknown upstream \"{}\"{hint}", raw.upstream),
+                );
+                None
+            }
+        };
+        let rewrite = raw.rewrite.as_ref().and_then(|rewrite| {
+            match (rewrite.strip_prefix, &rewrite.replace_prefix) {
+                (Some(true), None) => Some("/".to_string()),
+                (None, Some(prefix)) if prefix.starts_with('/') => Some(prefix.clone()),
+                (None, Some(prefix)) => {
+                    self.error(
+                        format!("{at}.rewrite.replace_prefix"),
+                        format!("\"{prefix}\" must start with /"),
+                    );
+                    None
+                }
+                _ => {
+                    self.error(
+                        format!("{at}.rewrite"),
+                        "set exactly one of strip_prefix: true or replace_prefix: /path",
+                    );
+                    None
+                }
+            }
+        });
+        let access = match (raw.public, raw.public_paths.is_empty()) {
+            (true, true) => Access::Public,
+            (false, true) => Access::Authenticated,
+            (true, false) => {
+                self.error(
+                    format!("{at}.public_paths"),
+                    "the whole route is already public; remove public_paths or public: true",
+                );
+                Access::Public
+            }
+            (false, false) => {
+                let mut paths = Vec::new();
+                for (i, text) in raw.public_paths.iter().enumerate() {
+                    let (tail, subtree) = match text.strip_suffix("/*") {
+                        Some(tail) => (if tail.is_empty() { "/" } else { tail }, true),
+                        None => (text.as_str(), false),
+                    };
+                    match (PathPattern::parse(tail), &pattern) {
+                        (Ok(tail), Some(pattern)) => paths.push(PublicPath { pattern: pattern.join(&tail), subtree }),
+                        (Err(message), _) => self.error(format!("{at}.public_paths[{i}]"), format!("{message} (public paths are relative to the route's path; end with /* for a subtree)")),
+                        (Ok(_), None) => {}
+                    }
+                }
+                Access::PublicPaths(paths)
+            }
+        };
+        let timeout = raw
+            .timeout
+            .map(|d| self.positive(&format!("{at}.timeout"), d.0));
+        let max_body = raw
+            .max_body
+            .or(defaults.max_body)
+            .map_or(builtin::MAX_BODY, |s| s.0);
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let upstream = upstream?;
+        Some(RouteSpec {
+            name: raw.name.clone(),
+            host,
+            pattern: pattern?,
+            methods,
+            upstream,
+            rewrite,
+            access,
+            timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
+            max_body,
+        })
+    }
+
+    /// Duplicate names, and routes that an earlier route with the same host, path shape and
+    /// methods always wins over.
+    fn check_unreachable(&mut self, routes: &[(usize, RouteSpec)]) {
+        let mut seen_names: HashMap<&str, usize> = HashMap::new();
+        for (index, route) in routes {
+            if let Some(first) = seen_names.insert(&route.name, *index) {
+                self.error(
+                    format!("routes[{index}].name"),
+                    format!(
+                        "route name \"{}\" is already used by routes[{first}]",
+                        route.name
+                    ),
+                );
+            }
+        }
+        for (position, (index, route)) in routes.iter().enumerate() {
+            let same_place = routes[..position].iter().filter(|(_, earlier)| {
+                earlier.host == route.host && earlier.pattern.shape() == route.pattern.shape()
+            });
+            let mut covered: Vec<&http::Method> = Vec::new();
+            for (earlier_index, earlier) in same_place {
+                // A route that lists methods beats one that accepts every method at the same
+                // pattern (see the router), so only like shadows like.
+                let shadowed = match (&earlier.methods, &route.methods) {
+                    (None, None) => true,
+                    (None, Some(_)) | (Some(_), None) => false,
+                    (Some(earlier_methods), Some(methods)) => {
+                        covered.extend(earlier_methods);
+                        methods.iter().all(|m| covered.contains(&m))
+                    }
+                };
+                if shadowed {
+                    self.error(
+                        format!("routes[{index}]"),
+                        format!("can never match: routes[{earlier_index}] (\"{}\") already matches the same host, path and methods", earlier.name),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn parse_target(text: &str) -> Option<Target> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let valid = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    valid.then(|| Target {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The candidate nearest to `word` by edit distance, if it is close enough to be a typo.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (edit_distance(word, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 2.max(word.len() / 4))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

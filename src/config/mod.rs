@@ -1,0 +1,191 @@
+//! Configuration: the routes.yaml file format ([`raw`]) and the validated, compiled [`Config`]
+//! that the rest of Usher reads.
+//!
+//! Two layers on purpose: the file format can change without touching the proxy, and
+//! everything that can be decided before traffic arrives (defaults merged, names resolved to
+//! indexes, patterns parsed, durations converted) is decided here, once, by pure code.
+//! [`load`] is the one entry point: text in, a [`Config`] or every error out.
+
+mod compile;
+mod error;
+mod parse;
+pub mod raw;
+pub mod units;
+
+pub use compile::{compile, content_hash};
+pub use error::{ConfigError, ConfigErrors};
+
+use crate::router::PathPattern;
+use http::Method;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Parses and validates routes.yaml text. `source` names the file in error messages.
+pub fn load(source: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let raw = parse::parse(source, text)?;
+    compile(source, text, raw)
+}
+
+/// A validated configuration. Immutable; a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// First 12 hex digits of the SHA-256 of the file's bytes.
+    pub hash: String,
+    pub server: ServerSettings,
+    pub listeners: Listeners,
+    /// Indexed by [`RouteSpec::upstream`].
+    pub upstreams: Vec<UpstreamSpec>,
+    /// In file order; the router decides precedence by specificity, not by this order.
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listeners {
+    pub public: SocketAddr,
+    pub tls: Option<TlsSettings>,
+    pub h2c: bool,
+    pub admin: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    pub cert_file: String,
+    pub key_file: String,
+    pub http2: bool,
+}
+
+/// Everything that defines an upstream pool. Two equal specs describe the same pool, which is
+/// how a reload knows it may keep a pool's health state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub critical: bool,
+    pub lb: LoadBalancing,
+    pub health_check: HealthCheckSpec,
+    pub timeouts: UpstreamTimeouts,
+    pub retries: u32,
+    pub max_in_flight: u32,
+    pub circuit_breaker: BreakerSpec,
+    pub passive_ejection: Duration,
+    pub resolve_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadBalancing {
+    RoundRobin,
+    Random,
+    ConsistentHash(HashKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientAddress,
+    /// A lower-cased request header name.
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    pub kind: HealthCheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: usize,
+    pub unhealthy_threshold: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    Tcp,
+    Http { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+    /// The default total deadline for a request, unless its route sets `timeout`.
+    pub total: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerSpec {
+    pub error_percent: u32,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+    pub count_5xx: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Lower-cased, without port.
+    pub host: Option<String>,
+    pub pattern: PathPattern,
+    /// `None` accepts every method.
+    pub methods: Option<Vec<Method>>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Replaces the matched prefix before forwarding; `None` forwards the path unchanged.
+    pub rewrite: Option<String>,
+    pub access: Access,
+    /// The total deadline for one request on this route: its `timeout`, else its
+    /// upstream's `timeouts.total`.
+    pub timeout: Duration,
+    pub max_body: u64,
+}
+
+/// Who may call a route. Authenticated unless the file says otherwise.
+#[derive(Debug, Clone)]
+pub enum Access {
+    Authenticated,
+    Public,
+    /// Authenticated, except these paths (relative to the route's prefix, already joined).
+    PublicPaths(Vec<PublicPath>),
+}
+
+/// A public path: exact, or a whole subtree when written with a trailing `/*`.
+#[derive(Debug, Clone)]
+pub struct PublicPath {
+    pub pattern: PathPattern,
+    pub subtree: bool,
+}
+
+/// Checks what [`compile`] cannot because it needs the environment: that the files the
+/// configuration names can be read. `usher check`, startup and every reload run it.
+pub fn preflight(source: &str, config: Config) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    if let Some(tls) = &config.listeners.tls {
+        for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            if let Err(e) = std::fs::File::open(file) {
+                errors.push(ConfigError {
+                    source: source.to_string(),
+                    location: None,
+                    path: format!("listeners.public.tls.{key}"),
+                    message: format!("cannot read \"{file}\": {e}"),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,244 @@
+//! The control plane: builds pools, publishes snapshots, and reloads routes.yaml.
+//!
+//! Pingora cannot add services after start, so upstream pools are not Pingora services:
+//! this background service owns them and their tasks. For every configuration (the first
+//! and each reload) it:
+//! 1. compiles the file (pure; an invalid file is rejected here with every error logged,
+//!    `usher_config_reloads_total{result="failure"}` counted, and the running config kept);
+//! 2. reuses each pool whose definition did not change, keeping its health and breaker
+//!    state; builds, resolves and health-checks new or changed pools before going on;
+//! 3. publishes the new snapshot in one atomic store;
+//! 4. stops the background tasks of pools that are no longer used.
+//!
+//! Triggers: a change in the config file's directory (watched, not the file, so the
+//! symlink swap Kubernetes uses for a mounted ConfigMap is seen), debounced; and SIGHUP,
+//! which reloads even when the file's bytes did not change.
+
+use crate::config::{self, Config};
+use crate::snapshot::{Live, Snapshot};
+use crate::telemetry::metrics::METRICS;
+use crate::upstream::Pool;
+use async_trait::async_trait;
+use notify::{RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Quiet time after the last file event before a reload, so a burst of events (an editor's
+/// save, a ConfigMap's symlink swap) causes one reload.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+pub struct ControlPlane {
+    live: Arc<Live>,
+    path: PathBuf,
+    first: Mutex<Option<Config>>,
+}
+
+impl ControlPlane {
+    /// `first` is the already validated configuration read at startup from `path`.
+    pub fn new(live: Arc<Live>, path: PathBuf, first: Config) -> Self {
+        ControlPlane {
+            live,
+            path,
+            first: Mutex::new(Some(first)),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let first = self
+            .first
+            .lock()
+            .expect("control plane lock")
+            .take()
+            .expect("the control plane starts once");
+        let mut pools = Pools::default();
+        let snapshot = pools.snapshot(1, first).await;
+        announce(&snapshot);
+        self.live.publish(snapshot);
+
+        let (changed, mut changes) = mpsc::channel::<()>(1);
+        let _watcher = watch_directory(&self.path, changed);
+        let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+        loop {
+            tokio::select! {
+                Some(()) = changes.recv() => {
+                    while tokio::time::timeout(DEBOUNCE, changes.recv()).await.is_ok() {}
+                    self.reload(&mut pools, false).await;
+                }
+                _ = hangups.recv() => self.reload(&mut pools, true).await,
+                _ = shutdown.changed() => break,
+            }
+        }
+        pools.stop_all();
+    }
+}
+
+impl ControlPlane {
+    async fn reload(&self, pools: &mut Pools, forced: bool) {
+        let current = self.live.current();
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => text,
+            Err(e) => {
+                METRICS.config_reloads.with_label_values(&["failure"]).inc();
+                tracing::error!(path = %self.path.display(), error = %e, "configuration reload failed: cannot read the file; keeping the running configuration");
+                return;
+            }
+        };
+        let unchanged = current
+            .as_ref()
+            .is_some_and(|s| s.config.hash == config::content_hash(&text));
+        if unchanged && !forced {
+            return;
+        }
+        let source = self.path.display().to_string();
+        let config = match config::load(&source, &text).and_then(|c| config::preflight(&source, c))
+        {
+            Ok(config) => config,
+            Err(errors) => {
+                METRICS.config_reloads.with_label_values(&["failure"]).inc();
+                for error in &errors.0 {
+                    tracing::error!(error = %error, "configuration error");
+                }
+                tracing::error!(
+                    errors = errors.0.len(),
+                    running_version = current.as_ref().map(|s| s.version),
+                    "configuration reload rejected; keeping the running configuration"
+                );
+                return;
+            }
+        };
+        if let Some(current) = &current {
+            if current.config.listeners != config.listeners
+                || current.config.server != config.server
+            {
+                tracing::warn!("listeners and server settings change only on restart; applying routes and upstreams now");
+            }
+        }
+        let version = current.map_or(1, |s| s.version + 1);
+        let snapshot = pools.snapshot(version, config).await;
+        METRICS.config_reloads.with_label_values(&["success"]).inc();
+        announce(&snapshot);
+        self.live.publish(snapshot);
+        pools.stop_unused();
+    }
+}
+
+fn announce(snapshot: &Snapshot) {
+    METRICS.config_info.reset();
+    METRICS
+        .config_info
+        .with_label_values(&[&snapshot.version.to_string(), &snapshot.config.hash])
+        .set(1);
+    tracing::info!(
+        version = snapshot.version,
+        hash = %snapshot.config.hash,
+        routes = snapshot.config.routes.len(),
+        upstreams = snapshot.config.upstreams.len(),
+        "configuration active"
+    );
+}
+
+/// Watches the directory holding `path`; any event there sends on `changed`.
+fn watch_directory(
+    path: &std::path::Path,
+    changed: mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = changed.try_send(());
+        }
+    });
+    match watcher.and_then(|mut w| w.watch(&directory, RecursiveMode::NonRecursive).map(|()| w)) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(directory = %directory.display(), error = %e, "cannot watch the configuration directory; reload with SIGHUP");
+            None
+        }
+    }
+}
+
+/// The pools in use and their background tasks, keyed by upstream name.
+#[derive(Default)]
+struct Pools {
+    running: HashMap<String, (Arc<Pool>, JoinHandle<()>)>,
+    /// Pools replaced or removed by the last snapshot, stopped once it is published.
+    retired: Vec<(Arc<Pool>, JoinHandle<()>)>,
+}
+
+impl Pools {
+    /// Builds the snapshot for `config`, reusing unchanged pools and preparing new ones.
+    async fn snapshot(&mut self, version: u64, config: Config) -> Snapshot {
+        let mut fresh = JoinSet::new();
+        for spec in &config.upstreams {
+            let unchanged = self
+                .running
+                .get(&spec.name)
+                .is_some_and(|(pool, _)| pool.spec == *spec);
+            if !unchanged {
+                let pool = Pool::new(spec.clone());
+                fresh.spawn(async move {
+                    pool.refresh().await;
+                    pool.check_health().await;
+                    pool
+                });
+            }
+        }
+        while let Some(prepared) = fresh.join_next().await {
+            let pool = prepared.expect("preparing a pool does not panic");
+            let task = tokio::spawn(Arc::clone(&pool).maintain());
+            if let Some(old) = self.running.insert(pool.name().to_string(), (pool, task)) {
+                self.retired.push(old);
+            }
+        }
+        let wanted: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .running
+            .keys()
+            .filter(|name| !wanted.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(old) = self.running.remove(&name) {
+                METRICS.forget_upstream(&name);
+                self.retired.push(old);
+            }
+        }
+        let pools = config
+            .upstreams
+            .iter()
+            .map(|spec| Arc::clone(&self.running[&spec.name].0))
+            .collect();
+        Snapshot::new(version, config, pools)
+    }
+
+    fn stop_unused(&mut self) {
+        for (pool, task) in self.retired.drain(..) {
+            task.abort();
+            tracing::info!(
+                upstream = pool.name(),
+                "stopped a pool that the new configuration no longer uses"
+            );
+        }
+    }
+
+    fn stop_all(&mut self) {
+        self.stop_unused();
+        for (_, (_, task)) in self.running.drain() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,15 @@
+pub mod admin;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod echo;
+pub mod filters;
+pub mod path;
+pub mod proxy;
+pub mod respond;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod telemetry;
+pub mod upstream;

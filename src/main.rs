@@ -1,0 +1,19 @@
+//! CLI wiring only: parse the arguments and hand over to the command.
+
+use clap::Parser;
+use usher::cli::{Cli, Command};
+use usher::commands;
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command.unwrap_or(Command::Run {
+        config: "routes.yaml".into(),
+        threads: None,
+    }) {
+        Command::Run { config, threads } => commands::run::run(&config, threads),
+        Command::Check { config } => commands::check::check(&config),
+        Command::Routes { config } => commands::routes::routes(&config),
+        Command::Demo { port, admin_port } => commands::demo::demo(port, admin_port),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,96 @@
+//! Per-request state shared across the proxy phases.
+
+use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::METRICS;
+use crate::upstream::{InFlightSlot, Pool};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct RequestCtx {
+    pub started: Instant,
+    pub request_id: String,
+    pub traceparent: String,
+    /// Loaded once in `request_filter`; every later phase reads this same snapshot.
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub route: Option<usize>,
+    /// The normalized path, the only path any later phase looks at.
+    pub path: String,
+    /// Path segments the route's pattern matched, for prefix rewrites.
+    pub depth: usize,
+    pub pool: Option<Arc<Pool>>,
+    pub slot: Option<InFlightSlot>,
+    /// Set once the circuit breaker admitted the request; whether it is a half-open probe.
+    pub probe: Option<bool>,
+    pub deadline: Option<Instant>,
+    pub tried: Vec<SocketAddr>,
+    pub attempt_started: Option<Instant>,
+    pub upstream_status: Option<u16>,
+    /// The kind of the last upstream failure (`connect_refused`, `read_timeout`, ...).
+    pub upstream_failure: Option<&'static str>,
+    /// The status Usher answered with itself, when it did.
+    pub gateway_status: Option<u16>,
+    pub rejection_code: Option<&'static str>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    _in_flight: InFlightRequest,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            traceparent: String::new(),
+            snapshot: None,
+            route: None,
+            path: String::new(),
+            depth: 0,
+            pool: None,
+            slot: None,
+            probe: None,
+            deadline: None,
+            tried: Vec::new(),
+            attempt_started: None,
+            upstream_status: None,
+            upstream_failure: None,
+            gateway_status: None,
+            rejection_code: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            _in_flight: InFlightRequest::start(),
+        }
+    }
+
+    pub fn route_name(&self) -> Option<&str> {
+        let snapshot = self.snapshot.as_ref()?;
+        Some(snapshot.config.routes[self.route?].name.as_str())
+    }
+
+    pub fn upstream_name(&self) -> Option<&str> {
+        self.pool.as_ref().map(|pool| pool.name())
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts the request in `usher_http_requests_in_flight` for as long as it lives. Graceful
+/// shutdown waits for this gauge to reach zero.
+struct InFlightRequest;
+
+impl InFlightRequest {
+    fn start() -> Self {
+        METRICS.in_flight.inc();
+        InFlightRequest
+    }
+}
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        METRICS.in_flight.dec();
+    }
+}

@@ -1,0 +1,544 @@
+//! The only `impl ProxyHttp`. Each phase is a few lines that delegate.
+//!
+//! ```text
+//! request_filter      correlation ids → snapshot → normalize path → route (404/405)
+//!                     → strip client identity headers → authentication (401)
+//!                     → body limit (413) → bulkhead (503) → circuit breaker (503)
+//! request_body_filter body limit for chunked bodies (413)
+//! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
+//! upstream_request_filter  rewritten path, x-request-id, traceparent
+//! fail_to_connect     count, eject a refusing peer, retry another (idempotent only)
+//! upstream_response_filter / *_body_filter  status, deadline
+//! response_filter     x-request-id on the response
+//! fail_to_proxy       every failure → one JSON error shape (respond.rs)
+//! logging             breaker outcome, metrics, access log
+//! ```
+//!
+//! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
+//! probes), so anonymous traffic cannot exhaust them.
+
+mod context;
+
+pub use context::RequestCtx;
+
+use crate::config::HashKey;
+use crate::config::LoadBalancing;
+use crate::filters::{access, identity_headers};
+use crate::path;
+use crate::respond::{self, Rejection};
+use crate::router::{rewrite_path, RouteMatch};
+use crate::snapshot::Live;
+use crate::telemetry::access_log::{AccessLog, AccessRecord};
+use crate::telemetry::correlation;
+use crate::telemetry::metrics::{status_class, METRICS};
+use crate::upstream::{Admission, Outcome};
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub struct UsherProxy {
+    live: Arc<Live>,
+    access_log: Option<AccessLog>,
+}
+
+impl UsherProxy {
+    pub fn new(live: Arc<Live>, access_log: Option<AccessLog>) -> Self {
+        UsherProxy { live, access_log }
+    }
+
+    /// Everything `request_filter` decides before the request may go upstream.
+    fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Rejection> {
+        let snapshot = self.live.current().ok_or(Rejection::NotReady)?;
+        ctx.snapshot = Some(Arc::clone(&snapshot));
+        let request = session.req_header();
+        ctx.path = path::normalize(request.uri.path())
+            .map_err(Rejection::BadPath)?
+            .into_owned();
+        let host = request
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri.host());
+        let matched = match snapshot.router.route(host, &request.method, &ctx.path) {
+            RouteMatch::Found(matched) => matched,
+            RouteMatch::MethodNotAllowed(allowed) => {
+                return Err(Rejection::MethodNotAllowed(allowed))
+            }
+            RouteMatch::NotFound => return Err(Rejection::NoRoute),
+        };
+        let route = &snapshot.config.routes[matched.route];
+        ctx.route = Some(matched.route);
+        ctx.depth = matched.depth;
+
+        identity_headers::strip(session.req_header_mut());
+
+        if access::requires_authentication(route, &ctx.path) {
+            // No credential verifier is configured in this build: fail closed.
+            return Err(Rejection::Unauthenticated);
+        }
+        let declared_length = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_length.is_some_and(|length| length > route.max_body) {
+            return Err(Rejection::PayloadTooLarge {
+                limit: route.max_body,
+            });
+        }
+
+        let pool = Arc::clone(&snapshot.pools[route.upstream]);
+        ctx.pool = Some(Arc::clone(&pool));
+        let reject = |reason: &str| {
+            METRICS
+                .upstream_rejections
+                .with_label_values(&[pool.name(), reason])
+                .inc();
+        };
+        let Some(slot) = pool.try_acquire() else {
+            reject("bulkhead_full");
+            return Err(Rejection::Busy {
+                upstream: pool.name().to_string(),
+            });
+        };
+        ctx.slot = Some(slot);
+        match pool.admit() {
+            Admission::Allowed { probe } => ctx.probe = Some(probe),
+            Admission::Rejected { retry_after } => {
+                reject("circuit_open");
+                return Err(Rejection::CircuitOpen {
+                    upstream: pool.name().to_string(),
+                    retry_after,
+                });
+            }
+        }
+        ctx.deadline = Some(ctx.started + route.timeout);
+        Ok(())
+    }
+
+    async fn reject(&self, session: &mut Session, ctx: &mut RequestCtx, rejection: &Rejection) {
+        ctx.gateway_status = Some(rejection.status());
+        ctx.rejection_code = Some(rejection.code());
+        if session.response_written().is_some() {
+            return;
+        }
+        match respond::send(session, rejection, &ctx.request_id).await {
+            Ok(sent) => ctx.response_bytes += sent as u64,
+            Err(e) => {
+                tracing::debug!(request_id = %ctx.request_id, error = %e, "could not send the error response")
+            }
+        }
+    }
+
+    fn hash_key(session: &Session, ctx: &RequestCtx) -> Vec<u8> {
+        let Some(pool) = &ctx.pool else {
+            return Vec::new();
+        };
+        let LoadBalancing::ConsistentHash(key) = &pool.spec.lb else {
+            return Vec::new();
+        };
+        let client = || {
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string().into_bytes())
+                .unwrap_or_default()
+        };
+        match key {
+            HashKey::ClientAddress => client(),
+            HashKey::Header(name) => session
+                .req_header()
+                .headers
+                .get(name.as_str())
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_else(client),
+        }
+    }
+
+    fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let Some(pool) = &ctx.pool else {
+            return false;
+        };
+        let retries_left = ctx.tried.len() <= pool.spec.retries as usize;
+        let time_left = ctx.deadline.is_some_and(|d| Instant::now() < d);
+        session.req_header().method.is_idempotent()
+            && retries_left
+            && time_left
+            && pool
+                .select(&Self::hash_key(session, ctx), &ctx.tried)
+                .is_some()
+    }
+
+    fn note_upstream_failure(ctx: &mut RequestCtx, error: &Error) {
+        let kind = failure_kind(error);
+        ctx.upstream_failure = Some(kind);
+        if let Some(pool) = &ctx.pool {
+            METRICS
+                .upstream_errors
+                .with_label_values(&[pool.name(), kind])
+                .inc();
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for UsherProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    /// Usher compresses nothing; skip Pingora's default (disabled) compression module.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let headers = &session.req_header().headers;
+        ctx.request_id = correlation::request_id(headers);
+        ctx.traceparent = correlation::traceparent(headers);
+        match self.admit(session, ctx) {
+            Ok(()) => Ok(false),
+            Err(rejection) => {
+                self.reject(session, ctx, &rejection).await;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.request_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        let limit = match (&ctx.snapshot, ctx.route) {
+            (Some(snapshot), Some(route)) => snapshot.config.routes[route].max_body,
+            _ => u64::MAX,
+        };
+        if ctx.request_bytes > limit {
+            ctx.rejection_code = Some("payload_too_large");
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over the route's limit",
+            );
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let pool = ctx
+            .pool
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
+        let now = Instant::now();
+        let remaining = ctx.deadline.map_or(pool.spec.timeouts.total, |d| {
+            d.saturating_duration_since(now)
+        });
+        if remaining.is_zero() {
+            ctx.upstream_failure = Some("deadline");
+            return Error::e_explain(
+                ErrorType::HTTPStatus(504),
+                "request deadline passed before an attempt",
+            );
+        }
+        let Some(peer) = pool.select(&Self::hash_key(session, ctx), &ctx.tried) else {
+            METRICS
+                .upstream_rejections
+                .with_label_values(&[pool.name(), "no_healthy_peer"])
+                .inc();
+            ctx.rejection_code = Some("upstream_unavailable");
+            return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy peer");
+        };
+        ctx.tried.push(peer);
+        ctx.attempt_started = Some(now);
+        let timeouts = &pool.spec.timeouts;
+        let mut http_peer = HttpPeer::new(peer, false, String::new());
+        let options = &mut http_peer.options;
+        options.connection_timeout = Some(timeouts.connect.min(remaining));
+        options.total_connection_timeout = Some(timeouts.connect.min(remaining));
+        options.read_timeout = Some(timeouts.read.min(remaining));
+        options.write_timeout = Some(timeouts.write.min(remaining));
+        options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(http_peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rewrite = match (&ctx.snapshot, ctx.route) {
+            (Some(snapshot), Some(route)) => snapshot.config.routes[route].rewrite.as_deref(),
+            _ => None,
+        };
+        let path = match rewrite {
+            Some(prefix) => rewrite_path(&ctx.path, ctx.depth, prefix),
+            None => ctx.path.clone(),
+        };
+        let uri = match session.req_header().uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let uri = uri
+            .parse()
+            .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
+        upstream_request.set_uri(uri);
+        upstream_request.insert_header("x-request-id", &ctx.request_id)?;
+        upstream_request.insert_header("traceparent", &ctx.traceparent)?;
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        Self::note_upstream_failure(ctx, &e);
+        if matches!(e.etype(), ErrorType::ConnectRefused) {
+            if let (Some(pool), Some(addr)) = (&ctx.pool, peer._address.as_inet()) {
+                pool.eject(*addr);
+            }
+        }
+        e.set_retry(self.may_retry(session, ctx));
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if *e.esource() == ErrorSource::Upstream {
+            Self::note_upstream_failure(ctx, &e);
+        }
+        let mut e = e.more_context(format!("upstream {}", ctx.upstream_name().unwrap_or("?")));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        let _ = peer;
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
+        ctx.upstream_failure = None;
+        if let (Some(pool), Some(started)) = (&ctx.pool, ctx.attempt_started) {
+            METRICS
+                .upstream_attempt_duration
+                .with_label_values(&[pool.name()])
+                .observe(started.elapsed().as_secs_f64());
+            if status >= 500 {
+                METRICS
+                    .upstream_errors
+                    .with_label_values(&[pool.name(), "status_5xx"])
+                    .inc();
+            }
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if !end_of_stream && ctx.deadline.is_some_and(|d| Instant::now() > d) {
+            ctx.upstream_failure = Some("deadline");
+            return Error::e_explain(
+                ErrorType::ReadTimedout,
+                "the route's deadline passed mid-response",
+            );
+        }
+        Ok(None)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        ctx.response_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let upstream = ctx.upstream_name().map(str::to_string);
+        let rejection = match ctx.rejection_code {
+            Some("payload_too_large") => {
+                let limit = match (&ctx.snapshot, ctx.route) {
+                    (Some(snapshot), Some(route)) => snapshot.config.routes[route].max_body,
+                    _ => 0,
+                };
+                Some(Rejection::PayloadTooLarge { limit })
+            }
+            Some("upstream_unavailable") => Some(Rejection::NoHealthyPeer {
+                upstream: upstream.clone().unwrap_or_default(),
+            }),
+            _ => Rejection::from_error(e, upstream.as_deref()),
+        };
+        let Some(rejection) = rejection else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        self.reject(session, ctx, &rejection).await;
+        FailToProxy {
+            error_code: rejection.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // `logging` writes one structured line per failed request instead.
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.gateway_status)
+            .unwrap_or(0);
+        if let (Some(pool), Some(probe)) = (&ctx.pool, ctx.probe) {
+            let outcome = if ctx.upstream_failure.is_some() {
+                Outcome::Failure
+            } else {
+                match ctx.upstream_status {
+                    Some(s) if s >= 500 && pool.spec.circuit_breaker.count_5xx => Outcome::Failure,
+                    Some(_) => Outcome::Success,
+                    None => Outcome::Neutral,
+                }
+            };
+            pool.record(outcome, probe);
+        }
+        ctx.slot = None;
+
+        let route = ctx.route_name().unwrap_or("unmatched");
+        let method = method_label(&session.req_header().method);
+        METRICS
+            .requests
+            .with_label_values(&[route, method, status_class(status)])
+            .inc();
+        let elapsed = ctx.started.elapsed();
+        METRICS
+            .request_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+
+        if let Some(e) = e {
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                route,
+                upstream = ctx.upstream_name().unwrap_or("-"),
+                status,
+                error = %e,
+                "request failed"
+            );
+        }
+        if let Some(log) = &self.access_log {
+            log.log(AccessRecord {
+                time: SystemTime::now(),
+                request_id: std::mem::take(&mut ctx.request_id),
+                trace_id: correlation::trace_id(&ctx.traceparent).to_string(),
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip().to_string()),
+                method: session.req_header().method.as_str().to_string(),
+                path: if ctx.path.is_empty() {
+                    session.req_header().uri.path().to_string()
+                } else {
+                    std::mem::take(&mut ctx.path)
+                },
+                route: ctx.route_name().map(str::to_string),
+                upstream: ctx.upstream_name().map(str::to_string),
+                peer: ctx.tried.last().map(|p| p.to_string()),
+                attempts: ctx.tried.len(),
+                status,
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                request_bytes: ctx.request_bytes,
+                response_bytes: ctx.response_bytes,
+                error: ctx
+                    .rejection_code
+                    .or(ctx.upstream_failure)
+                    .map(str::to_string),
+            });
+        }
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The `kind` label of `usher_upstream_errors_total`.
+fn failure_kind(error: &Error) -> &'static str {
+    match error.etype() {
+        ErrorType::ConnectRefused => "connect_refused",
+        ErrorType::ConnectTimedout => "connect_timeout",
+        ErrorType::ReadTimedout => "read_timeout",
+        ErrorType::WriteTimedout => "write_timeout",
+        ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::ConnectProxyFailure => {
+            "connect_error"
+        }
+        ErrorType::WriteError => "write_error",
+        _ => "read_error",
+    }
+}

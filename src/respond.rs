@@ -1,0 +1,249 @@
+//! Every response that Usher makes itself, in one small JSON shape:
+//! `{"error":{"code":"...","message":"...","request_id":"..."}}`.
+//!
+//! A [`Rejection`] is a value that knows its status, its stable `code` and its headers.
+//! Filters return one; this module alone turns it into bytes. Messages name the service
+//! (the upstream's name), never peers, addresses or internal errors: those go to the log.
+
+use crate::path::PathError;
+use bytes::Bytes;
+use http::Method;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::ErrorType;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    BadPath(PathError),
+    NoRoute,
+    MethodNotAllowed(Vec<Method>),
+    Unauthenticated,
+    PayloadTooLarge {
+        limit: u64,
+    },
+    NotReady,
+    CircuitOpen {
+        upstream: String,
+        retry_after: Duration,
+    },
+    Busy {
+        upstream: String,
+    },
+    NoHealthyPeer {
+        upstream: String,
+    },
+    UpstreamRefused {
+        upstream: String,
+    },
+    UpstreamTimeout {
+        upstream: String,
+    },
+    BadGateway {
+        upstream: String,
+    },
+    BadRequest,
+    Internal,
+}
+
+impl Rejection {
+    pub fn status(&self) -> u16 {
+        match self {
+            Rejection::BadPath(_) | Rejection::BadRequest => 400,
+            Rejection::Unauthenticated => 401,
+            Rejection::NoRoute => 404,
+            Rejection::MethodNotAllowed(_) => 405,
+            Rejection::PayloadTooLarge { .. } => 413,
+            Rejection::Internal => 500,
+            Rejection::UpstreamRefused { .. } | Rejection::BadGateway { .. } => 502,
+            Rejection::NotReady
+            | Rejection::CircuitOpen { .. }
+            | Rejection::Busy { .. }
+            | Rejection::NoHealthyPeer { .. } => 503,
+            Rejection::UpstreamTimeout { .. } => 504,
+        }
+    }
+
+    /// Stable, machine-readable; clients and dashboards may depend on it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::BadPath(_) => "invalid_path",
+            Rejection::BadRequest => "bad_request",
+            Rejection::Unauthenticated => "unauthenticated",
+            Rejection::NoRoute => "route_not_found",
+            Rejection::MethodNotAllowed(_) => "method_not_allowed",
+            Rejection::PayloadTooLarge { .. } => "payload_too_large",
+            Rejection::Internal => "internal_error",
+            Rejection::UpstreamRefused { .. } => "upstream_refused",
+            Rejection::BadGateway { .. } => "bad_gateway",
+            Rejection::NotReady => "not_ready",
+            Rejection::CircuitOpen { .. } => "circuit_open",
+            Rejection::Busy { .. } => "upstream_busy",
+            Rejection::NoHealthyPeer { .. } => "upstream_unavailable",
+            Rejection::UpstreamTimeout { .. } => "upstream_timeout",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Rejection::BadPath(reason) => format!("invalid request path: {reason}"),
+            Rejection::BadRequest => "the request is malformed".into(),
+            Rejection::Unauthenticated => "authentication is required".into(),
+            Rejection::NoRoute => "no route matches this request".into(),
+            Rejection::MethodNotAllowed(_) => "this method is not allowed here".into(),
+            Rejection::PayloadTooLarge { limit } => {
+                format!("the request body exceeds {limit} bytes")
+            }
+            Rejection::Internal => "internal error".into(),
+            Rejection::NotReady => "the gateway is starting".into(),
+            Rejection::CircuitOpen { upstream, .. } => {
+                format!("service {upstream} is failing; requests are paused")
+            }
+            Rejection::Busy { upstream } => format!("service {upstream} is at capacity"),
+            Rejection::NoHealthyPeer { upstream } => format!("service {upstream} is unavailable"),
+            Rejection::UpstreamRefused { upstream } => {
+                format!("service {upstream} refused the connection")
+            }
+            Rejection::UpstreamTimeout { upstream } => {
+                format!("service {upstream} did not answer in time")
+            }
+            Rejection::BadGateway { upstream } => {
+                format!("service {upstream} sent an invalid response")
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Rejection::CircuitOpen { retry_after, .. } => {
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            Rejection::Busy { .. } | Rejection::NoHealthyPeer { .. } | Rejection::NotReady => {
+                Some(1)
+            }
+            _ => None,
+        }
+    }
+
+    /// Maps a Pingora error that no filter turned into a rejection. `upstream` names the
+    /// service the request was going to, when it got that far.
+    pub fn from_error(error: &Error, upstream: Option<&str>) -> Option<Rejection> {
+        let service = || upstream.unwrap_or("upstream").to_string();
+        if let ErrorType::HTTPStatus(code) = error.etype() {
+            return Some(match code {
+                400 => Rejection::BadRequest,
+                413 => Rejection::PayloadTooLarge { limit: 0 },
+                504 => Rejection::UpstreamTimeout {
+                    upstream: service(),
+                },
+                502 => Rejection::BadGateway {
+                    upstream: service(),
+                },
+                _ => Rejection::Internal,
+            });
+        }
+        Some(match (error.esource(), error.etype()) {
+            (
+                ErrorSource::Downstream,
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+            ) => return None,
+            (ErrorSource::Downstream, _) => Rejection::BadRequest,
+            (
+                _,
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ) => Rejection::UpstreamTimeout {
+                upstream: service(),
+            },
+            (
+                _,
+                ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError,
+            ) => Rejection::UpstreamRefused {
+                upstream: service(),
+            },
+            (ErrorSource::Upstream, _) => Rejection::BadGateway {
+                upstream: service(),
+            },
+            _ => Rejection::Internal,
+        })
+    }
+
+    pub fn body(&self, request_id: &str) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code(),
+                "message": self.message(),
+                "request_id": request_id,
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    pub fn header(&self, request_id: &str, body_length: usize) -> Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(self.status(), Some(8))?;
+        header.insert_header("content-type", "application/json")?;
+        header.insert_header("content-length", body_length.to_string())?;
+        header.insert_header("cache-control", "no-store")?;
+        header.insert_header("x-request-id", request_id)?;
+        if let Some(seconds) = self.retry_after() {
+            header.insert_header("retry-after", seconds.to_string())?;
+        }
+        match self {
+            Rejection::MethodNotAllowed(allowed) => {
+                let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+                header.insert_header("allow", allowed.join(", "))?;
+            }
+            Rejection::Unauthenticated => header.insert_header("www-authenticate", "Bearer")?,
+            _ => {}
+        }
+        Ok(header)
+    }
+}
+
+/// Writes `rejection` as the whole response; returns the body bytes sent.
+pub async fn send(session: &mut Session, rejection: &Rejection, request_id: &str) -> Result<usize> {
+    let body = rejection.body(request_id);
+    let header = rejection.header(request_id, body.len())?;
+    let head_only = session.req_header().method == Method::HEAD;
+    if !session.is_body_empty() {
+        // The unread body would be taken for the next request on this connection.
+        session.set_keepalive(None);
+    }
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if head_only {
+        return Ok(0);
+    }
+    let sent = body.len();
+    session.write_response_body(Some(body), true).await?;
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_stable_shape() {
+        let rejection = Rejection::NoHealthyPeer {
+            upstream: "tickets".into(),
+        };
+        let body: serde_json::Value = serde_json::from_slice(&rejection.body("r-1")).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "upstream_unavailable", "message": "service tickets is unavailable", "request_id": "r-1"}})
+        );
+    }
+
+    #[test]
+    fn circuit_open_rounds_retry_after_up() {
+        let rejection = Rejection::CircuitOpen {
+            upstream: "t".into(),
+            retry_after: Duration::from_millis(1500),
+        };
+        let header = rejection.header("r", 0).unwrap();
+        assert_eq!(header.status.as_u16(), 503);
+        assert_eq!(header.headers["retry-after"], "2");
+    }
+}

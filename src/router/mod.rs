@@ -1,0 +1,228 @@
+//! Request routing: host, normalized path and method to a route, most specific match first.
+//!
+//! Routes live in a segment trie per host (plus one for routes without a host). A request
+//! walks the trie literal-first, then parameter; every node it reaches holds the routes whose
+//! pattern ends there, which are prefix matches of the request. Precedence, deterministic:
+//! 1. a route with a matching `host` over any route without one;
+//! 2. the longest pattern (most segments);
+//! 3. at equal length, a literal segment over a parameter, compared left to right;
+//! 4. at the same pattern, a route that lists the method over one that accepts every method;
+//! 5. then file order.
+//!
+//! Pure code: the same table and request always give the same answer.
+
+mod pattern;
+#[cfg(test)]
+mod tests;
+
+pub use pattern::{split_path, PathPattern, Segment};
+
+use crate::config::RouteSpec;
+use http::Method;
+use std::collections::HashMap;
+
+pub struct Router {
+    by_host: HashMap<String, Node>,
+    any_host: Node,
+}
+
+#[derive(Default)]
+struct Node {
+    literal: HashMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Routes whose pattern ends here: those listing methods first, then file order.
+    routes: Vec<RouteEntry>,
+}
+
+struct RouteEntry {
+    index: usize,
+    methods: Option<Vec<Method>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    Found(Matched),
+    /// The path matched, the method did not. Holds the methods that would have matched.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Matched {
+    /// Index into the routes the router was built from.
+    pub route: usize,
+    /// Values of the route's `:param` segments, in pattern order.
+    pub params: Vec<String>,
+    /// How many leading path segments the route's pattern consumed (for prefix rewrites).
+    pub depth: usize,
+}
+
+impl Router {
+    pub fn new(routes: &[RouteSpec]) -> Self {
+        let mut router = Router {
+            by_host: HashMap::new(),
+            any_host: Node::default(),
+        };
+        for (index, route) in routes.iter().enumerate() {
+            let mut node = match &route.host {
+                Some(host) => router.by_host.entry(host.clone()).or_default(),
+                None => &mut router.any_host,
+            };
+            for segment in route.pattern.segments() {
+                node = match segment {
+                    Segment::Literal(text) => node.literal.entry(text.clone()).or_default(),
+                    Segment::Param(_) => node.param.get_or_insert_with(Default::default),
+                };
+            }
+            node.routes.push(RouteEntry {
+                index,
+                methods: route.methods.clone(),
+            });
+            node.routes
+                .sort_by_key(|entry| (entry.methods.is_none(), entry.index));
+        }
+        router
+    }
+
+    /// `host` is compared case-insensitively and without port; `path` must be normalized.
+    pub fn route(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
+        let segments: Vec<&str> = split_path(path).collect();
+        let mut allowed = Vec::new();
+        if let Some(node) = host.and_then(|host| self.host_node(host)) {
+            if let Some(found) = Search::run(node, &segments, method, &mut allowed) {
+                return RouteMatch::Found(found);
+            }
+        }
+        if let Some(found) = Search::run(&self.any_host, &segments, method, &mut allowed) {
+            return RouteMatch::Found(found);
+        }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            allowed.dedup();
+            RouteMatch::MethodNotAllowed(allowed)
+        }
+    }
+
+    fn host_node(&self, host: &str) -> Option<&Node> {
+        if self.by_host.is_empty() {
+            return None;
+        }
+        let host = strip_port(host);
+        self.by_host
+            .get(host)
+            .or_else(|| self.by_host.get(&host.to_ascii_lowercase()))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// One depth-first walk. `best` keeps the deepest match found first, which with the
+/// literal-before-parameter order is the most specific one.
+struct Search<'a> {
+    segments: &'a [&'a str],
+    method: &'a Method,
+    params: Vec<&'a str>,
+    best: Option<Matched>,
+    allowed: &'a mut Vec<Method>,
+}
+
+impl<'a> Search<'a> {
+    fn run(
+        root: &Node,
+        segments: &'a [&'a str],
+        method: &'a Method,
+        allowed: &'a mut Vec<Method>,
+    ) -> Option<Matched> {
+        let mut search = Search {
+            segments,
+            method,
+            params: Vec::new(),
+            best: None,
+            allowed,
+        };
+        search.visit(root, 0);
+        search.best
+    }
+
+    fn visit(&mut self, node: &Node, depth: usize) {
+        if depth < self.segments.len() {
+            let segment = self.segments[depth];
+            if let Some(child) = node.literal.get(segment) {
+                self.visit(child, depth + 1);
+            }
+            if let Some(child) = &node.param {
+                self.params.push(segment);
+                self.visit(child, depth + 1);
+                self.params.pop();
+            }
+        }
+        if self.best.as_ref().is_some_and(|best| best.depth >= depth) {
+            return;
+        }
+        for entry in &node.routes {
+            match &entry.methods {
+                Some(methods) if !methods.contains(self.method) => {
+                    self.allowed.extend(methods.iter().cloned());
+                }
+                _ => {
+                    self.best = Some(Matched {
+                        route: entry.index,
+                        params: self.params.iter().map(|p| p.to_string()).collect(),
+                        depth,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The path to forward: the first `depth` segments of the normalized `path` (the part the
+/// route's pattern matched) replaced by `prefix`, the rest kept.
+pub fn rewrite_path(path: &str, depth: usize, prefix: &str) -> String {
+    let mut matched_end = 0;
+    for _ in 0..depth {
+        if matched_end + 1 >= path.len() {
+            break;
+        }
+        let next = path[matched_end + 1..]
+            .find('/')
+            .map_or(path.len(), |at| matched_end + 1 + at);
+        matched_end = next;
+    }
+    let rest = &path[matched_end..];
+    let joined = format!("{}{}", prefix.trim_end_matches('/'), rest);
+    if joined.is_empty() {
+        "/".to_string()
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::rewrite_path;
+
+    #[test]
+    fn replaces_the_matched_prefix() {
+        assert_eq!(
+            rewrite_path("/api/v1/auth/login", 3, "/auth"),
+            "/auth/login"
+        );
+        assert_eq!(rewrite_path("/api/v1/auth", 3, "/auth"), "/auth");
+        assert_eq!(rewrite_path("/api/v1/auth/", 3, "/auth"), "/auth/");
+        assert_eq!(rewrite_path("/api/v1/auth/login", 3, "/"), "/login");
+        assert_eq!(rewrite_path("/api/v1/auth", 3, "/"), "/");
+        assert_eq!(rewrite_path("/api/v1/events/7/x", 4, "/e/"), "/e/x");
+        assert_eq!(rewrite_path("/anything", 0, "/base"), "/base/anything");
+    }
+}

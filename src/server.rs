@@ -1,0 +1,124 @@
+//! Assembles the Pingora server: the public proxy listener, the admin listener and the
+//! control plane, and runs it until a signal ends it.
+//!
+//! Shutdown: SIGTERM and SIGINT both drain gracefully (Pingora treats SIGINT as an
+//! immediate exit; in a container both mean "stop"). Listeners stop accepting at once,
+//! requests in flight get until `server.grace_period` to finish, and the process exits as
+//! soon as none is left rather than always waiting out the whole period.
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::control::ControlPlane;
+use crate::proxy::UsherProxy;
+use crate::snapshot::Live;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::metrics::METRICS;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Serves `config` (already validated, read from `path`) until a shutdown signal.
+pub fn run(path: PathBuf, config: Config) -> Result<(), String> {
+    let threads = config.server.threads;
+    let grace = config.server.grace_period;
+    let server_conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(grace.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    server.bootstrap();
+
+    let live = Arc::new(Live::default());
+    let access_log = config.server.access_log.then(AccessLog::start);
+    let mut proxy = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        UsherProxy::new(Arc::clone(&live), access_log),
+    );
+    proxy.threads = Some(threads);
+    let public = config.listeners.public.to_string();
+    match &config.listeners.tls {
+        None => proxy.add_tcp(&public),
+        Some(tls) => {
+            let mut settings = TlsSettings::intermediate(&tls.cert_file, &tls.key_file)
+                .map_err(|e| format!("loading the TLS certificate and key: {e}"))?;
+            if tls.http2 {
+                settings.enable_h2();
+            }
+            proxy.add_tls_with_settings(&public, None, settings);
+        }
+    }
+    if config.listeners.h2c {
+        if let Some(app) = proxy.app_logic_mut() {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+    }
+
+    let mut admin = Service::new("usher admin".to_string(), AdminApp::new(Arc::clone(&live)));
+    admin.threads = Some(1);
+    admin.add_tcp(&config.listeners.admin.to_string());
+
+    tracing::info!(public = %public, admin = %config.listeners.admin, threads, tls = config.listeners.tls.is_some(), "usher starting");
+    let control = background_service("usher control plane", ControlPlane::new(live, path, config));
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(control);
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainingShutdown { grace }),
+    });
+    Ok(())
+}
+
+struct DrainingShutdown {
+    grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainingShutdown {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut terminate =
+            signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+        let mut interrupt = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received; draining"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received; draining"),
+        }
+        let grace = self.grace;
+        std::thread::spawn(move || exit_when_drained(grace));
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Exits as soon as no request is in flight. Pingora's own grace period is the upper bound.
+fn exit_when_drained(grace: Duration) {
+    let started = Instant::now();
+    // Let the listeners see the shutdown before judging that nothing is in flight.
+    std::thread::sleep(Duration::from_millis(100));
+    while started.elapsed() < grace {
+        if METRICS.in_flight.get() <= 0 {
+            tracing::info!(
+                drained_in_ms = started.elapsed().as_millis() as u64,
+                "drained; exiting"
+            );
+            // Give the access log writer its moment to flush.
+            std::thread::sleep(Duration::from_millis(50));
+            std::process::exit(0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!(
+        in_flight = METRICS.in_flight.get(),
+        "grace period over; exiting with requests in flight"
+    );
+}

@@ -1,0 +1,71 @@
+//! The running configuration: one immutable [`Snapshot`] behind one `ArcSwap`.
+//!
+//! A request loads the snapshot once, in its first phase, and keeps that `Arc` to the end,
+//! so a reload that lands mid-request never mixes two configurations. A reload builds a
+//! complete new snapshot (router, pools, policies) and publishes it in one atomic store.
+
+use crate::config::Config;
+use crate::router::Router;
+use crate::upstream::Pool;
+use arc_swap::ArcSwapOption;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Snapshot {
+    /// Counts successful loads in this process: 1 for the first, +1 per reload.
+    pub version: u64,
+    pub config: Config,
+    pub router: Router,
+    /// Indexed like `config.upstreams`.
+    pub pools: Vec<Arc<Pool>>,
+}
+
+impl Snapshot {
+    pub fn new(version: u64, config: Config, pools: Vec<Arc<Pool>>) -> Snapshot {
+        Snapshot {
+            version,
+            router: Router::new(&config.routes),
+            config,
+            pools,
+        }
+    }
+}
+
+/// What the proxy, the admin endpoints and the control plane share.
+pub struct Live {
+    current: ArcSwapOption<Snapshot>,
+    started: Instant,
+    startup_complete: AtomicBool,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            current: ArcSwapOption::empty(),
+            started: Instant::now(),
+            startup_complete: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Live {
+    /// The snapshot in force, or `None` before the first configuration is published.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.current.store(Some(Arc::new(snapshot)));
+        self.startup_complete.store(true, Ordering::Release);
+    }
+
+    /// True once the first configuration was published, its pools resolved and checked.
+    pub fn startup_complete(&self) -> bool {
+        self.startup_complete.load(Ordering::Acquire)
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}

@@ -1,0 +1,239 @@
+//! One upstream pool: its peers, how one is chosen, and what protects it.
+//!
+//! A pool owns Pingora's load balancer (discovery plus active health checks), the circuit
+//! breaker, the bulkhead (`max_in_flight`) and passive ejection of peers that refuse
+//! connections. Pools are long-lived: a reload that leaves an upstream's definition unchanged
+//! hands the same `Arc<Pool>` to the new snapshot, so health state, breaker state and Pingora's
+//! pooled connections survive. [`Pool::maintain`] is the pool's background task; the control
+//! plane starts it and aborts it when a reload removes the pool.
+
+use super::breaker::{Admission, BreakerState, CircuitBreaker, Outcome};
+use super::discovery::DnsDiscovery;
+use super::health;
+use crate::config::{LoadBalancing, UpstreamSpec};
+use crate::telemetry::metrics::METRICS;
+use pingora::lb::selection::{Consistent, Random, RoundRobin};
+use pingora::lb::{Backend, Backends, LoadBalancer};
+use prometheus::IntGauge;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::time::{interval, MissedTickBehavior};
+
+/// How many candidates a selection may look at before giving up.
+const MAX_SELECTION_STEPS: usize = 256;
+
+pub struct Pool {
+    pub spec: UpstreamSpec,
+    balancer: Balancer,
+    refreshes: bool,
+    breaker: CircuitBreaker,
+    in_flight: AtomicU32,
+    breaker_gauge: IntGauge,
+}
+
+enum Balancer {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Hash(LoadBalancer<Consistent>),
+}
+
+macro_rules! with_balancer {
+    ($balancer:expr, $lb:ident => $body:expr) => {
+        match $balancer {
+            Balancer::RoundRobin($lb) => $body,
+            Balancer::Random($lb) => $body,
+            Balancer::Hash($lb) => $body,
+        }
+    };
+}
+
+/// A slot in the pool's bulkhead; dropping it frees the slot.
+pub struct InFlightSlot(Arc<Pool>);
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Pool {
+    /// Builds the pool. It has no peers until [`Pool::refresh`] has run once.
+    pub fn new(spec: UpstreamSpec) -> Arc<Pool> {
+        let discovery = DnsDiscovery::new(spec.targets.clone());
+        let refreshes = !discovery.is_static();
+        let mut backends = Backends::new(Box::new(discovery));
+        let host = spec
+            .targets
+            .first()
+            .map_or("localhost", |t| t.host.as_str());
+        backends.set_health_check(health::build(&spec.health_check, host));
+        let balancer = match spec.lb {
+            LoadBalancing::RoundRobin => {
+                Balancer::RoundRobin(LoadBalancer::from_backends(backends))
+            }
+            LoadBalancing::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
+            LoadBalancing::ConsistentHash(_) => {
+                Balancer::Hash(LoadBalancer::from_backends(backends))
+            }
+        };
+        let breaker_gauge = METRICS.breaker_state.with_label_values(&[&spec.name]);
+        breaker_gauge.set(BreakerState::Closed.as_gauge());
+        Arc::new(Pool {
+            breaker: CircuitBreaker::new(spec.circuit_breaker.clone(), Instant::now()),
+            spec,
+            balancer,
+            refreshes,
+            in_flight: AtomicU32::new(0),
+            breaker_gauge,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn backends(&self) -> &Backends {
+        with_balancer!(&self.balancer, lb => lb.backends())
+    }
+
+    /// Resolves the targets again. On failure the previous peers stay.
+    pub async fn refresh(&self) {
+        let result = with_balancer!(&self.balancer, lb => lb.update().await);
+        if let Err(e) = result {
+            tracing::warn!(upstream = %self.spec.name, error = %e, "resolving upstream targets failed; keeping the previous peers");
+        }
+        self.export_peer_gauges();
+    }
+
+    /// Runs one round of active health checks over every peer, in parallel.
+    pub async fn check_health(&self) {
+        self.backends().run_health_check(true).await;
+        self.export_peer_gauges();
+    }
+
+    /// The pool's background task: re-resolve and health-check on their intervals, forever.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut resolve = interval(self.spec.resolve_interval);
+        let mut check = interval(self.spec.health_check.interval);
+        resolve.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first ticks are immediate; the pool was refreshed and checked when built.
+        resolve.tick().await;
+        check.tick().await;
+        loop {
+            tokio::select! {
+                _ = resolve.tick(), if self.refreshes => self.refresh().await,
+                _ = check.tick() => self.check_health().await,
+            }
+        }
+    }
+
+    /// Chooses a healthy, non-ejected peer that this request has not tried yet.
+    pub fn select(&self, hash_key: &[u8], tried: &[SocketAddr]) -> Option<SocketAddr> {
+        let accept = |backend: &Backend, ready: bool| {
+            ready
+                && backend
+                    .addr
+                    .as_inet()
+                    .is_some_and(|addr| !tried.contains(addr))
+        };
+        let chosen = with_balancer!(&self.balancer, lb => lb.select_with(hash_key, MAX_SELECTION_STEPS, accept));
+        chosen.and_then(|backend| backend.addr.as_inet().copied())
+    }
+
+    /// Takes a bulkhead slot, or `None` when `max_in_flight` requests are already in flight.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightSlot> {
+        let limit = self.spec.max_in_flight;
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlightSlot(Arc::clone(self)))
+    }
+
+    pub fn admit(&self) -> Admission {
+        let admission = self.breaker.admit(Instant::now());
+        self.export_breaker_state();
+        admission
+    }
+
+    pub fn record(&self, outcome: Outcome, probe: bool) {
+        self.breaker.record(outcome, probe, Instant::now());
+        self.export_breaker_state();
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state(Instant::now())
+    }
+
+    fn export_breaker_state(&self) {
+        let state = self.breaker_state();
+        let previous = self.breaker_gauge.get();
+        if previous != state.as_gauge() {
+            self.breaker_gauge.set(state.as_gauge());
+            if state == BreakerState::Open {
+                tracing::warn!(upstream = %self.spec.name, state = state.as_str(), "circuit breaker opened");
+            } else {
+                tracing::info!(upstream = %self.spec.name, state = state.as_str(), "circuit breaker changed state");
+            }
+        }
+    }
+
+    /// Takes a peer that refused a connection out of selection for `passive_ejection`.
+    pub fn eject(self: &Arc<Self>, peer: SocketAddr) {
+        if self.spec.passive_ejection.is_zero() {
+            return;
+        }
+        let Some(backend) = self
+            .backends()
+            .get_backend()
+            .iter()
+            .find(|b| b.addr.as_inet() == Some(&peer))
+            .cloned()
+        else {
+            return;
+        };
+        self.backends().set_enable(&backend, false);
+        self.export_peer_gauges();
+        tracing::warn!(upstream = %self.spec.name, peer = %peer, for_ms = self.spec.passive_ejection.as_millis() as u64, "peer refused a connection; ejected");
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(pool.spec.passive_ejection).await;
+            pool.backends().set_enable(&backend, true);
+            pool.export_peer_gauges();
+        });
+    }
+
+    /// `(ready, total)`: peers that may be chosen now, and peers resolved.
+    pub fn peer_counts(&self) -> (usize, usize) {
+        let backends = self.backends();
+        let all = backends.get_backend();
+        let ready = all.iter().filter(|b| backends.ready(b)).count();
+        (ready, all.len())
+    }
+
+    /// Each peer with whether it may be chosen now.
+    pub fn peers(&self) -> Vec<(SocketAddr, bool)> {
+        let backends = self.backends();
+        backends
+            .get_backend()
+            .iter()
+            .filter_map(|b| b.addr.as_inet().map(|addr| (*addr, backends.ready(b))))
+            .collect()
+    }
+
+    fn export_peer_gauges(&self) {
+        let (ready, total) = self.peer_counts();
+        METRICS
+            .upstream_healthy_peers
+            .with_label_values(&[&self.spec.name])
+            .set(ready as i64);
+        METRICS
+            .upstream_peers
+            .with_label_values(&[&self.spec.name])
+            .set(total as i64);
+    }
+}
