@@ -33,6 +33,8 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Quiet time after the last file event before a reload, so a burst of events (an editor's
 /// save, a ConfigMap's symlink swap) causes one reload.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// A steady trickle of events delays a reload by at most this much.
+const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
 
 pub struct ControlPlane {
     live: Arc<Live>,
@@ -60,18 +62,24 @@ impl BackgroundService for ControlPlane {
             .expect("control plane lock")
             .take()
             .expect("the control plane starts once");
+        // Watch before the first publish, so no change after startup can be missed.
+        let (changed, mut changes) = mpsc::channel::<()>(1);
+        let _watcher = watch_directory(&self.path, changed);
+        let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+
         let mut pools = Pools::default();
         let snapshot = pools.snapshot(1, first).await;
         announce(&snapshot);
         self.live.publish(snapshot);
-
-        let (changed, mut changes) = mpsc::channel::<()>(1);
-        let _watcher = watch_directory(&self.path, changed);
-        let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+        // The file may have changed between startup's read and the watch.
+        self.reload(&mut pools, false).await;
         loop {
             tokio::select! {
                 Some(()) = changes.recv() => {
-                    while tokio::time::timeout(DEBOUNCE, changes.recv()).await.is_ok() {}
+                    let first = tokio::time::Instant::now();
+                    while first.elapsed() < MAX_DEBOUNCE
+                        && matches!(tokio::time::timeout(DEBOUNCE, changes.recv()).await, Ok(Some(())))
+                    {}
                     self.reload(&mut pools, false).await;
                 }
                 _ = hangups.recv() => self.reload(&mut pools, true).await,
@@ -147,7 +155,10 @@ fn announce(snapshot: &Snapshot) {
     );
 }
 
-/// Watches the directory holding `path`; any event there sends on `changed`.
+/// Watches the directory holding `path` and sends on `changed` when an event touches the
+/// file itself or one of the `..`-prefixed entries through which Kubernetes swaps a mounted
+/// ConfigMap. Other files in the directory (logs, editor swap files) are ignored: a steady
+/// stream of their events would otherwise keep the debounce from ever settling.
 fn watch_directory(
     path: &std::path::Path,
     changed: mpsc::Sender<()>,
@@ -157,8 +168,17 @@ fn watch_directory(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
+    let file_name = path.file_name().map(|n| n.to_os_string());
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        let Ok(event) = event else {
+            return;
+        };
+        let relevant = event.paths.iter().any(|p| {
+            p.file_name().is_some_and(|name| {
+                Some(name) == file_name.as_deref() || name.to_string_lossy().starts_with("..")
+            })
+        });
+        if relevant {
             let _ = changed.try_send(());
         }
     });

@@ -67,6 +67,8 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         }
     }
     c.check_unreachable(&routes);
+    // Route errors in file order; everything else stays where it was found.
+    c.errors.sort_by_key(|e| route_index(&e.path));
     if c.errors.is_empty() {
         Ok(Config {
             hash: content_hash(text),
@@ -620,6 +622,15 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+/// `routes[7].x` → 7; other paths sort first.
+fn route_index(path: &str) -> Option<usize> {
+    path.strip_prefix("routes[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn is_label(name: &str) -> bool {

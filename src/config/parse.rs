@@ -33,7 +33,11 @@ pub fn parse(source: &str, text: &str) -> Result<RawConfig, ConfigErrors> {
             .map(|(path, message)| error(path, message, None))
             .collect(),
         // Not even valid YAML: the parser's own error is the only meaningful one.
-        Err(_) => Vec::new(),
+        Err(syntax) => {
+            let location = syntax.location().map(|at| (at.line(), at.column()));
+            let message = format!("invalid YAML: {}", without_location(&syntax.to_string()));
+            return Err(ConfigErrors(vec![error(String::new(), message, location)]));
+        }
     };
     match errors.iter_mut().find(|e| e.path == first_path) {
         Some(same) => same.location = first_location,
@@ -109,10 +113,19 @@ fn display_path(path: &serde_path_to_error::Path) -> String {
     }
 }
 
-/// serde_yaml appends " at line N column M"; the location is reported separately.
+/// serde_yaml writes " at line N column M" into its messages; the location is reported
+/// separately, so it is cut out (with a path prefix such as `listeners.public.?: `).
 fn without_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
+    let mut message = message.to_string();
+    if let Some(at) = message.find(" at line ") {
+        let rest = &message[at + " at line ".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ' ' || "column".contains(c)))
+            .unwrap_or(rest.len());
+        message.replace_range(at..at + " at line ".len() + end, "");
+    }
+    match message.split_once(": ") {
+        Some((prefix, rest)) if !prefix.contains(' ') && prefix.contains('.') => rest.to_string(),
+        _ => message,
     }
 }

@@ -1,0 +1,289 @@
+//! Test support: the real `usher` binary on free loopback ports, real upstream servers, and
+//! a plain HTTP/1.1 client that sends paths exactly as written.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub use usher::echo::EchoServer;
+
+/// A running `usher run` process. Killed when dropped.
+pub struct Gateway {
+    child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// A port nothing listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+impl Gateway {
+    /// Starts Usher with `body` (upstreams, routes, defaults) under generated listeners.
+    pub async fn start(body: &str) -> Gateway {
+        Self::start_with_server(body, "threads: 2\n  grace_period: 5s").await
+    }
+
+    /// Like [`Gateway::start`], with the `server:` section's contents given.
+    pub async fn start_with_server(body: &str, server: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config_path = dir.path().join("routes.yaml");
+        let gateway_config = Self::document(public, admin, server, body);
+        std::fs::write(&config_path, gateway_config).expect("writing the config");
+        let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_usher"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("USHER_LOG", "info")
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("starting usher");
+        let mut gateway = Gateway {
+            child,
+            public,
+            admin,
+            config_path,
+            dir,
+        };
+        gateway.wait_started().await;
+        gateway
+    }
+
+    fn document(public: SocketAddr, admin: SocketAddr, server: &str, body: &str) -> String {
+        format!(
+            "server:\n  {server}\nlisteners:\n  public: {{ address: \"{public}\" }}\n  admin: {{ address: \"{admin}\" }}\n{body}"
+        )
+    }
+
+    async fn wait_started(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("usher exited early ({status}):\n{}", self.stderr());
+            }
+            if let Ok(response) = get(self.admin, "/health/startup").await {
+                if response.status == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("usher did not start in time:\n{}", self.stderr());
+    }
+
+    /// Replaces the config file's routes and upstreams, keeping the listeners, the way an
+    /// editor or ConfigMap update would: write aside, then rename over.
+    pub fn rewrite_config(&self, body: &str) {
+        let text = Self::document(
+            self.public,
+            self.admin,
+            "threads: 2\n  grace_period: 5s",
+            body,
+        );
+        self.write_raw_config(&text);
+    }
+
+    pub fn write_raw_config(&self, text: &str) {
+        let aside = self.dir.path().join(".routes.yaml.tmp");
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, &self.config_path).unwrap();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit; `None` when it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        get(self.public, path)
+            .await
+            .expect("request to the gateway")
+    }
+
+    pub async fn metrics(&self) -> String {
+        let response = get(self.admin, "/metrics").await.expect("metrics");
+        String::from_utf8(response.body).unwrap()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.config_path
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `error.code` of a gateway-made response.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    request(addr, "GET", path, &[], None).await
+}
+
+/// One request on a fresh connection. `path` is sent exactly as given.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(connection);
+    let mut builder = http::Request::builder().method(method).uri(path);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        builder = builder.header("host", addr.to_string());
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+        .map_err(std::io::Error::other)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes()
+        .to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Writes `raw` bytes on a fresh connection and returns everything read back until the
+/// server closes or two seconds pass.
+pub async fn raw_request(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connecting");
+    stream.write_all(raw).await.expect("writing");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The value of a metric line (name with labels exactly as exported), if present.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,101 @@
+//! Golden tests for what an SRE sees: `usher check` and `usher routes` on fixture files,
+//! compared byte for byte with the `.expected` files beside them.
+//! Run with `USHER_BLESS=1` to rewrite the expected files after an intended change.
+
+use std::path::Path;
+use std::process::Command;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/config");
+
+/// Runs `usher <verb> <file>` in the fixtures directory; returns (exit code, stdout + stderr).
+fn usher(verb: &str, file: &str) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args([verb, file])
+        .current_dir(FIXTURES)
+        .output()
+        .expect("running usher");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(FIXTURES).join(name);
+    if std::env::var_os("USHER_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {name}; run with USHER_BLESS=1"));
+    assert_eq!(
+        actual, expected,
+        "{name} differs; if intended, run with USHER_BLESS=1"
+    );
+}
+
+#[test]
+fn bad_files_report_every_error_with_its_place() {
+    for fixture in [
+        "bad-typo",
+        "bad-structure",
+        "bad-semantics",
+        "bad-yaml",
+        "bad-missing-listeners",
+    ] {
+        let (code, output) = usher("check", &format!("{fixture}.yaml"));
+        assert_eq!(code, 1, "{fixture} must fail:\n{output}");
+        golden(&format!("{fixture}.expected"), &output);
+    }
+}
+
+#[test]
+fn good_file_checks_and_prints_its_route_table() {
+    let (code, output) = usher("check", "good-small.yaml");
+    assert_eq!(code, 0, "{output}");
+    golden("good-small.check.expected", &output);
+    let (code, output) = usher("routes", "good-small.yaml");
+    assert_eq!(code, 0, "{output}");
+    golden("good-small.routes.expected", &output);
+}
+
+#[test]
+fn shipped_routes_yaml_is_valid_and_models_the_platform() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml");
+    let (code, output) = usher("check", shipped);
+    assert_eq!(code, 0, "{output}");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let config = usher::config::load("routes.yaml", &text).unwrap();
+    assert_eq!(config.upstreams.len(), 19, "one pool per platform service");
+    let minting = config
+        .upstreams
+        .iter()
+        .find(|u| u.name == "minting")
+        .unwrap();
+    assert!(minting.max_in_flight <= 32 && minting.retries == 0);
+    let ports: Vec<u16> = config
+        .upstreams
+        .iter()
+        .flat_map(|u| u.targets.iter().map(|t| t.port))
+        .collect();
+    for port in [
+        3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 3009, 3010, 3011, 3012, 3013, 3014, 3015,
+        3016, 3018, 3019, 3020,
+    ] {
+        assert!(ports.contains(&port), "no upstream on port {port}");
+    }
+    let (_, table) = usher("routes", shipped);
+    for public in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/verify-email",
+        "/api/v1/payments/webhooks",
+    ] {
+        assert!(
+            table.contains(public),
+            "{public} should be listed as public:\n{table}"
+        );
+    }
+    assert!(
+        !table.contains("/api/v1/payments/metrics"),
+        "service metrics are not public"
+    );
+}
