@@ -1,3 +1,30 @@
+//! Usher: an edge proxy on Pingora, driven by one hot-reloadable `routes.yaml`.
+//!
+//! The configuration is read in two layers: [`config::raw`] mirrors the file, and
+//! [`config::compile`] turns it, purely, into a validated [`config::Config`]. The
+//! [`control`] plane builds upstream [`upstream::Pool`]s for it and publishes an immutable
+//! [`snapshot::Snapshot`] behind one `ArcSwap`; on every file change or SIGHUP it does the
+//! same again, keeping pools whose definition did not change. The [`proxy`] loads the
+//! snapshot once per request and runs the phases below; everything a phase needs was
+//! computed when the snapshot was built.
+//!
+//! ```text
+//!  client ──► request_filter ───────────────────────────────────────────► upstream_peer ──► upstream
+//!             correlation ids, snapshot, path::normalize (400),            pool.select:
+//!             router (404/405), filters::identity_headers,                 healthy, untried,
+//!             filters::access (401), body limit (413),                      timeouts ≤ deadline
+//!             bulkhead (503), circuit breaker (503)
+//!  client ◄── response_filter ◄── upstream_response_filter ◄──────────────────────────── upstream
+//!             x-request-id         status, attempt metrics                 fail_to_connect: eject, retry
+//!  any failure ──► fail_to_proxy ──► respond (one JSON error shape)
+//!  always      ──► logging: breaker outcome, metrics, access log
+//! ```
+//!
+//! The [`admin`] listener serves probes and metrics on its own port; [`server`] assembles
+//! the Pingora server and drains it on SIGTERM/SIGINT.
+
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod cli;
 pub mod commands;

@@ -250,3 +250,78 @@ routes:
     }
     assert_eq!(gateway.get("/mint").await.status, 200, "slots are returned");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consistent_hash_keeps_a_key_on_one_peer() {
+    let peers = [
+        EchoServer::start("a").await.unwrap(),
+        EchoServer::start("b").await.unwrap(),
+        EchoServer::start("c").await.unwrap(),
+    ];
+    let body = format!(
+        r#"
+upstreams:
+  svc:
+    targets: ["{}", "{}", "{}"]
+    lb: consistent_hash
+    hash_key: header:x-session
+    health_check: {{ type: tcp, interval: 10s }}
+routes:
+  - {{ name: all, match: {{ path: / }}, upstream: svc, public: true }}
+"#,
+        peers[0].addr, peers[1].addr, peers[2].addr
+    );
+    let gateway = Gateway::start(&body).await;
+    let mut owners = std::collections::HashSet::new();
+    for session in 0..20 {
+        let session = format!("session-{session}");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..5 {
+            let response = request(
+                gateway.public,
+                "GET",
+                "/x",
+                &[("x-session", &session)],
+                None,
+            )
+            .await
+            .unwrap();
+            seen.insert(response.json()["service"].as_str().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 1, "{session} moved between peers: {seen:?}");
+        owners.extend(seen);
+    }
+    assert!(
+        owners.len() >= 2,
+        "20 keys all hashed to one peer: {owners:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_name_targets_are_resolved() {
+    let upstream = EchoServer::start("named").await.unwrap();
+    let body = format!(
+        r#"
+upstreams:
+  named: {{ targets: ["localhost:{}"], health_check: {{ type: tcp, interval: 10s }}, resolve_interval: 1s }}
+routes:
+  - {{ name: all, match: {{ path: / }}, upstream: named, public: true }}
+"#,
+        upstream.addr.port()
+    );
+    let gateway = Gateway::start(&body).await;
+    for _ in 0..5 {
+        assert_eq!(gateway.get("/x").await.status, 200);
+    }
+    let report = get(gateway.admin, "/health").await.unwrap().json();
+    let peers = report["upstreams"]["named"]["peers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["address"] == upstream.addr.to_string().as_str()),
+        "{peers:?}"
+    );
+}

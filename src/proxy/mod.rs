@@ -176,6 +176,21 @@ impl UsherProxy {
                 .is_some()
     }
 
+    /// Tells the breaker how this request went, once: as soon as the upstream's status is
+    /// known, or before a failure is answered, so the next request already sees the result.
+    fn settle_breaker(ctx: &mut RequestCtx) {
+        let (Some(pool), Some(probe)) = (&ctx.pool, ctx.probe.take()) else {
+            return;
+        };
+        let outcome = match (ctx.upstream_failure, ctx.upstream_status) {
+            (Some(_), _) => Outcome::Failure,
+            (None, Some(s)) if s >= 500 && pool.spec.circuit_breaker.count_5xx => Outcome::Failure,
+            (None, Some(_)) => Outcome::Success,
+            (None, None) => Outcome::Neutral,
+        };
+        pool.record(outcome, probe);
+    }
+
     fn note_upstream_failure(ctx: &mut RequestCtx, error: &Error) {
         let kind = failure_kind(error);
         ctx.upstream_failure = Some(kind);
@@ -350,6 +365,7 @@ impl ProxyHttp for UsherProxy {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
         ctx.upstream_failure = None;
+        Self::settle_breaker(ctx);
         if let (Some(pool), Some(started)) = (&ctx.pool, ctx.attempt_started) {
             METRICS
                 .upstream_attempt_duration
@@ -409,6 +425,7 @@ impl ProxyHttp for UsherProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        Self::settle_breaker(ctx);
         let upstream = ctx.upstream_name().map(str::to_string);
         let rejection = match ctx.rejection_code {
             Some("payload_too_large") => {
@@ -447,18 +464,7 @@ impl ProxyHttp for UsherProxy {
             .map(|r| r.status.as_u16())
             .or(ctx.gateway_status)
             .unwrap_or(0);
-        if let (Some(pool), Some(probe)) = (&ctx.pool, ctx.probe) {
-            let outcome = if ctx.upstream_failure.is_some() {
-                Outcome::Failure
-            } else {
-                match ctx.upstream_status {
-                    Some(s) if s >= 500 && pool.spec.circuit_breaker.count_5xx => Outcome::Failure,
-                    Some(_) => Outcome::Success,
-                    None => Outcome::Neutral,
-                }
-            };
-            pool.record(outcome, probe);
-        }
+        Self::settle_breaker(ctx);
         ctx.slot = None;
 
         let route = ctx.route_name().unwrap_or("unmatched");

@@ -40,12 +40,16 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with the `server:` section's contents given.
     pub async fn start_with_server(body: &str, server: &str) -> Gateway {
+        Self::launch(|public, admin| Self::document(public, admin, server, body)).await
+    }
+
+    /// Starts Usher with the document `text(public, admin)` builds for two free ports.
+    pub async fn launch(text: impl FnOnce(SocketAddr, SocketAddr) -> String) -> Gateway {
         let dir = tempfile::tempdir().expect("temporary directory");
         let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("routes.yaml");
-        let gateway_config = Self::document(public, admin, server, body);
-        std::fs::write(&config_path, gateway_config).expect("writing the config");
+        std::fs::write(&config_path, text(public, admin)).expect("writing the config");
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_usher"))

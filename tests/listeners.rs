@@ -1,0 +1,111 @@
+//! The public listener's protocols: TLS with HTTP/2 through ALPN, HTTP/1.1 fallback, and
+//! HTTP/2 over cleartext when `h2c` is on. Driven with curl; the certificate is made with
+//! the openssl command line tool.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// `curl` → (HTTP version, status), e.g. ("2", "200").
+fn curl(args: &[&str]) -> (String, String) {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args(args)
+        .output()
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (version, status) = text.split_once(' ').unwrap_or(("", ""));
+    (version.to_string(), status.to_string())
+}
+
+fn upstream_yaml(upstream: &EchoServer) -> String {
+    format!(
+        r#"
+upstreams:
+  svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: svc, match: {{ path: / }}, upstream: svc, public: true }}
+"#,
+        upstream.addr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_offers_http2_through_alpn() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=localhost", "-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("running openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let gateway = Gateway::launch(|public, admin| {
+        format!(
+            "listeners:\n  public:\n    address: \"{public}\"\n    tls: {{ cert_file: \"{cert}\", key_file: \"{key}\" }}\n  admin: {{ address: \"{admin}\" }}\n{}",
+            upstream_yaml(&upstream)
+        )
+    })
+    .await;
+    let port = gateway.public.port();
+    let url = format!("https://localhost:{port}/x");
+    let h2 = curl(&["-k", "--http2", &url]);
+    let h1 = curl(&["-k", "--http1.1", &url]);
+    let plain = curl(&[&format!("http://127.0.0.1:{port}/x")]);
+    assert_eq!(h2, ("2".into(), "200".into()), "HTTP/2 through ALPN");
+    assert_eq!(h1, ("1.1".into(), "200".into()), "HTTP/1.1 fallback");
+    assert_ne!(plain.1, "200", "cleartext is not served on the TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_is_off_by_default_and_on_when_configured() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&upstream_yaml(&upstream)).await;
+    let url = format!("http://{}/x", gateway.public);
+    assert_ne!(
+        curl(&["--http2-prior-knowledge", &url]),
+        ("2".into(), "200".into())
+    );
+    assert_eq!(curl(&[&url]), ("1.1".into(), "200".into()));
+    drop(gateway);
+
+    let gateway = Gateway::launch(|public, admin| {
+        format!(
+            "listeners:\n  public: {{ address: \"{public}\", h2c: true }}\n  admin: {{ address: \"{admin}\" }}\n{}",
+            upstream_yaml(&upstream)
+        )
+    })
+    .await;
+    let h2c = curl(&[
+        "--http2-prior-knowledge",
+        &format!("http://{}/x", gateway.public),
+    ]);
+    assert_eq!(h2c, ("2".into(), "200".into()));
+}
