@@ -105,6 +105,7 @@ impl ControlPlane {
             .as_ref()
             .is_some_and(|s| s.config.hash == config::content_hash(&text));
         if unchanged && !forced {
+            tracing::debug!("configuration file unchanged");
             return;
         }
         let source = self.path.display().to_string();
@@ -173,6 +174,11 @@ fn watch_directory(
         let Ok(event) = event else {
             return;
         };
+        // Reading the file (as a reload does) raises access events: reacting to them would
+        // make every check trigger the next one.
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
         let relevant = event.paths.iter().any(|p| {
             p.file_name().is_some_and(|name| {
                 Some(name) == file_name.as_deref() || name.to_string_lossy().starts_with("..")
@@ -206,7 +212,7 @@ impl Pools {
         for spec in &config.upstreams {
             let unchanged = self
                 .running
-                .get(&spec.name)
+                .get(&*spec.name)
                 .is_some_and(|(pool, _)| pool.spec == *spec);
             if !unchanged {
                 let pool = Pool::new(spec.clone());
@@ -224,7 +230,7 @@ impl Pools {
                 self.retired.push(old);
             }
         }
-        let wanted: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let wanted: Vec<&str> = config.upstreams.iter().map(|u| &*u.name).collect();
         let removed: Vec<String> = self
             .running
             .keys()
@@ -240,7 +246,7 @@ impl Pools {
         let pools = config
             .upstreams
             .iter()
-            .map(|spec| Arc::clone(&self.running[&spec.name].0))
+            .map(|spec| Arc::clone(&self.running[&*spec.name].0))
             .collect();
         Snapshot::new(version, config, pools)
     }

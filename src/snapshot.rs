@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::router::Router;
+use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ pub struct Snapshot {
     pub router: Router,
     /// Indexed like `config.upstreams`.
     pub pools: Vec<Arc<Pool>>,
+    /// Indexed like `config.routes`.
+    pub route_metrics: Vec<RouteMetrics>,
 }
 
 impl Snapshot {
@@ -26,6 +29,11 @@ impl Snapshot {
         Snapshot {
             version,
             router: Router::new(&config.routes),
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| RouteMetrics::new(&r.name))
+                .collect(),
             config,
             pools,
         }

@@ -69,7 +69,7 @@ fn shipped_routes_yaml_is_valid_and_models_the_platform() {
     let minting = config
         .upstreams
         .iter()
-        .find(|u| u.name == "minting")
+        .find(|u| &*u.name == "minting")
         .unwrap();
     assert!(minting.max_in_flight <= 32 && minting.retries == 0);
     let ports: Vec<u16> = config

@@ -141,6 +141,30 @@ async fn sighup_reloads_and_configmap_symlink_swaps_are_seen() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reading_the_file_does_not_trigger_another_check() {
+    let (a, b) = (
+        EchoServer::start("a").await.unwrap(),
+        EchoServer::start("b").await.unwrap(),
+    );
+    let body = config(&a, &b, "a");
+    let gateway = Gateway::launch_with_log(
+        |public, admin| {
+            format!("listeners:\n  public: {{ address: \"{public}\" }}\n  admin: {{ address: \"{admin}\" }}\n{body}")
+        },
+        "info,usher::control=debug",
+    )
+    .await;
+    // One check follows startup; a check must not cause the next (reads raise inotify
+    // access events), which would show as a check every debounce interval.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let checks = gateway
+        .stderr()
+        .matches("configuration file unchanged")
+        .count();
+    assert!(checks <= 1, "{checks} checks of an unchanged file in 1.5 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn reload_storm_under_load_fails_no_request() {
     let (a, b) = (
         EchoServer::start("a").await.unwrap(),

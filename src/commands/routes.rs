@@ -35,13 +35,13 @@ pub fn table(config: &Config) -> String {
         .iter()
         .map(|route| {
             [
-                route.name.clone(),
+                route.name.to_string(),
                 route.host.clone().unwrap_or_else(|| "*".into()),
                 route.pattern.to_string(),
                 route.methods.as_ref().map_or("*".into(), |m| {
                     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
                 }),
-                config.upstreams[route.upstream].name.clone(),
+                config.upstreams[route.upstream].name.to_string(),
                 route
                     .rewrite
                     .as_ref()

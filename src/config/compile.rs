@@ -58,7 +58,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
     let names: HashMap<&str, usize> = upstreams
         .iter()
         .enumerate()
-        .map(|(index, upstream)| (upstream.name.as_str(), index))
+        .map(|(index, upstream)| (&*upstream.name, index))
         .collect();
     let mut routes = Vec::new();
     for (index, route) in raw.routes.iter().enumerate() {
@@ -224,7 +224,7 @@ impl Compiler<'_> {
             .or(defaults.resolve_interval)
             .map_or(builtin::RESOLVE_INTERVAL, |d| d.0);
         UpstreamSpec {
-            name: name.to_string(),
+            name: Arc::from(name),
             targets,
             critical: raw.critical.or(defaults.critical).unwrap_or(false),
             lb,
@@ -569,7 +569,7 @@ impl Compiler<'_> {
         }
         let upstream = upstream?;
         Some(RouteSpec {
-            name: raw.name.clone(),
+            name: Arc::from(raw.name.as_str()),
             host,
             pattern: pattern?,
             methods,
@@ -586,7 +586,7 @@ impl Compiler<'_> {
     fn check_unreachable(&mut self, routes: &[(usize, RouteSpec)]) {
         let mut seen_names: HashMap<&str, usize> = HashMap::new();
         for (index, route) in routes {
-            if let Some(first) = seen_names.insert(&route.name, *index) {
+            if let Some(first) = seen_names.insert(&*route.name, *index) {
                 self.error(
                     format!("routes[{index}].name"),
                     format!(

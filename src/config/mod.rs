@@ -18,6 +18,7 @@ pub use error::{ConfigError, ConfigErrors};
 use crate::router::PathPattern;
 use http::Method;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Parses and validates routes.yaml text. `source` names the file in error messages.
@@ -65,7 +66,8 @@ pub struct TlsSettings {
 /// how a reload knows it may keep a pool's health state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
-    pub name: String,
+    /// Shared, so logs and metrics can hold it without copying.
+    pub name: Arc<str>,
     pub targets: Vec<Target>,
     pub critical: bool,
     pub lb: LoadBalancing,
@@ -134,7 +136,7 @@ pub struct BreakerSpec {
 
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
-    pub name: String,
+    pub name: Arc<str>,
     /// Lower-cased, without port.
     pub host: Option<String>,
     pub pattern: PathPattern,

@@ -1,5 +1,6 @@
 //! Per-request state shared across the proxy phases.
 
+use crate::config::RouteSpec;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::{InFlightSlot, Pool};
@@ -18,6 +19,8 @@ pub struct RequestCtx {
     pub path: String,
     /// Path segments the route's pattern matched, for prefix rewrites.
     pub depth: usize,
+    /// Whether normalization changed the path, so the upstream must get a new URI.
+    pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
     pub slot: Option<InFlightSlot>,
     /// Set once the circuit breaker admitted the request; whether it is a half-open probe.
@@ -46,6 +49,7 @@ impl RequestCtx {
             route: None,
             path: String::new(),
             depth: 0,
+            path_normalized: false,
             pool: None,
             slot: None,
             probe: None,
@@ -62,9 +66,12 @@ impl RequestCtx {
         }
     }
 
+    pub fn route(&self) -> Option<&RouteSpec> {
+        Some(&self.snapshot.as_ref()?.config.routes[self.route?])
+    }
+
     pub fn route_name(&self) -> Option<&str> {
-        let snapshot = self.snapshot.as_ref()?;
-        Some(snapshot.config.routes[self.route?].name.as_str())
+        self.route().map(|route| &*route.name)
     }
 
     pub fn upstream_name(&self) -> Option<&str> {

@@ -30,11 +30,10 @@ use crate::router::{rewrite_path, RouteMatch};
 use crate::snapshot::Live;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::correlation;
-use crate::telemetry::metrics::{status_class, METRICS};
+use crate::telemetry::metrics::{METRICS, UNMATCHED};
 use crate::upstream::{Admission, Outcome};
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -57,9 +56,9 @@ impl UsherProxy {
         let snapshot = self.live.current().ok_or(Rejection::NotReady)?;
         ctx.snapshot = Some(Arc::clone(&snapshot));
         let request = session.req_header();
-        ctx.path = path::normalize(request.uri.path())
-            .map_err(Rejection::BadPath)?
-            .into_owned();
+        let normalized = path::normalize(request.uri.path()).map_err(Rejection::BadPath)?;
+        ctx.path_normalized = matches!(normalized, std::borrow::Cow::Owned(_));
+        ctx.path = normalized.into_owned();
         let host = request
             .headers
             .get(http::header::HOST)
@@ -235,10 +234,7 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.request_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        let limit = match (&ctx.snapshot, ctx.route) {
-            (Some(snapshot), Some(route)) => snapshot.config.routes[route].max_body,
-            _ => u64::MAX,
-        };
+        let limit = ctx.route().map_or(u64::MAX, |route| route.max_body);
         if ctx.request_bytes > limit {
             ctx.rejection_code = Some("payload_too_large");
             return Error::e_explain(
@@ -296,22 +292,22 @@ impl ProxyHttp for UsherProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rewrite = match (&ctx.snapshot, ctx.route) {
-            (Some(snapshot), Some(route)) => snapshot.config.routes[route].rewrite.as_deref(),
-            _ => None,
-        };
-        let path = match rewrite {
-            Some(prefix) => rewrite_path(&ctx.path, ctx.depth, prefix),
-            None => ctx.path.clone(),
-        };
-        let uri = match session.req_header().uri.query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        let uri = uri
-            .parse()
-            .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
-        upstream_request.set_uri(uri);
+        let rewrite = ctx.route().and_then(|route| route.rewrite.as_deref());
+        // Forward the client's URI untouched unless normalization or a rewrite changed it.
+        if rewrite.is_some() || ctx.path_normalized {
+            let path = match rewrite {
+                Some(prefix) => rewrite_path(&ctx.path, ctx.depth, prefix),
+                None => ctx.path.clone(),
+            };
+            let uri = match session.req_header().uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            let uri = uri
+                .parse()
+                .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
+            upstream_request.set_uri(uri);
+        }
         upstream_request.insert_header("x-request-id", &ctx.request_id)?;
         upstream_request.insert_header("traceparent", &ctx.traceparent)?;
         Ok(())
@@ -367,10 +363,7 @@ impl ProxyHttp for UsherProxy {
         ctx.upstream_failure = None;
         Self::settle_breaker(ctx);
         if let (Some(pool), Some(started)) = (&ctx.pool, ctx.attempt_started) {
-            METRICS
-                .upstream_attempt_duration
-                .with_label_values(&[pool.name()])
-                .observe(started.elapsed().as_secs_f64());
+            pool.observe_attempt(started.elapsed());
             if status >= 500 {
                 METRICS
                     .upstream_errors
@@ -429,10 +422,7 @@ impl ProxyHttp for UsherProxy {
         let upstream = ctx.upstream_name().map(str::to_string);
         let rejection = match ctx.rejection_code {
             Some("payload_too_large") => {
-                let limit = match (&ctx.snapshot, ctx.route) {
-                    (Some(snapshot), Some(route)) => snapshot.config.routes[route].max_body,
-                    _ => 0,
-                };
+                let limit = ctx.route().map_or(0, |route| route.max_body);
                 Some(Rejection::PayloadTooLarge { limit })
             }
             Some("upstream_unavailable") => Some(Rejection::NoHealthyPeer {
@@ -467,17 +457,13 @@ impl ProxyHttp for UsherProxy {
         Self::settle_breaker(ctx);
         ctx.slot = None;
 
-        let route = ctx.route_name().unwrap_or("unmatched");
-        let method = method_label(&session.req_header().method);
-        METRICS
-            .requests
-            .with_label_values(&[route, method, status_class(status)])
-            .inc();
         let elapsed = ctx.started.elapsed();
-        METRICS
-            .request_duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        let route_metrics = match (&ctx.snapshot, ctx.route) {
+            (Some(snapshot), Some(route)) => &snapshot.route_metrics[route],
+            _ => &*UNMATCHED,
+        };
+        route_metrics.observe(&session.req_header().method, status, elapsed);
+        let route = ctx.route_name().unwrap_or("unmatched");
 
         if let Some(e) = e {
             tracing::warn!(
@@ -490,47 +476,32 @@ impl ProxyHttp for UsherProxy {
             );
         }
         if let Some(log) = &self.access_log {
+            let path = if ctx.path.is_empty() {
+                session.req_header().uri.path().to_string()
+            } else {
+                std::mem::take(&mut ctx.path)
+            };
             log.log(AccessRecord {
                 time: SystemTime::now(),
                 request_id: std::mem::take(&mut ctx.request_id),
-                trace_id: correlation::trace_id(&ctx.traceparent).to_string(),
+                traceparent: std::mem::take(&mut ctx.traceparent),
                 client: session
                     .client_addr()
                     .and_then(|a| a.as_inet())
-                    .map(|a| a.ip().to_string()),
-                method: session.req_header().method.as_str().to_string(),
-                path: if ctx.path.is_empty() {
-                    session.req_header().uri.path().to_string()
-                } else {
-                    std::mem::take(&mut ctx.path)
-                },
-                route: ctx.route_name().map(str::to_string),
-                upstream: ctx.upstream_name().map(str::to_string),
-                peer: ctx.tried.last().map(|p| p.to_string()),
+                    .map(|a| a.ip()),
+                method: session.req_header().method.clone(),
+                path,
+                route: ctx.route().map(|route| Arc::clone(&route.name)),
+                upstream: ctx.pool.as_ref().map(|pool| Arc::clone(&pool.spec.name)),
+                peer: ctx.tried.last().copied(),
                 attempts: ctx.tried.len(),
                 status,
-                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                duration: elapsed,
                 request_bytes: ctx.request_bytes,
                 response_bytes: ctx.response_bytes,
-                error: ctx
-                    .rejection_code
-                    .or(ctx.upstream_failure)
-                    .map(str::to_string),
+                error: ctx.rejection_code.or(ctx.upstream_failure),
             });
         }
-    }
-}
-
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
     }
 }
 

@@ -28,10 +28,35 @@ pub struct Router {
 
 #[derive(Default)]
 struct Node {
-    literal: HashMap<String, Node>,
+    /// Literal children sorted by segment: a binary search beats hashing for the handful
+    /// of children most nodes have, and stays logarithmic for thousands.
+    literal: Vec<(Box<str>, Node)>,
     param: Option<Box<Node>>,
     /// Routes whose pattern ends here: those listing methods first, then file order.
     routes: Vec<RouteEntry>,
+}
+
+impl Node {
+    fn literal_child(&self, segment: &str) -> Option<&Node> {
+        self.literal
+            .binary_search_by(|(text, _)| (**text).cmp(segment))
+            .ok()
+            .map(|at| &self.literal[at].1)
+    }
+
+    fn literal_child_mut(&mut self, segment: &str) -> &mut Node {
+        let at = match self
+            .literal
+            .binary_search_by(|(text, _)| (**text).cmp(segment))
+        {
+            Ok(at) => at,
+            Err(at) => {
+                self.literal.insert(at, (segment.into(), Node::default()));
+                at
+            }
+        };
+        &mut self.literal[at].1
+    }
 }
 
 struct RouteEntry {
@@ -70,7 +95,7 @@ impl Router {
             };
             for segment in route.pattern.segments() {
                 node = match segment {
-                    Segment::Literal(text) => node.literal.entry(text.clone()).or_default(),
+                    Segment::Literal(text) => node.literal_child_mut(text),
                     Segment::Param(_) => node.param.get_or_insert_with(Default::default),
                 };
             }
@@ -86,14 +111,13 @@ impl Router {
 
     /// `host` is compared case-insensitively and without port; `path` must be normalized.
     pub fn route(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
-        let segments: Vec<&str> = split_path(path).collect();
         let mut allowed = Vec::new();
         if let Some(node) = host.and_then(|host| self.host_node(host)) {
-            if let Some(found) = Search::run(node, &segments, method, &mut allowed) {
+            if let Some(found) = Search::run(node, path, method, &mut allowed) {
                 return RouteMatch::Found(found);
             }
         }
-        if let Some(found) = Search::run(&self.any_host, &segments, method, &mut allowed) {
+        if let Some(found) = Search::run(&self.any_host, path, method, &mut allowed) {
             return RouteMatch::Found(found);
         }
         if allowed.is_empty() {
@@ -125,43 +149,53 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// One depth-first walk. `best` keeps the deepest match found first, which with the
-/// literal-before-parameter order is the most specific one.
+/// One depth-first walk over the path's segments, split as the walk goes. `best` keeps the
+/// deepest match found first, which with the literal-before-parameter order is the most
+/// specific one.
 struct Search<'a> {
-    segments: &'a [&'a str],
     method: &'a Method,
     params: Vec<&'a str>,
     best: Option<Matched>,
     allowed: &'a mut Vec<Method>,
 }
 
+/// The next segment of `rest` and what follows it; `None` at the end of the path.
+fn next_segment(rest: &str) -> Option<(&str, &str)> {
+    let rest = rest.trim_start_matches('/');
+    if rest.is_empty() {
+        return None;
+    }
+    Some(match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (rest, ""),
+    })
+}
+
 impl<'a> Search<'a> {
     fn run(
         root: &Node,
-        segments: &'a [&'a str],
+        path: &'a str,
         method: &'a Method,
         allowed: &'a mut Vec<Method>,
     ) -> Option<Matched> {
         let mut search = Search {
-            segments,
             method,
             params: Vec::new(),
             best: None,
             allowed,
         };
-        search.visit(root, 0);
+        search.visit(root, path, 0);
         search.best
     }
 
-    fn visit(&mut self, node: &Node, depth: usize) {
-        if depth < self.segments.len() {
-            let segment = self.segments[depth];
-            if let Some(child) = node.literal.get(segment) {
-                self.visit(child, depth + 1);
+    fn visit(&mut self, node: &Node, rest: &'a str, depth: usize) {
+        if let Some((segment, tail)) = next_segment(rest) {
+            if let Some(child) = node.literal_child(segment) {
+                self.visit(child, tail, depth + 1);
             }
             if let Some(child) = &node.param {
                 self.params.push(segment);
-                self.visit(child, depth + 1);
+                self.visit(child, tail, depth + 1);
                 self.params.pop();
             }
         }

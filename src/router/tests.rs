@@ -24,7 +24,7 @@ routes:
 
 fn router() -> (Router, Vec<String>) {
     let config = config::load("test.yaml", TABLE).expect("table compiles");
-    let names = config.routes.iter().map(|r| r.name.clone()).collect();
+    let names = config.routes.iter().map(|r| r.name.to_string()).collect();
     (Router::new(&config.routes), names)
 }
 

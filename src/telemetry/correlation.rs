@@ -16,10 +16,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .filter(|id| {
             !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
         })
-        .map_or_else(
-            || format!("{:032x}", rand::random::<u128>()),
-            str::to_string,
-        )
+        .map_or_else(|| hex(rand::random::<u128>(), 32), str::to_string)
 }
 
 pub fn traceparent(headers: &HeaderMap) -> String {
@@ -38,7 +35,28 @@ pub fn trace_id(traceparent: &str) -> &str {
 fn new_traceparent() -> String {
     let trace: u128 = rand::random::<u128>().max(1);
     let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
+    let mut value = String::with_capacity(55);
+    value.push_str("00-");
+    value.push_str(&hex(trace, 32));
+    value.push('-');
+    value.push_str(&hex(u128::from(span), 16));
+    value.push_str("-01");
+    value
+}
+
+/// The low `digits` hex digits of `value`, zero-padded (`format!` costs several times more
+/// on the request path).
+fn hex(value: u128, digits: usize) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buffer = [0u8; 32];
+    let mut rest = value;
+    for slot in buffer[..digits].iter_mut().rev() {
+        *slot = DIGITS[(rest & 0xf) as usize];
+        rest >>= 4;
+    }
+    std::str::from_utf8(&buffer[..digits])
+        .expect("hex digits are ASCII")
+        .to_string()
 }
 
 fn is_valid_traceparent(value: &str) -> bool {
@@ -61,6 +79,13 @@ mod tests {
         let mut map = HeaderMap::new();
         map.insert(name, value.parse().unwrap());
         map
+    }
+
+    #[test]
+    fn hex_pads_and_truncates() {
+        assert_eq!(hex(0xab, 4), "00ab");
+        assert_eq!(hex(u128::MAX, 32), "f".repeat(32));
+        assert_eq!(hex(0x1234_5678, 4), "5678");
     }
 
     #[test]

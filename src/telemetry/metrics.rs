@@ -1,11 +1,13 @@
 //! Every Prometheus metric Usher exports, in one registry served on the admin `/metrics`.
 //! Each is documented in docs/metrics.md; keep the two in step.
 
-use once_cell::sync::Lazy;
+use http::Method;
+use once_cell::sync::{Lazy, OnceCell};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::time::Duration;
 
 pub struct Metrics {
     registry: Registry,
@@ -149,14 +151,83 @@ impl Metrics {
     }
 }
 
-/// `2xx`, `4xx`, ...; `0` stands for "no response was sent".
-pub fn status_class(status: u16) -> &'static str {
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// A route's request metrics, resolved once per route rather than looked up by label on
+/// every request. Counters are created on first use, so unused combinations export nothing.
+pub struct RouteMetrics {
+    route: String,
+    duration: Histogram,
+    requests: [[OnceCell<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
+}
+
+/// The metrics of requests that matched no route.
+pub static UNMATCHED: Lazy<RouteMetrics> = Lazy::new(|| RouteMetrics::new("unmatched"));
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> Self {
+        RouteMetrics {
+            route: route.to_string(),
+            duration: METRICS.request_duration.with_label_values(&[route]),
+            requests: Default::default(),
+        }
+    }
+
+    /// Counts one answered request and its duration. `status` 0: no response was sent.
+    pub fn observe(&self, method: &Method, status: u16, elapsed: Duration) {
+        let (m, c) = (method_index(method), status_class_index(status));
+        self.requests[m][c]
+            .get_or_init(|| {
+                METRICS
+                    .requests
+                    .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
+            })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::PATCH => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+fn status_class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_metrics_count_by_method_and_status_class() {
+        let metrics = RouteMetrics::new("metrics-test-route");
+        metrics.observe(&Method::GET, 204, Duration::from_millis(3));
+        metrics.observe(&Method::GET, 200, Duration::from_millis(3));
+        metrics.observe(&Method::from_bytes(b"PROPFIND").unwrap(), 0, Duration::ZERO);
+        let counter = |method: &str, class: &str| {
+            METRICS
+                .requests
+                .with_label_values(&["metrics-test-route", method, class])
+                .get()
+        };
+        assert_eq!(counter("GET", "2xx"), 2);
+        assert_eq!(counter("OTHER", "none"), 1);
+        assert_eq!(metrics.duration.get_sample_count(), 3);
     }
 }

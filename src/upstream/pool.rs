@@ -14,7 +14,7 @@ use crate::config::{LoadBalancing, UpstreamSpec};
 use crate::telemetry::metrics::METRICS;
 use pingora::lb::selection::{Consistent, Random, RoundRobin};
 use pingora::lb::{Backend, Backends, LoadBalancer};
-use prometheus::IntGauge;
+use prometheus::{Histogram, IntGauge};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -31,6 +31,7 @@ pub struct Pool {
     breaker: CircuitBreaker,
     in_flight: AtomicU32,
     breaker_gauge: IntGauge,
+    attempt_duration: Histogram,
 }
 
 enum Balancer {
@@ -78,8 +79,11 @@ impl Pool {
                 Balancer::Hash(LoadBalancer::from_backends(backends))
             }
         };
-        let breaker_gauge = METRICS.breaker_state.with_label_values(&[&spec.name]);
+        let breaker_gauge = METRICS.breaker_state.with_label_values(&[&*spec.name]);
         breaker_gauge.set(BreakerState::Closed.as_gauge());
+        let attempt_duration = METRICS
+            .upstream_attempt_duration
+            .with_label_values(&[&*spec.name]);
         Arc::new(Pool {
             breaker: CircuitBreaker::new(spec.circuit_breaker.clone(), Instant::now()),
             spec,
@@ -87,6 +91,7 @@ impl Pool {
             refreshes,
             in_flight: AtomicU32::new(0),
             breaker_gauge,
+            attempt_duration,
         })
     }
 
@@ -165,6 +170,11 @@ impl Pool {
         self.export_breaker_state();
     }
 
+    /// Records how long an attempt took to get the upstream's response header.
+    pub fn observe_attempt(&self, elapsed: std::time::Duration) {
+        self.attempt_duration.observe(elapsed.as_secs_f64());
+    }
+
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state(Instant::now())
     }
@@ -229,11 +239,11 @@ impl Pool {
         let (ready, total) = self.peer_counts();
         METRICS
             .upstream_healthy_peers
-            .with_label_values(&[&self.spec.name])
+            .with_label_values(&[&*self.spec.name])
             .set(ready as i64);
         METRICS
             .upstream_peers
-            .with_label_values(&[&self.spec.name])
+            .with_label_values(&[&*self.spec.name])
             .set(total as i64);
     }
 }

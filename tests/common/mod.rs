@@ -45,6 +45,14 @@ impl Gateway {
 
     /// Starts Usher with the document `text(public, admin)` builds for two free ports.
     pub async fn launch(text: impl FnOnce(SocketAddr, SocketAddr) -> String) -> Gateway {
+        Self::launch_with_log(text, "info").await
+    }
+
+    /// Like [`Gateway::launch`], with a `USHER_LOG` filter.
+    pub async fn launch_with_log(
+        text: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        log_filter: &str,
+    ) -> Gateway {
         let dir = tempfile::tempdir().expect("temporary directory");
         let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -55,7 +63,7 @@ impl Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_usher"))
             .args(["run", "--config"])
             .arg(&config_path)
-            .env("USHER_LOG", "info")
+            .env("USHER_LOG", log_filter)
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr))
             .spawn()

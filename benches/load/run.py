@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Load benchmark: Usher against a bare Pingora proxy and nginx, side by side, in one run.
+
+Every target forwards to the same fast upstream on loopback. Variants are measured in
+alternating rounds (A B C ... A B C ...) so drift hits everyone equally, and each figure is
+reported as the median over rounds with min and max. CPU time per request is read from
+/proc (the target process and its children), which is steadier than requests/s on a
+shared 2-core machine.
+
+Placement (taskset): the proxy under test runs alone on core 1 with one worker thread; the
+load generator (wrk) and the upstream share core 0.
+
+Everything runs on 127.0.0.1, every run is bounded in time, and every process started here
+is stopped by its PID at the end. See docs/benchmarks.md.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BODY = '{"id":"8f2c1a","event":"e-42","section":"A","row":7,"seat":12,"price_cents":4500,"status":"held"}'
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROXY_CORE, LOAD_CORE = "1", "0"
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=20.0, expect=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if expect is None or response.status == expect:
+                    return
+        except urllib.error.HTTPError as e:
+            if expect is not None and e.code == expect:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def ensure_tool(command, package):
+    if shutil.which(command):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing {package} from Debian")
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=subprocess.DEVNULL, check=False)
+    return shutil.which(command) is not None
+
+
+class Process:
+    """A started process, measured through /proc together with its children."""
+
+    def __init__(self, name, command, core=None, stdout=None, env=None):
+        if core is not None and shutil.which("taskset"):
+            command = ["taskset", "-c", core] + command
+        self.name = name
+        self.popen = subprocess.Popen(
+            command, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        self.pid = self.popen.pid
+
+    def tree(self):
+        pids, frontier = [self.pid], [self.pid]
+        while frontier:
+            parent = frontier.pop()
+            try:
+                children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            except OSError:
+                children = []
+            for child in map(int, children):
+                pids.append(child)
+                frontier.append(child)
+        return pids
+
+    def cpu_seconds(self):
+        total = 0
+        for pid in self.tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError):
+                pass
+        return total / CLK_TCK
+
+    def peak_rss_mib(self):
+        total = 0
+        for pid in self.tree():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024
+
+    def stop(self):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
+def nginx_conf(directory, name, server_block):
+    path = directory / f"{name}.conf"
+    path.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+user root;
+pid {directory}/{name}.pid;
+error_log {directory}/{name}-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  {server_block}
+}}
+"""
+    )
+    return path
+
+
+def start_nginx(directory, name, server_block, core):
+    conf = nginx_conf(directory, name, server_block)
+    return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], core=core)
+
+
+def usher_config(directory, name, public, admin, upstream, extra_routes=0):
+    """The shipped routes.yaml with every upstream pointed at the benchmark upstream, one
+    worker thread, and a public benchmark route; optionally 1,000 more routes."""
+    shipped = (ROOT / "routes.yaml").read_text()
+    text = re.sub(r'targets: \["[^"]+"\]', f'targets: ["{upstream}"]', shipped)
+    text = re.sub(r'address: "0\.0\.0\.0:8080"', f'address: "127.0.0.1:{public}"', text)
+    text = re.sub(r'address: "0\.0\.0\.0:9090"', f'address: "127.0.0.1:{admin}"', text)
+    text = text.replace("threads: 2", "threads: 1")
+    text = text.rstrip() + "\n  - { name: bench-plain, match: { path: /bench/plain }, upstream: tickets, public: true }\n"
+    for n in range(extra_routes):
+        text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true }}\n"
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def start_usher(directory, name, upstream, extra_routes=0):
+    public, admin = free_port(), free_port()
+    config = usher_config(directory, name, public, admin, upstream, extra_routes)
+    access_log = open(directory / f"{name}-access.log", "wb")
+    binary = TARGET / "release" / "usher"
+    process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
+                      env={**os.environ, "USHER_LOG": "warn"})
+    wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
+    process.port, process.admin = public, admin
+    return process
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_wrk(output):
+    def latency(percent):
+        m = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency(50),
+        "p99_ms": latency(99),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
+    }
+
+
+def wrk_command(port, path, duration, connections, headers=()):
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    for header in headers:
+        command += ["-H", header]
+    command.append(f"http://127.0.0.1:{port}{path}")
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", LOAD_CORE] + command
+    return command
+
+
+def measure(process, port, path, duration, connections, headers=()):
+    cpu_before = process.cpu_seconds()
+    output = subprocess.run(
+        wrk_command(port, path, duration, connections, headers),
+        capture_output=True, text=True, timeout=duration + 30, check=True,
+    ).stdout
+    result = parse_wrk(output)
+    result["cpu_us_per_request"] = (process.cpu_seconds() - cpu_before) * 1e6 / max(result["requests"], 1)
+    return result
+
+
+def reload_storm(usher, duration, connections, rate_hz=10):
+    """Load on the plain route while the config is reloaded `rate_hz` times a second."""
+    command = wrk_command(usher.port, "/bench/plain", duration, connections)
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    sent = 0
+    deadline = time.time() + duration
+    while time.time() < deadline and wrk.poll() is None:
+        os.kill(usher.pid, signal.SIGHUP)  # taskset execs, so this is Usher itself
+        sent += 1
+        time.sleep(1 / rate_hz)
+    output, _ = wrk.communicate(timeout=duration + 30)
+    result = parse_wrk(output)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{usher.admin}/metrics", timeout=2).read().decode()
+    m = re.search(r'usher_config_reloads_total\{result="success"\} (\d+)', metrics)
+    result["reloads"] = int(m.group(1)) if m else 0
+    result["sighups"] = sent
+    return result
+
+
+def summarize(samples, key):
+    values = [s[key] for s in samples]
+    return statistics.median(values), min(values), max(values)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--json", type=Path, default=TARGET / "load-results.json")
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.duration < 1:
+        parser.error("rounds and duration must be at least 1")
+
+    if not ensure_tool("wrk", "wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    have_nginx = ensure_tool("nginx", "nginx-light")
+    if not have_nginx:
+        log("nginx is not available: the nginx proxy is skipped and the in-repo upstream is used")
+    if not args.no_build:
+        log("building release binaries")
+        subprocess.run(["cargo", "build", "--release", "--bin", "usher", "--example", "bare_proxy",
+                        "--example", "bench_upstream"], cwd=ROOT, check=True)
+
+    work = Path(tempfile.mkdtemp(prefix="usher-load-"))
+    processes = []
+    try:
+        upstream_port = free_port()
+        if have_nginx:
+            upstream = start_nginx(work, "upstream", f"""
+  access_log off;
+  server {{ listen 127.0.0.1:{upstream_port}; keepalive_requests 100000;
+    location / {{ default_type application/json; return 200 '{BODY}'; }} }}""", LOAD_CORE)
+        else:
+            upstream = Process("upstream", [str(TARGET / "release/examples/bench_upstream"),
+                                            f"127.0.0.1:{upstream_port}"], core=LOAD_CORE)
+        processes.append(upstream)
+        wait_http(f"http://127.0.0.1:{upstream_port}/health", expect=200)
+        upstream_addr = f"127.0.0.1:{upstream_port}"
+
+        usher = start_usher(work, "usher", upstream_addr)
+        usher_1k = start_usher(work, "usher-1k-routes", upstream_addr, extra_routes=1000)
+        processes += [usher, usher_1k]
+        bare_port = free_port()
+        bare = Process("bare-pingora", [str(TARGET / "release/examples/bare_proxy"), f"127.0.0.1:{bare_port}",
+                                         upstream_addr, "1"], core=PROXY_CORE)
+        bare.port = bare_port
+        processes.append(bare)
+        wait_http(f"http://127.0.0.1:{bare_port}/", expect=200)
+        targets = [("usher", usher, "/bench/plain", ()), ("bare-pingora", bare, "/bench/plain", ())]
+        if have_nginx:
+            nginx_port = free_port()
+            nginx = start_nginx(work, "nginx-proxy", f"""
+  access_log {work}/nginx-access.log combined buffer=64k flush=1s;
+  upstream backend {{ server {upstream_addr}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{nginx_port}; keepalive_requests 100000;
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""",
+                                PROXY_CORE)
+            nginx.port = nginx_port
+            processes.append(nginx)
+            wait_http(f"http://127.0.0.1:{nginx_port}/", expect=200)
+            targets.append(("nginx", nginx, "/bench/plain", ()))
+        targets += [
+            ("usher-1k-routes", usher_1k, "/bench/plain", ()),
+            ("usher-401", usher, "/api/v1/venues/7", ()),
+            ("usher-404", usher, "/nope", ()),
+        ]
+
+        log("warming up")
+        for name, process, path, headers in targets:
+            measure(process, process.port, path, 1, args.connections, headers)
+        samples = {name: [] for name, *_ in targets}
+        for round_number in range(1, args.rounds + 1):
+            for name, process, path, headers in targets:
+                result = measure(process, process.port, path, args.duration, args.connections, headers)
+                samples[name].append(result)
+                log(f"round {round_number} {name:16} {result['rps']:9.0f} req/s  "
+                    f"{result['cpu_us_per_request']:5.1f} µs CPU/req  p99 {result['p99_ms']:.2f} ms")
+
+        log("reload storm: SIGHUP 10 times a second under load")
+        storm = reload_storm(usher, max(args.duration * 2, 10), args.connections)
+        peak_rss = {p.name: p.peak_rss_mib() for p in processes}
+    finally:
+        for process in processes:
+            process.stop()
+
+    report(args, samples, storm, peak_rss)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"samples": samples, "reload_storm": storm, "peak_rss_mib": peak_rss}, indent=2))
+    log(f"raw results: {args.json}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args, samples, storm, peak_rss):
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = re.search(r"Model name:\s+(.*)", cpu)
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"# Load benchmark, {time.strftime('%Y-%m-%d')}")
+    print(f"machine: {os.cpu_count()} cores ({model.group(1) if model else 'unknown'}), {memory_gib:.0f} GiB; "
+          f"{args.rounds} rounds x {args.duration}s, wrk -t1 -c{args.connections}; proxy on core {PROXY_CORE}, "
+          f"wrk and upstream on core {LOAD_CORE}\n")
+    base = {key: summarize(samples["bare-pingora"], key)[0] for key in ("rps", "cpu_us_per_request")}
+    nginx = {key: summarize(samples["nginx"], key)[0] for key in ("rps", "cpu_us_per_request")} if "nginx" in samples else None
+    print("| target | req/s median (min–max) | p50 ms | p99 ms | CPU µs/req | × bare rps | × bare CPU | × nginx rps |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, results in samples.items():
+        rps, rps_min, rps_max = summarize(results, "rps")
+        cpu_us = summarize(results, "cpu_us_per_request")[0]
+        vs_nginx = f"{rps / nginx['rps']:.2f}" if nginx else "–"
+        print(f"| {name} | {rps:,.0f} ({rps_min:,.0f}–{rps_max:,.0f}) | {summarize(results, 'p50_ms')[0]:.2f} | "
+              f"{summarize(results, 'p99_ms')[0]:.2f} | {cpu_us:.1f} | {rps / base['rps']:.2f} | "
+              f"{cpu_us / base['cpu_us_per_request']:.2f} | {vs_nginx} |")
+    print(f"\nreload storm: {storm['sighups']} SIGHUPs, {storm['reloads']} reloads, {storm['requests']:,} requests, "
+          f"{storm['non2xx']} non-2xx, {storm['socket_errors']} socket errors, {storm['rps']:,.0f} req/s")
+    print("peak RSS (MiB): " + ", ".join(f"{name} {mib:.1f}" for name, mib in peak_rss.items()))
+
+
+if __name__ == "__main__":
+    main()
