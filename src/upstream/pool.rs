@@ -69,7 +69,7 @@ impl Pool {
             .targets
             .first()
             .map_or("localhost", |t| t.host.as_str());
-        backends.set_health_check(health::build(&spec.health_check, host));
+        backends.set_health_check(Box::new(health::Check::new(&spec.health_check, host)));
         let balancer = match spec.lb {
             LoadBalancing::RoundRobin => {
                 Balancer::RoundRobin(LoadBalancer::from_backends(backends))
