@@ -14,7 +14,8 @@
 //! symlink swap Kubernetes uses for a mounted ConfigMap is seen), debounced; and SIGHUP,
 //! which reloads even when the file's bytes did not change.
 
-use crate::config::{self, Config};
+use crate::config;
+use crate::prepare::{prepare, Prepared};
 use crate::snapshot::{Live, Snapshot};
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::Pool;
@@ -39,12 +40,12 @@ const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
 pub struct ControlPlane {
     live: Arc<Live>,
     path: PathBuf,
-    first: Mutex<Option<Config>>,
+    first: Mutex<Option<Prepared>>,
 }
 
 impl ControlPlane {
-    /// `first` is the already validated configuration read at startup from `path`.
-    pub fn new(live: Arc<Live>, path: PathBuf, first: Config) -> Self {
+    /// `first` is the configuration prepared at startup from `path`.
+    pub fn new(live: Arc<Live>, path: PathBuf, first: Prepared) -> Self {
         ControlPlane {
             live,
             path,
@@ -109,9 +110,8 @@ impl ControlPlane {
             return;
         }
         let source = self.path.display().to_string();
-        let config = match config::load(&source, &text).and_then(|c| config::preflight(&source, c))
-        {
-            Ok(config) => config,
+        let prepared = match prepare(&source, &text) {
+            Ok(prepared) => prepared,
             Err(errors) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
                 for error in &errors.0 {
@@ -126,14 +126,14 @@ impl ControlPlane {
             }
         };
         if let Some(current) = &current {
-            if current.config.listeners != config.listeners
-                || current.config.server != config.server
+            if current.config.listeners != prepared.config.listeners
+                || current.config.server != prepared.config.server
             {
                 tracing::warn!("listeners and server settings change only on restart; applying routes and upstreams now");
             }
         }
         let version = current.map_or(1, |s| s.version + 1);
-        let snapshot = pools.snapshot(version, config).await;
+        let snapshot = pools.snapshot(version, prepared).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
         announce(&snapshot);
         self.live.publish(snapshot);
@@ -207,7 +207,8 @@ struct Pools {
 
 impl Pools {
     /// Builds the snapshot for `config`, reusing unchanged pools and preparing new ones.
-    async fn snapshot(&mut self, version: u64, config: Config) -> Snapshot {
+    async fn snapshot(&mut self, version: u64, prepared: Prepared) -> Snapshot {
+        let config = &prepared.config;
         let mut fresh = JoinSet::new();
         for spec in &config.upstreams {
             let unchanged = self
@@ -248,7 +249,7 @@ impl Pools {
             .iter()
             .map(|spec| Arc::clone(&self.running[&*spec.name].0))
             .collect();
-        Snapshot::new(version, config, pools)
+        Snapshot::new(version, prepared, pools)
     }
 
     fn stop_unused(&mut self) {

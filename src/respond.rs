@@ -44,13 +44,21 @@ pub enum Rejection {
         upstream: String,
     },
     BadRequest,
+    /// The request's framing or headers are ambiguous or abusive; the text says which.
+    Malformed(&'static str),
+    UriTooLong,
+    HeadersTooLarge,
+    Forbidden,
     Internal,
 }
 
 impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
-            Rejection::BadPath(_) | Rejection::BadRequest => 400,
+            Rejection::BadPath(_) | Rejection::BadRequest | Rejection::Malformed(_) => 400,
+            Rejection::Forbidden => 403,
+            Rejection::UriTooLong => 414,
+            Rejection::HeadersTooLarge => 431,
             Rejection::Unauthenticated => 401,
             Rejection::NoRoute => 404,
             Rejection::MethodNotAllowed(_) => 405,
@@ -69,7 +77,10 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         match self {
             Rejection::BadPath(_) => "invalid_path",
-            Rejection::BadRequest => "bad_request",
+            Rejection::BadRequest | Rejection::Malformed(_) => "bad_request",
+            Rejection::Forbidden => "forbidden",
+            Rejection::UriTooLong => "uri_too_long",
+            Rejection::HeadersTooLarge => "headers_too_large",
             Rejection::Unauthenticated => "unauthenticated",
             Rejection::NoRoute => "route_not_found",
             Rejection::MethodNotAllowed(_) => "method_not_allowed",
@@ -89,6 +100,10 @@ impl Rejection {
         match self {
             Rejection::BadPath(reason) => format!("invalid request path: {reason}"),
             Rejection::BadRequest => "the request is malformed".into(),
+            Rejection::Malformed(what) => format!("the request is malformed: {what}"),
+            Rejection::Forbidden => "the caller may not access this resource".into(),
+            Rejection::UriTooLong => "the request target is too long".into(),
+            Rejection::HeadersTooLarge => "the request headers are too many or too large".into(),
             Rejection::Unauthenticated => "authentication is required".into(),
             Rejection::NoRoute => "no route matches this request".into(),
             Rejection::MethodNotAllowed(_) => "this method is not allowed here".into(),
@@ -189,6 +204,9 @@ impl Rejection {
             header.insert_header("retry-after", seconds.to_string())?;
         }
         match self {
+            Rejection::MethodNotAllowed(allowed) if allowed.is_empty() => {
+                header.insert_header("allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS")?;
+            }
             Rejection::MethodNotAllowed(allowed) => {
                 let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
                 header.insert_header("allow", allowed.join(", "))?;

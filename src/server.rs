@@ -7,8 +7,8 @@
 //! soon as none is left rather than always waiting out the whole period.
 
 use crate::admin::AdminApp;
-use crate::config::Config;
 use crate::control::ControlPlane;
+use crate::prepare::Prepared;
 use crate::proxy::UsherProxy;
 use crate::snapshot::Live;
 use crate::telemetry::access_log::AccessLog;
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Serves `config` (already validated, read from `path`) until a shutdown signal.
-pub fn run(path: PathBuf, config: Config) -> Result<(), String> {
+pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
+    let config = &prepared.config;
     let threads = config.server.threads;
     let grace = config.server.grace_period;
     let server_conf = ServerConf {
@@ -70,7 +71,10 @@ pub fn run(path: PathBuf, config: Config) -> Result<(), String> {
     admin.add_tcp(&config.listeners.admin.to_string());
 
     tracing::info!(public = %public, admin = %config.listeners.admin, threads, tls = config.listeners.tls.is_some(), "usher starting");
-    let control = background_service("usher control plane", ControlPlane::new(live, path, config));
+    let control = background_service(
+        "usher control plane",
+        ControlPlane::new(live, path, prepared),
+    );
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(control);

@@ -5,7 +5,9 @@
 //! complete new snapshot (router, pools, policies) and publishes it in one atomic store.
 
 use crate::config::Config;
+use crate::prepare::Prepared;
 use crate::router::Router;
+use crate::security::Security;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
 use arc_swap::ArcSwapOption;
@@ -22,11 +24,15 @@ pub struct Snapshot {
     pub pools: Vec<Arc<Pool>>,
     /// Indexed like `config.routes`.
     pub route_metrics: Vec<RouteMetrics>,
+    /// Key material and API keys, loaded for this configuration.
+    pub security: Arc<Security>,
 }
 
 impl Snapshot {
-    pub fn new(version: u64, config: Config, pools: Vec<Arc<Pool>>) -> Snapshot {
+    pub fn new(version: u64, prepared: Prepared, pools: Vec<Arc<Pool>>) -> Snapshot {
+        let Prepared { config, security } = prepared;
         Snapshot {
+            security,
             version,
             router: Router::new(&config.routes),
             route_metrics: config

@@ -3,8 +3,9 @@
 use std::path::Path;
 
 pub fn check(path: &Path) -> i32 {
-    match super::load_file(path) {
-        Ok(config) => {
+    match super::prepare_file(path) {
+        Ok(prepared) => {
+            let config = prepared.config;
             let public = config
                 .routes
                 .iter()

@@ -4,17 +4,17 @@ use std::path::Path;
 
 pub fn run(path: &Path, threads: Option<usize>) -> i32 {
     crate::telemetry::logging::init();
-    let mut config = match super::load_file(path) {
-        Ok(config) => config,
+    let mut prepared = match super::prepare_file(path) {
+        Ok(prepared) => prepared,
         Err(errors) => {
             eprint!("{errors}");
             return 1;
         }
     };
     if let Some(threads) = threads {
-        config.server.threads = threads.max(1);
+        prepared.config.server.threads = threads.max(1);
     }
-    match crate::server::run(path.to_path_buf(), config) {
+    match crate::server::run(path.to_path_buf(), prepared) {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("usher: {message}");

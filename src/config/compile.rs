@@ -32,7 +32,28 @@ mod builtin {
     pub const PASSIVE_EJECTION: Duration = Duration::from_secs(10);
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
     pub const MAX_BODY: u64 = 1 << 20;
+    pub const LEEWAY: Duration = Duration::from_secs(30);
+    pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+    pub const MAX_HEADERS: usize = 100;
+    pub const MAX_HEADER_BYTES: u64 = 32 << 10;
+    pub const MAX_URI_BYTES: u64 = 8 << 10;
 }
+
+/// Client headers that carry identity or steer internal routing: removed from every request,
+/// whatever routes.yaml says. `identity.strip_headers` adds to them.
+const STRIPPED_HEADERS: &[&str] = &[
+    "x-tenant-id",
+    "x-tenant-source",
+    "x-user-id",
+    "x-user-roles",
+    "x-venue-ids",
+    "x-original-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+];
+const STRIPPED_PREFIXES: &[&str] = &["x-internal-", "x-gateway-"];
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
@@ -43,6 +64,9 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         errors: Vec::new(),
     };
     let server = c.server(&raw.server);
+    let authentication = c.authentication(&raw.authentication);
+    let identity = c.identity(&raw.identity);
+    let limits = c.limits(&raw.limits);
     let listeners = c.listeners(&raw.listeners);
     if !raw.defaults.upstream.targets.is_empty() {
         c.error(
@@ -62,7 +86,14 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         .collect();
     let mut routes = Vec::new();
     for (index, route) in raw.routes.iter().enumerate() {
-        if let Some(route) = c.route(index, route, &raw.defaults.route, &names, &upstreams) {
+        if let Some(route) = c.route(
+            index,
+            route,
+            &raw.defaults.route,
+            &names,
+            &upstreams,
+            &authentication,
+        ) {
             routes.push((index, route));
         }
     }
@@ -76,6 +107,9 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
             listeners: listeners.expect("listeners are valid when there are no errors"),
             upstreams,
             routes: routes.into_iter().map(|(_, route)| route).collect(),
+            authentication,
+            identity,
+            limits,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -124,6 +158,219 @@ impl Compiler<'_> {
             grace_period: raw.grace_period.map_or(builtin::GRACE_PERIOD, |d| d.0),
             access_log: raw.access_log.unwrap_or(true),
         }
+    }
+
+    fn authentication(&mut self, raw: &RawAuthentication) -> AuthenticationSpec {
+        let jwt = raw.jwt.as_ref().map(|jwt| self.jwt(jwt));
+        let api_keys = raw.api_keys.as_ref().map(|keys| {
+            if keys.file.trim().is_empty() {
+                self.error(
+                    "authentication.api_keys.file",
+                    "must name the file of hashed keys",
+                );
+            }
+            let header = keys
+                .header
+                .as_deref()
+                .unwrap_or("x-api-key")
+                .to_ascii_lowercase();
+            if http::HeaderName::from_str(&header).is_err() {
+                self.error(
+                    "authentication.api_keys.header",
+                    format!("invalid header name \"{header}\""),
+                );
+            }
+            ApiKeysSpec {
+                file: keys.file.clone(),
+                header,
+            }
+        });
+        AuthenticationSpec { jwt, api_keys }
+    }
+
+    fn jwt(&mut self, raw: &RawJwt) -> JwtSpec {
+        let at = "authentication.jwt";
+        if raw.issuer.trim().is_empty() {
+            self.error(
+                format!("{at}.issuer"),
+                "must name the issuer tokens must carry in `iss`",
+            );
+        }
+        if raw.audiences.is_empty() || raw.audiences.iter().any(|a| a.trim().is_empty()) {
+            self.error(
+                format!("{at}.audiences"),
+                "list at least one audience; a token's `aud` must contain one of them",
+            );
+        }
+        let leeway = raw.leeway.map_or(builtin::LEEWAY, |d| d.0);
+        if leeway > builtin::MAX_LEEWAY {
+            self.error(
+                format!("{at}.leeway"),
+                "at most 60s of clock skew is tolerated",
+            );
+        }
+        let max_lifetime = raw.max_lifetime.map_or(builtin::MAX_LIFETIME, |d| d.0);
+        self.positive(&format!("{at}.max_lifetime"), max_lifetime);
+        let claim = |name: &Option<String>, default: &str| {
+            name.clone().unwrap_or_else(|| default.to_string())
+        };
+        let claims = ClaimNames {
+            tenant: claim(&raw.claims.tenant, "tenant_id"),
+            roles: claim(&raw.claims.roles, "roles"),
+            venues: claim(&raw.claims.venues, "venue_ids"),
+            token_type: claim(&raw.claims.token_type, "type"),
+        };
+        if raw.keys.is_empty() {
+            self.error(format!("{at}.keys"), "list at least one key");
+        }
+        let mut kids: Vec<&str> = Vec::new();
+        let mut keys = Vec::new();
+        for (index, key) in raw.keys.iter().enumerate() {
+            let at = format!("{at}.keys[{index}]");
+            if let Some(kid) = key.kid.as_deref() {
+                if kids.contains(&kid) {
+                    self.error(
+                        format!("{at}.kid"),
+                        format!("kid \"{kid}\" is used by another key"),
+                    );
+                }
+                kids.push(kid);
+            } else if raw.keys.len() > 1 {
+                self.error(
+                    format!("{at}.kid"),
+                    "with more than one key, every key needs a kid",
+                );
+            }
+            let algorithm = match key.algorithm.as_str() {
+                "none" | "None" | "NONE" => {
+                    self.error(
+                        format!("{at}.algorithm"),
+                        "unsigned tokens (alg none) are never accepted",
+                    );
+                    continue;
+                }
+                name => match jsonwebtoken::Algorithm::from_str(name) {
+                    Ok(algorithm) => algorithm,
+                    Err(_) => {
+                        self.error(format!("{at}.algorithm"), format!("unknown algorithm \"{name}\": expected HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"));
+                        continue;
+                    }
+                },
+            };
+            let hmac = matches!(
+                algorithm,
+                jsonwebtoken::Algorithm::HS256
+                    | jsonwebtoken::Algorithm::HS384
+                    | jsonwebtoken::Algorithm::HS512
+            );
+            let material = match (
+                hmac,
+                &key.secret_env,
+                &key.secret_file,
+                &key.public_key_file,
+            ) {
+                (true, Some(name), None, None) => KeyMaterial::SecretEnv(name.clone()),
+                (true, None, Some(path), None) => KeyMaterial::SecretFile(path.clone()),
+                (false, None, None, Some(path)) => KeyMaterial::PublicKeyFile(path.clone()),
+                (true, ..) => {
+                    self.error(
+                        at,
+                        "an HMAC key needs exactly one of secret_env or secret_file",
+                    );
+                    continue;
+                }
+                (false, ..) => {
+                    self.error(
+                        at,
+                        "a public-key algorithm needs public_key_file (and no secret)",
+                    );
+                    continue;
+                }
+            };
+            keys.push(JwtKeySpec {
+                kid: key.kid.clone(),
+                algorithm,
+                material,
+            });
+        }
+        JwtSpec {
+            issuer: raw.issuer.clone(),
+            audiences: raw.audiences.clone(),
+            leeway,
+            max_lifetime,
+            token_type: raw
+                .token_type
+                .clone()
+                .unwrap_or_else(|| "access".to_string()),
+            claims,
+            keys,
+        }
+    }
+
+    fn identity(&mut self, raw: &RawIdentity) -> IdentitySpec {
+        let mut strip_headers: Vec<String> =
+            STRIPPED_HEADERS.iter().map(|h| h.to_string()).collect();
+        let mut strip_prefixes: Vec<String> =
+            STRIPPED_PREFIXES.iter().map(|h| h.to_string()).collect();
+        for (index, name) in raw.strip_headers.iter().enumerate() {
+            let name = name.to_ascii_lowercase();
+            let (bare, prefix) = match name.strip_suffix('*') {
+                Some(bare) => (bare.to_string(), true),
+                None => (name.clone(), false),
+            };
+            if bare.is_empty() || http::HeaderName::from_str(&bare).is_err() {
+                self.error(
+                    format!("identity.strip_headers[{index}]"),
+                    format!("invalid header name \"{name}\" (end with * for a prefix)"),
+                );
+            } else if prefix {
+                strip_prefixes.push(bare);
+            } else {
+                strip_headers.push(bare);
+            }
+        }
+        let trusted_proxies = raw
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(index, text)| {
+                let parsed = text
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                if parsed.is_err() {
+                    self.error(
+                        format!("identity.trusted_proxies[{index}]"),
+                        format!("invalid address or CIDR \"{text}\", such as 10.0.0.0/8"),
+                    );
+                }
+                parsed.ok()
+            })
+            .collect();
+        IdentitySpec {
+            strip_headers,
+            strip_prefixes,
+            trusted_proxies,
+        }
+    }
+
+    fn limits(&mut self, raw: &RawLimits) -> Limits {
+        let limits = Limits {
+            max_headers: raw.max_headers.unwrap_or(builtin::MAX_HEADERS),
+            max_header_bytes: raw
+                .max_header_bytes
+                .map_or(builtin::MAX_HEADER_BYTES, |s| s.0),
+            max_uri_bytes: raw.max_uri_bytes.map_or(builtin::MAX_URI_BYTES, |s| s.0),
+        };
+        for (key, zero) in [
+            ("max_headers", limits.max_headers == 0),
+            ("max_header_bytes", limits.max_header_bytes == 0),
+            ("max_uri_bytes", limits.max_uri_bytes == 0),
+        ] {
+            if zero {
+                self.error(format!("limits.{key}"), "must be greater than zero");
+            }
+        }
+        limits
     }
 
     fn listeners(&mut self, raw: &RawListeners) -> Option<Listeners> {
@@ -453,6 +700,7 @@ impl Compiler<'_> {
         defaults: &RawRouteDefaults,
         names: &HashMap<&str, usize>,
         upstreams: &[UpstreamSpec],
+        authentication: &AuthenticationSpec,
     ) -> Option<RouteSpec> {
         let at = format!("routes[{index}]");
         let errors_before = self.errors.len();
@@ -564,6 +812,7 @@ impl Compiler<'_> {
             .max_body
             .or(defaults.max_body)
             .map_or(builtin::MAX_BODY, |s| s.0);
+        let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -578,7 +827,79 @@ impl Compiler<'_> {
             access,
             timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
             max_body,
+            auth,
+            websocket: raw.websocket,
         })
+    }
+
+    fn route_auth(
+        &mut self,
+        at: &str,
+        raw: &RawRoute,
+        pattern: Option<&PathPattern>,
+        authentication: &AuthenticationSpec,
+    ) -> RouteAuth {
+        let Some(auth) = &raw.auth else {
+            return RouteAuth {
+                token_sources: vec![TokenSource::BearerHeader],
+                ..RouteAuth::default()
+            };
+        };
+        let at = format!("{at}.auth");
+        if raw.public {
+            self.error(
+                &at,
+                "a public route has no caller to check; remove auth or public: true",
+            );
+        }
+        for (key, roles) in [("roles", &auth.roles), ("admin_roles", &auth.admin_roles)] {
+            if roles.iter().any(|r| r.trim().is_empty()) {
+                self.error(format!("{at}.{key}"), "role names must not be empty");
+            }
+        }
+        let venue_param = auth.venue_param.as_ref().and_then(|name| {
+            let index = pattern.and_then(|p| p.param_names().position(|n| n == name));
+            if index.is_none() && pattern.is_some() {
+                self.error(
+                    format!("{at}.venue_param"),
+                    format!("the route's path has no :{name} parameter"),
+                );
+            }
+            index
+        });
+        if auth.api_keys && authentication.api_keys.is_none() {
+            self.error(
+                format!("{at}.api_keys"),
+                "authentication.api_keys is not configured",
+            );
+        }
+        let mut token_sources = Vec::new();
+        for (index, source) in auth.token_from.iter().enumerate() {
+            let parsed = match source.split_once(':') {
+                None if source == "header" => Some(TokenSource::BearerHeader),
+                Some(("query", name)) if !name.is_empty() => {
+                    Some(TokenSource::Query(name.to_string()))
+                }
+                Some(("cookie", name)) if !name.is_empty() => {
+                    Some(TokenSource::Cookie(name.to_string()))
+                }
+                _ => None,
+            };
+            match parsed {
+                Some(parsed) => token_sources.push(parsed),
+                None => self.error(format!("{at}.token_from[{index}]"), format!("unknown token source \"{source}\": expected header, query:<name> or cookie:<name>")),
+            }
+        }
+        if token_sources.is_empty() {
+            token_sources.push(TokenSource::BearerHeader);
+        }
+        RouteAuth {
+            roles: auth.roles.clone(),
+            venue_param,
+            admin_roles: auth.admin_roles.clone(),
+            api_keys: auth.api_keys,
+            token_sources,
+        }
     }
 
     /// Duplicate names, and routes that an earlier route with the same host, path shape and

@@ -38,6 +38,78 @@ pub struct Config {
     pub upstreams: Vec<UpstreamSpec>,
     /// In file order; the router decides precedence by specificity, not by this order.
     pub routes: Vec<RouteSpec>,
+    pub authentication: AuthenticationSpec,
+    pub identity: IdentitySpec,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationSpec {
+    pub jwt: Option<JwtSpec>,
+    pub api_keys: Option<ApiKeysSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSpec {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub leeway: Duration,
+    /// The longest a token may live: `exp - iat` (or `exp - now` without `iat`).
+    pub max_lifetime: Duration,
+    /// The value the token-type claim must have (`access`).
+    pub token_type: String,
+    pub claims: ClaimNames,
+    pub keys: Vec<JwtKeySpec>,
+}
+
+/// The names of the claims Usher reads besides the registered ones.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    pub tenant: String,
+    pub roles: String,
+    pub venues: String,
+    pub token_type: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtKeySpec {
+    pub kid: Option<String>,
+    /// The only algorithm this key verifies; the token's header never chooses it.
+    pub algorithm: jsonwebtoken::Algorithm,
+    pub material: KeyMaterial,
+}
+
+/// Where key material comes from. Secrets never appear in routes.yaml itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    SecretEnv(String),
+    SecretFile(String),
+    PublicKeyFile(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeysSpec {
+    pub file: String,
+    /// Lower-cased header name, `x-api-key` by default.
+    pub header: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentitySpec {
+    /// Lower-cased header names removed from every request: the built-in list plus
+    /// `identity.strip_headers`.
+    pub strip_headers: Vec<String>,
+    /// Lower-cased prefixes (written `x-internal-*`) removed likewise.
+    pub strip_prefixes: Vec<String>,
+    /// Peers allowed to report the client's address in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_headers: usize,
+    pub max_header_bytes: u64,
+    pub max_uri_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +223,31 @@ pub struct RouteSpec {
     /// upstream's `timeouts.total`.
     pub timeout: Duration,
     pub max_body: u64,
+    pub auth: RouteAuth,
+    /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
+    pub websocket: bool,
+}
+
+/// What an authenticated caller must be on a route, beyond being authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAuth {
+    /// The caller needs at least one of these roles (none listed: any caller).
+    pub roles: Vec<String>,
+    /// The index, among the route's parameters, of the venue the caller must be scoped to.
+    pub venue_param: Option<usize>,
+    /// Roles that pass the venue scope check for every venue.
+    pub admin_roles: Vec<String>,
+    pub api_keys: bool,
+    pub token_sources: Vec<TokenSource>,
+}
+
+/// Where a bearer token may come from. Only the `Authorization` header unless a route
+/// opts in to more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    BearerHeader,
+    Query(String),
+    Cookie(String),
 }
 
 /// Who may call a route. Authenticated unless the file says otherwise.

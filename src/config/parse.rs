@@ -6,7 +6,10 @@
 //! that the YAML parser knows; the others carry their path.
 
 use super::error::{ConfigError, ConfigErrors};
-use super::raw::{RawConfig, RawDefaults, RawListeners, RawRoute, RawServer, RawUpstream};
+use super::raw::{
+    RawAuthentication, RawConfig, RawDefaults, RawIdentity, RawLimits, RawListeners, RawRoute,
+    RawServer, RawUpstream,
+};
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
@@ -62,6 +65,11 @@ fn item_errors(document: &Value) -> Vec<(String, String)> {
                 check::<RawListeners>(value, "listeners", &mut errors);
             }
             Some("defaults") => check::<RawDefaults>(value, "defaults", &mut errors),
+            Some("authentication") => {
+                check::<RawAuthentication>(value, "authentication", &mut errors)
+            }
+            Some("identity") => check::<RawIdentity>(value, "identity", &mut errors),
+            Some("limits") => check::<RawLimits>(value, "limits", &mut errors),
             Some("upstreams") => match value {
                 Value::Mapping(upstreams) => {
                     for (name, upstream) in upstreams {
@@ -82,7 +90,7 @@ fn item_errors(document: &Value) -> Vec<(String, String)> {
             other => errors.push((
                 String::new(),
                 format!(
-                    "unknown field `{}`, expected one of `server`, `listeners`, `defaults`, `upstreams`, `routes`",
+                    "unknown field `{}`, expected one of `server`, `listeners`, `defaults`, `upstreams`, `routes`, `authentication`, `identity`, `limits`",
                     other.unwrap_or("?")
                 ),
             )),

@@ -21,6 +21,79 @@ pub struct RawConfig {
     pub upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub authentication: RawAuthentication,
+    #[serde(default)]
+    pub identity: RawIdentity,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// How callers prove who they are. Nothing here is enabled unless configured; routes that
+/// need an authenticated caller are refused (401) when no verifier is configured.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthentication {
+    pub jwt: Option<RawJwt>,
+    pub api_keys: Option<RawApiKeys>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub leeway: Option<Dur>,
+    pub max_lifetime: Option<Dur>,
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub claims: RawClaimNames,
+    #[serde(default)]
+    pub keys: Vec<RawJwtKey>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimNames {
+    pub tenant: Option<String>,
+    pub roles: Option<String>,
+    pub venues: Option<String>,
+    pub token_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtKey {
+    pub kid: Option<String>,
+    pub algorithm: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<String>,
+    pub public_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    pub file: String,
+    pub header: Option<String>,
+}
+
+/// Which client headers never reach an upstream, and which peers may speak for clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    #[serde(default)]
+    pub strip_headers: Vec<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_headers: Option<usize>,
+    pub max_header_bytes: Option<ByteSize>,
+    pub max_uri_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +213,24 @@ pub struct RawRoute {
     pub public_paths: Vec<String>,
     pub timeout: Option<Dur>,
     pub max_body: Option<ByteSize>,
+    pub auth: Option<RawRouteAuth>,
+    #[serde(default)]
+    pub websocket: bool,
+}
+
+/// What an authenticated caller must be, on one route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteAuth {
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub venue_param: Option<String>,
+    #[serde(default)]
+    pub admin_roles: Vec<String>,
+    #[serde(default)]
+    pub api_keys: bool,
+    #[serde(default)]
+    pub token_from: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

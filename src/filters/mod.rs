@@ -1,5 +1,10 @@
-//! Request filters: small, pure decisions that `request_filter` runs in a fixed order.
-//! Each returns a value; the proxy turns a rejection into a response through `respond`.
+//! Request filters: small decisions that `request_filter` runs in a fixed order (see the
+//! chart in `proxy`). Each returns a value; the proxy turns a refusal into a response
+//! through `respond`.
 
 pub mod access;
+pub mod authenticate;
+pub mod authorize;
+pub mod client_address;
+pub mod hardening;
 pub mod identity_headers;

@@ -1,9 +1,11 @@
 //! Per-request state shared across the proxy phases.
 
 use crate::config::RouteSpec;
+use crate::security::Identity;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::{InFlightSlot, Pool};
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +21,12 @@ pub struct RequestCtx {
     pub path: String,
     /// Path segments the route's pattern matched, for prefix rewrites.
     pub depth: usize,
+    /// Values of the route's `:param` segments, in pattern order.
+    pub params: Vec<String>,
+    /// The client's address (through trusted proxies).
+    pub client: Option<IpAddr>,
+    /// The verified caller, on routes that require one.
+    pub identity: Option<Identity>,
     /// Whether normalization changed the path, so the upstream must get a new URI.
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
@@ -49,6 +57,9 @@ impl RequestCtx {
             route: None,
             path: String::new(),
             depth: 0,
+            params: Vec::new(),
+            client: None,
+            identity: None,
             path_normalized: false,
             pool: None,
             slot: None,

@@ -23,11 +23,15 @@ pub use context::RequestCtx;
 
 use crate::config::HashKey;
 use crate::config::LoadBalancing;
-use crate::filters::{access, identity_headers};
+use crate::filters::authenticate::authenticate;
+use crate::filters::authorize::authorize;
+use crate::filters::{access, client_address, hardening, identity_headers};
 use crate::path;
 use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
+use crate::security::events::{self, Severity};
 use crate::snapshot::Live;
+use crate::snapshot::Snapshot;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::correlation;
 use crate::telemetry::metrics::{METRICS, UNMATCHED};
@@ -38,6 +42,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,11 +56,31 @@ impl UsherProxy {
         UsherProxy { live, access_log }
     }
 
-    /// Everything `request_filter` decides before the request may go upstream.
+    /// Everything `request_filter` decides before the request may go upstream, in order.
     fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Rejection> {
         let snapshot = self.live.current().ok_or(Rejection::NotReady)?;
         ctx.snapshot = Some(Arc::clone(&snapshot));
+        ctx.client = client_ip(session, &snapshot.config.identity.trusted_proxies);
+        let route = self
+            .route_request(session, ctx, &snapshot)
+            .inspect_err(|rejection| {
+                if let Some(reason) = refusal_event(rejection) {
+                    security_event(ctx, reason, Severity::Medium);
+                }
+            })?;
+        self.identify(session, ctx, &snapshot, route)?;
+        self.reserve_upstream(session, ctx, &snapshot, route)
+    }
+
+    /// Hardening, normalization and routing; returns the route's index.
+    fn route_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+    ) -> Result<usize, Rejection> {
         let request = session.req_header();
+        hardening::check(request, &snapshot.config.limits)?;
         let normalized = path::normalize(request.uri.path()).map_err(Rejection::BadPath)?;
         ctx.path_normalized = matches!(normalized, std::borrow::Cow::Owned(_));
         ctx.path = normalized.into_owned();
@@ -71,16 +96,63 @@ impl UsherProxy {
             }
             RouteMatch::NotFound => return Err(Rejection::NoRoute),
         };
-        let route = &snapshot.config.routes[matched.route];
         ctx.route = Some(matched.route);
         ctx.depth = matched.depth;
+        ctx.params = matched.params;
+        hardening::check_upgrade(request, snapshot.config.routes[matched.route].websocket)?;
+        Ok(matched.route)
+    }
 
-        identity_headers::strip(session.req_header_mut());
-
-        if access::requires_authentication(route, &ctx.path) {
-            // No credential verifier is configured in this build: fail closed.
-            return Err(Rejection::Unauthenticated);
+    /// Strips client identity headers, then authenticates and authorizes the caller where
+    /// the route requires it.
+    fn identify(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+        route: usize,
+    ) -> Result<(), Rejection> {
+        let route = &snapshot.config.routes[route];
+        if identity_headers::strip(session.req_header_mut(), &snapshot.config.identity) > 0 {
+            security_event(ctx, "spoofed_identity_header", Severity::Medium);
         }
+        if !access::requires_authentication(route, &ctx.path) {
+            return Ok(());
+        }
+        let api_key_header = snapshot
+            .config
+            .authentication
+            .api_keys
+            .as_ref()
+            .map(|k| k.header.as_str());
+        let identity = authenticate(
+            session.req_header(),
+            &route.auth,
+            api_key_header,
+            &snapshot.security,
+            SystemTime::now(),
+        )
+        .map_err(|failure| {
+            security_event(ctx, failure.reason, failure.severity);
+            Rejection::Unauthenticated
+        })?;
+        authorize(&identity, &route.auth, &ctx.params).map_err(|reason| {
+            security_event(ctx, reason, Severity::Medium);
+            Rejection::Forbidden
+        })?;
+        ctx.identity = Some(identity);
+        Ok(())
+    }
+
+    /// Body limit, the upstream's bulkhead and its circuit breaker.
+    fn reserve_upstream(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+        route: usize,
+    ) -> Result<(), Rejection> {
+        let route = &snapshot.config.routes[route];
         let declared_length = session
             .req_header()
             .headers
@@ -92,7 +164,6 @@ impl UsherProxy {
                 limit: route.max_body,
             });
         }
-
         let pool = Arc::clone(&snapshot.pools[route.upstream]);
         ctx.pool = Some(Arc::clone(&pool));
         let reject = |reason: &str| {
@@ -119,6 +190,52 @@ impl UsherProxy {
             }
         }
         ctx.deadline = Some(ctx.started + route.timeout);
+        Ok(())
+    }
+
+    /// What upstreams may trust, set on every attempt (retries included): the verified
+    /// identity, the client's address, and forwarding headers written by Usher alone. The
+    /// client's copies were stripped in `request_filter`; Pingora has already removed the
+    /// headers named in `Connection`, so nothing can remove these.
+    fn inject_identity(
+        &self,
+        session: &Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        if let Some(identity) = &ctx.identity {
+            upstream_request.insert_header("x-tenant-id", &identity.tenant)?;
+            upstream_request.insert_header("x-tenant-source", identity.source.as_str())?;
+            upstream_request.insert_header("x-user-id", &identity.subject)?;
+            upstream_request.insert_header("x-user-roles", identity.roles.join(","))?;
+        }
+        upstream_request.insert_header("x-gateway-forwarded", "true")?;
+        let Some(snapshot) = &ctx.snapshot else {
+            return Ok(());
+        };
+        if let (Some(client), Some(peer)) =
+            (ctx.client, session.client_addr().and_then(|a| a.as_inet()))
+        {
+            upstream_request.insert_header("x-original-ip", client.to_string())?;
+            let received = session
+                .req_header()
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            let chain = client_address::forwarded_for(
+                peer.ip(),
+                received,
+                &snapshot.config.identity.trusted_proxies,
+            );
+            upstream_request.insert_header("x-forwarded-for", chain)?;
+        }
+        let scheme = if snapshot.config.listeners.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        upstream_request.insert_header("x-forwarded-proto", scheme)?;
         Ok(())
     }
 
@@ -310,7 +427,7 @@ impl ProxyHttp for UsherProxy {
         }
         upstream_request.insert_header("x-request-id", &ctx.request_id)?;
         upstream_request.insert_header("traceparent", &ctx.traceparent)?;
-        Ok(())
+        self.inject_identity(session, upstream_request, ctx)
     }
 
     fn fail_to_connect(
@@ -485,10 +602,7 @@ impl ProxyHttp for UsherProxy {
                 time: SystemTime::now(),
                 request_id: std::mem::take(&mut ctx.request_id),
                 traceparent: std::mem::take(&mut ctx.traceparent),
-                client: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip()),
+                client: ctx.client,
                 method: session.req_header().method.clone(),
                 path,
                 route: ctx.route().map(|route| Arc::clone(&route.name)),
@@ -503,6 +617,43 @@ impl ProxyHttp for UsherProxy {
             });
         }
     }
+}
+
+/// The client's address, through trusted proxies' `X-Forwarded-For`.
+fn client_ip(session: &Session, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = session.client_addr()?.as_inet()?.ip();
+    let forwarded = session
+        .req_header()
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    Some(client_address::client_address(peer, forwarded, trusted))
+}
+
+/// Refusals worth a security event (probing, smuggling and traversal attempts), by reason.
+fn refusal_event(rejection: &Rejection) -> Option<&'static str> {
+    Some(match rejection {
+        Rejection::BadPath(_) => "invalid_path",
+        Rejection::Malformed(_) => "malformed_request",
+        Rejection::UriTooLong => "uri_too_long",
+        Rejection::HeadersTooLarge => "headers_too_large",
+        Rejection::MethodNotAllowed(allowed) if allowed.is_empty() => "method_refused",
+        _ => return None,
+    })
+}
+
+fn security_event(ctx: &RequestCtx, reason: &'static str, severity: Severity) {
+    events::record(
+        reason,
+        severity,
+        &events::Context {
+            request_id: &ctx.request_id,
+            client: ctx.client,
+            route: ctx.route_name(),
+            path: &ctx.path,
+        },
+    );
 }
 
 /// The `kind` label of `usher_upstream_errors_total`.

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
     pub access_log_dropped: IntCounter,
+    pub security_events: IntCounterVec,
 }
 
 /// Latency buckets from 1 ms to 120 s (the longest route deadline we ship).
@@ -126,6 +127,11 @@ impl Metrics {
                 &["version", "hash"],
             ),
             access_log_dropped,
+            security_events: counter(
+                "usher_security_events_total",
+                "Security events (authentication failures, denied roles, spoofed identity headers, refused requests), by reason and severity.",
+                &["reason", "severity"],
+            ),
             registry,
         }
     }

@@ -1,0 +1,72 @@
+//! Roles and venue scope, replacing the old gateway's `checkVenueAccess() → true`.
+//! A route may require one of a set of roles; a route with a venue parameter may require
+//! that the caller's venue claim contains that venue, unless the caller has an admin role.
+
+use crate::config::RouteAuth;
+use crate::security::Identity;
+
+/// `params` are the matched route's parameter values, in pattern order. On refusal, the
+/// reason (for logs and metrics).
+pub fn authorize(
+    identity: &Identity,
+    auth: &RouteAuth,
+    params: &[String],
+) -> Result<(), &'static str> {
+    if !auth.roles.is_empty() && !identity.has_any_role(&auth.roles) {
+        return Err("missing_role");
+    }
+    if let Some(index) = auth.venue_param {
+        let venue = params.get(index).map(String::as_str).unwrap_or("");
+        let scoped = identity.venues.iter().any(|v| v == venue);
+        if !scoped && !identity.has_any_role(&auth.admin_roles) {
+            return Err("venue_not_in_scope");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::CredentialKind;
+
+    fn caller(roles: &[&str], venues: &[&str]) -> Identity {
+        Identity {
+            subject: "u1".into(),
+            tenant: "t1".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            venues: venues.iter().map(|v| v.to_string()).collect(),
+            source: CredentialKind::Jwt,
+            tier: None,
+            token_id: None,
+        }
+    }
+
+    #[test]
+    fn roles_and_venue_scope() {
+        let auth = RouteAuth {
+            roles: vec!["venue_manager".into(), "admin".into()],
+            venue_param: Some(0),
+            admin_roles: vec!["admin".into()],
+            ..RouteAuth::default()
+        };
+        let params = vec!["v7".to_string()];
+        assert_eq!(
+            authorize(&caller(&["venue_manager"], &["v7"]), &auth, &params),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(&caller(&["venue_manager"], &["v8"]), &auth, &params),
+            Err("venue_not_in_scope")
+        );
+        assert_eq!(authorize(&caller(&["admin"], &[]), &auth, &params), Ok(()));
+        assert_eq!(
+            authorize(&caller(&["customer"], &["v7"]), &auth, &params),
+            Err("missing_role")
+        );
+        assert_eq!(
+            authorize(&caller(&[], &[]), &RouteAuth::default(), &[]),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The client's address: the socket peer, unless the peer is a trusted proxy.
+//!
+//! Behind trusted proxies (say, the cloud load balancer), the client is the right-most
+//! address in `X-Forwarded-For` that is not itself a trusted proxy: everything left of it
+//! was written by the client and proves nothing. An untrusted peer's `X-Forwarded-For` is
+//! ignored entirely. Usher then writes `X-Forwarded-For` and `X-Forwarded-Proto` itself.
+
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// `forwarded_for` is every `X-Forwarded-For` header value, in order.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // Unparseable: nothing further left can be believed.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+/// The `X-Forwarded-For` to send upstream: the chain received from a trusted peer with the
+/// peer appended, or just the peer.
+pub fn forwarded_for<'a>(
+    peer: IpAddr,
+    received: impl Iterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> String {
+    if trusted.iter().any(|net| net.contains(&peer)) {
+        let chain: Vec<&str> = received.map(str::trim).filter(|v| !v.is_empty()).collect();
+        if !chain.is_empty() {
+            return format!("{}, {peer}", chain.join(", "));
+        }
+    }
+    peer.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn untrusted_peers_are_the_client() {
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let xff = ["1.2.3.4"];
+        assert_eq!(
+            client_address(peer, xff.into_iter(), &nets(&["10.0.0.0/8"])),
+            peer
+        );
+        assert_eq!(
+            forwarded_for(peer, xff.into_iter(), &nets(&["10.0.0.0/8"])),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let cases = [
+            (vec!["6.6.6.6, 198.51.100.7"], "198.51.100.7"),
+            (vec!["6.6.6.6", "198.51.100.7, 10.1.1.1"], "198.51.100.7"),
+            (vec!["garbage, 198.51.100.7"], "198.51.100.7"),
+            (vec!["198.51.100.7, garbage"], "10.0.0.5"),
+            (vec!["10.9.9.9"], "10.9.9.9"),
+            (vec![], "10.0.0.5"),
+        ];
+        for (headers, expected) in cases {
+            let got = client_address(peer, headers.iter().copied(), &trusted);
+            assert_eq!(got.to_string(), expected, "{headers:?}");
+        }
+        assert_eq!(
+            forwarded_for(peer, ["198.51.100.7"].into_iter(), &trusted),
+            "198.51.100.7, 10.0.0.5"
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! Request hardening: refuse requests whose framing or headers are ambiguous or abusive,
+//! before routing looks at them. Pingora's HTTP/1 parser already refuses much (see
+//! tests/hardening.rs, which checks every case against the running gateway); these checks
+//! make each rule explicit and independent of the parser's version.
+
+use crate::config::Limits;
+use crate::respond::Rejection;
+use http::{header, HeaderMap, Method, Version};
+use pingora::http::RequestHeader;
+
+pub fn check(request: &RequestHeader, limits: &Limits) -> Result<(), Rejection> {
+    if request.method == Method::CONNECT || request.method == Method::TRACE {
+        return Err(Rejection::MethodNotAllowed(Vec::new()));
+    }
+    if request.raw_path().len() as u64 > limits.max_uri_bytes {
+        return Err(Rejection::UriTooLong);
+    }
+    let headers = &request.headers;
+    if headers.len() > limits.max_headers {
+        return Err(Rejection::HeadersTooLarge);
+    }
+    let header_bytes: u64 = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(Rejection::HeadersTooLarge);
+    }
+    for (name, value) in headers {
+        if name.as_str().contains('_') {
+            return Err(Rejection::Malformed(
+                "header names may not contain underscores",
+            ));
+        }
+        if value
+            .as_bytes()
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        {
+            return Err(Rejection::Malformed(
+                "header values may not contain control characters",
+            ));
+        }
+    }
+    check_framing(headers)?;
+    check_host(request)
+}
+
+fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
+    let lengths: Vec<&[u8]> = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if !lengths.is_empty() && headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Rejection::Malformed(
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
+    if lengths.len() > 1 {
+        return Err(Rejection::Malformed("more than one Content-Length"));
+    }
+    if let Some(length) = lengths.first() {
+        if length.is_empty() || !length.iter().all(u8::is_ascii_digit) {
+            return Err(Rejection::Malformed("malformed Content-Length"));
+        }
+    }
+    Ok(())
+}
+
+fn check_host(request: &RequestHeader) -> Result<(), Rejection> {
+    let hosts: Vec<&[u8]> = request
+        .headers
+        .get_all(header::HOST)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if hosts.len() > 1 {
+        return Err(Rejection::Malformed("more than one Host"));
+    }
+    if hosts.is_empty() && request.version == Version::HTTP_11 {
+        return Err(Rejection::Malformed("missing Host"));
+    }
+    // An absolute-form target (`GET http://host/path`) names its own host: it must be the
+    // Host header's. Pingora keeps such a target whole in `raw_path`.
+    let target = request.raw_path();
+    let is_absolute = [&b"http://"[..], b"https://"].iter().any(|scheme| {
+        target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme)
+    });
+    if is_absolute {
+        let authority = std::str::from_utf8(target)
+            .ok()
+            .and_then(|t| t.parse::<http::Uri>().ok())
+            .and_then(|uri| uri.authority().cloned())
+            .ok_or(Rejection::Malformed(
+                "malformed absolute-form request target",
+            ))?;
+        let agrees = hosts
+            .first()
+            .is_some_and(|host| authority.as_str().as_bytes().eq_ignore_ascii_case(host));
+        if !agrees {
+            return Err(Rejection::Malformed(
+                "the request target's host differs from Host",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `Upgrade` passes only on routes that allow WebSockets, and only to `websocket`.
+pub fn check_upgrade(request: &RequestHeader, websocket_allowed: bool) -> Result<(), Rejection> {
+    match request.headers.get(header::UPGRADE) {
+        None => Ok(()),
+        Some(value) if websocket_allowed && value.as_bytes().eq_ignore_ascii_case(b"websocket") => {
+            Ok(())
+        }
+        Some(_) => Err(Rejection::Malformed(
+            "protocol upgrade not allowed on this route",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_headers: 5,
+            max_header_bytes: 200,
+            max_uri_bytes: 40,
+        }
+    }
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut request = RequestHeader::build(method, path.as_bytes(), None).unwrap();
+        for (name, value) in headers {
+            request.append_header(name.to_string(), *value).unwrap();
+        }
+        request
+    }
+
+    #[test]
+    fn accepts_an_ordinary_request() {
+        let ok = request("GET", "/a", &[("host", "x"), ("content-length", "0")]);
+        assert_eq!(check(&ok, &limits()), Ok(()));
+    }
+
+    #[test]
+    fn refuses_each_hardening_case() {
+        let long = "x".repeat(150);
+        let cases: Vec<(RequestHeader, u16)> = vec![
+            (request("TRACE", "/a", &[("host", "x")]), 405),
+            (
+                request("GET", &format!("/{}", "a".repeat(40)), &[("host", "x")]),
+                414,
+            ),
+            (
+                request(
+                    "GET",
+                    "/a",
+                    &[
+                        ("host", "x"),
+                        ("a", "1"),
+                        ("b", "1"),
+                        ("c", "1"),
+                        ("d", "1"),
+                        ("e", "1"),
+                    ],
+                ),
+                431,
+            ),
+            (
+                request(
+                    "GET",
+                    "/a",
+                    &[("host", "x"), ("big", &long), ("big2", &long)],
+                ),
+                431,
+            ),
+            (request("GET", "/a", &[("host", "x"), ("x_user", "1")]), 400),
+            (
+                request(
+                    "POST",
+                    "/a",
+                    &[
+                        ("host", "x"),
+                        ("content-length", "3"),
+                        ("transfer-encoding", "chunked"),
+                    ],
+                ),
+                400,
+            ),
+            (
+                request(
+                    "POST",
+                    "/a",
+                    &[
+                        ("host", "x"),
+                        ("content-length", "3"),
+                        ("content-length", "4"),
+                    ],
+                ),
+                400,
+            ),
+            (
+                request("POST", "/a", &[("host", "x"), ("content-length", "-3")]),
+                400,
+            ),
+            (request("GET", "/a", &[("host", "x"), ("host", "y")]), 400),
+            (request("GET", "/a", &[]), 400),
+            (
+                request("GET", "http://evil.example/a", &[("host", "good.example")]),
+                400,
+            ),
+        ];
+        for (request, status) in cases {
+            let result = check(&request, &limits());
+            assert_eq!(result.map_err(|r| r.status()), Err(status), "{request:?}");
+        }
+    }
+
+    #[test]
+    fn upgrades_only_to_websocket_where_allowed() {
+        let ws = request("GET", "/a", &[("host", "x"), ("upgrade", "websocket")]);
+        let h2c = request("GET", "/a", &[("host", "x"), ("upgrade", "h2c")]);
+        assert!(check_upgrade(&ws, true).is_ok());
+        assert!(check_upgrade(&ws, false).is_err());
+        assert!(check_upgrade(&h2c, true).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! From routes.yaml to everything a snapshot needs except network connections: the
+//! validated configuration (pure), then what it names in the environment (files that must
+//! exist, key material, API keys). Startup, every reload and `usher check` go through here,
+//! so they accept and refuse exactly the same files.
+
+use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::security::Security;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Prepared {
+    pub config: Config,
+    pub security: Arc<Security>,
+}
+
+pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
+    let config = config::load(source, text).and_then(|c| config::preflight(source, c))?;
+    let security = Security::load(source, &config)?;
+    Ok(Prepared {
+        config,
+        security: Arc::new(security),
+    })
+}
+
+pub fn prepare_file(path: &Path) -> Result<Prepared, ConfigErrors> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            source: source.clone(),
+            location: None,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    prepare(&source, &text)
+}

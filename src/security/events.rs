@@ -1,0 +1,49 @@
+//! Security events: one structured log line (target `usher::security`) and one metric
+//! increment (`usher_security_events_total{reason, severity}`) per event. Events name what
+//! happened and where; they never contain tokens, keys or header values.
+
+use crate::telemetry::metrics::METRICS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// Where an event happened: enough to find the request, nothing secret.
+pub struct Context<'a> {
+    pub request_id: &'a str,
+    pub client: Option<std::net::IpAddr>,
+    pub route: Option<&'a str>,
+    pub path: &'a str,
+}
+
+pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
+    METRICS
+        .security_events
+        .with_label_values(&[reason, severity.as_str()])
+        .inc();
+    let client = at.client.map(|c| c.to_string());
+    tracing::warn!(
+        target: "usher::security",
+        kind = "security_event",
+        reason,
+        severity = severity.as_str(),
+        request_id = at.request_id,
+        client = client.as_deref().unwrap_or("-"),
+        route = at.route.unwrap_or("-"),
+        path = at.path,
+        "security event"
+    );
+}
