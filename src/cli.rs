@@ -25,7 +25,14 @@ pub enum Command {
         threads: Option<usize>,
     },
     /// Validate a configuration like `nginx -t`: a summary on success, every error otherwise.
-    Check { config: PathBuf },
+    /// What the environment must supply (secrets, key and certificate files) is checked too,
+    /// but reported as warnings unless `--strict`, so CI can check a file without secrets.
+    Check {
+        config: PathBuf,
+        /// Treat missing secrets and files as errors, as startup does.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Print the route table: what matches, where it goes, and who may call it.
     Routes { config: PathBuf },
     /// Run Usher on the shipped routes.yaml with in-process demo upstreams.

@@ -17,7 +17,7 @@ fn main() {
         threads: None,
     }) {
         Command::Run { config, threads } => commands::run::run(&config, threads),
-        Command::Check { config } => commands::check::check(&config),
+        Command::Check { config, strict } => commands::check::check(&config, strict),
         Command::Routes { config } => commands::routes::routes(&config),
         Command::Demo { port, admin_port } => commands::demo::demo(port, admin_port),
     };

@@ -23,14 +23,20 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
 }
 
 pub fn prepare_file(path: &Path) -> Result<Prepared, ConfigErrors> {
+    let (source, text) = read_file(path)?;
+    prepare(&source, &text)
+}
+
+/// The file's name (as errors show it) and its text.
+pub fn read_file(path: &Path) -> Result<(String, String), ConfigErrors> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            source: source.clone(),
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((source, text)),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            message: format!("cannot read the file: {e}"),
+            source,
             location: None,
             path: String::new(),
-            message: format!("cannot read the file: {e}"),
-        }])
-    })?;
-    prepare(&source, &text)
+        }])),
+    }
 }

@@ -41,10 +41,11 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     }
     let directory = std::env::temp_dir().join(format!("usher-demo-{}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
+    let credentials = demo_credentials(&directory, &mut document)?;
     let path = directory.join("routes.yaml");
     let text = serde_yaml::to_string(&document).map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
-    print_banner(port, admin_port, &path);
+    print_banner(port, admin_port, &path, &credentials);
     Ok(path)
 }
 
@@ -77,7 +78,66 @@ fn start_echo_servers(names: Vec<String>) -> Result<Vec<SocketAddr>, String> {
     receiver.recv().map_err(|e| e.to_string())?
 }
 
-fn print_banner(port: u16, admin_port: u16, path: &std::path::Path) {
+/// A token and an API key to try, and where the demo's secrets live.
+struct Credentials {
+    token: String,
+    admin_token: String,
+    api_key: String,
+}
+
+/// The demo's own secrets: a random HMAC secret and API key, made now and written to the
+/// demo's directory. There is no built-in secret anywhere in Usher.
+fn demo_credentials(
+    directory: &std::path::Path,
+    document: &mut Value,
+) -> Result<Credentials, String> {
+    use sha2::Digest;
+    let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let secret = hex(rand::random());
+    let api_key = hex(rand::random());
+    let secret_file = directory.join("jwt-secret");
+    let keys_file = directory.join("api-keys.yaml");
+    std::fs::write(&secret_file, &secret).map_err(|e| e.to_string())?;
+    let key_hash = hex(sha2::Sha256::digest(api_key.as_bytes()).into());
+    std::fs::write(
+        &keys_file,
+        format!("keys:\n  - {{ name: demo-partner, sha256: \"{key_hash}\", tenant: partner-demo, roles: [partner], tier: standard }}\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let jwt = &mut document["authentication"]["jwt"];
+    jwt["keys"] = serde_yaml::from_str(&format!(
+        "[{{ kid: demo, algorithm: HS256, secret_file: \"{}\" }}]",
+        secret_file.display()
+    ))
+    .map_err(|e| e.to_string())?;
+    let issuer = jwt["issuer"].as_str().unwrap_or("").to_string();
+    let audience = jwt["audiences"][0].as_str().unwrap_or("").to_string();
+    document["authentication"]["api_keys"]["file"] = Value::from(keys_file.display().to_string());
+    let sign = |roles: &[&str]| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = serde_json::json!({
+            "sub": "demo-user", "tenant_id": "tenant-demo", "roles": roles, "venue_ids": ["7"],
+            "type": "access", "iss": issuer, "aud": audience, "iat": now, "exp": now + 3600,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("demo".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .map_err(|e| e.to_string())
+    };
+    Ok(Credentials {
+        token: sign(&["customer", "venue_manager"])?,
+        admin_token: sign(&["admin"])?,
+        api_key,
+    })
+}
+
+fn print_banner(port: u16, admin_port: u16, path: &std::path::Path, credentials: &Credentials) {
     let base = format!("http://127.0.0.1:{port}");
     let admin = format!("http://127.0.0.1:{admin_port}");
     println!(
@@ -90,6 +150,17 @@ Try:
   curl -s {base}/api/v1/auth/login -d '{{"email":"a@b.c"}}'
   # a protected route without credentials: 401 in Usher's error shape
   curl -si {base}/api/v1/venues/7
+  # with a token (valid 1 h, signed with this demo's random secret): the echo shows the
+  # tenant, user and roles Usher injected from the verified token, and no spoofed tenant
+  TOKEN={token}
+  curl -s {base}/api/v1/venues/7 -H "authorization: Bearer $TOKEN" -H 'x-tenant-id: victim'
+  # venue scope: the token is scoped to venue 7, so changing venue 8 is 403
+  curl -si -X PATCH {base}/api/v1/venues/8 -H "authorization: Bearer $TOKEN"
+  # admin-only minting: 403 for this caller, allowed with the admin token
+  curl -si {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer $TOKEN"
+  curl -s {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer {admin_token}"
+  # a partner API key on the integrations route
+  curl -s {base}/api/v1/integrations/sync -H 'x-api-key: {api_key}'
   # a spoofed tenant header on a public route is stripped before forwarding
   curl -s {base}/api/v1/auth/register -H 'x-tenant-id: victim' -X POST
   # path tricks are normalized or refused
@@ -101,6 +172,9 @@ Try:
   curl -s {admin}/health
   curl -s {admin}/metrics | grep usher_http_requests_total
 "#,
-        path = path.display()
+        path = path.display(),
+        token = credentials.token,
+        admin_token = credentials.admin_token,
+        api_key = credentials.api_key,
     );
 }

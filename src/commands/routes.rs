@@ -6,9 +6,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 pub fn routes(path: &Path) -> i32 {
-    match super::prepare_file(path) {
-        Ok(prepared) => {
-            print!("{}", table(&prepared.config));
+    match super::load_config(path) {
+        Ok(config) => {
+            print!("{}", table(&config));
             0
         }
         Err(errors) => {

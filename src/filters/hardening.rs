@@ -8,7 +8,19 @@ use crate::respond::Rejection;
 use http::{header, HeaderMap, Method, Version};
 use pingora::http::RequestHeader;
 
-pub fn check(request: &RequestHeader, limits: &Limits) -> Result<(), Rejection> {
+/// `raw_head` is the request head as received, when Pingora parsed it from HTTP/1 and the
+/// request has `Transfer-Encoding`: Pingora then removes a `Content-Length` (RFC 9112
+/// §6.3), so only the raw bytes still show that the client sent both.
+pub fn check(
+    request: &RequestHeader,
+    raw_head: Option<&[u8]>,
+    limits: &Limits,
+) -> Result<(), Rejection> {
+    if raw_head.is_some_and(has_content_length_line) {
+        return Err(Rejection::Malformed(
+            "both Content-Length and Transfer-Encoding",
+        ));
+    }
     if request.method == Method::CONNECT || request.method == Method::TRACE {
         return Err(Rejection::MethodNotAllowed(Vec::new()));
     }
@@ -66,6 +78,18 @@ fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+fn has_content_length_line(head: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-length";
+    head.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.len() > NAME.len()
+            && line[..NAME.len()].eq_ignore_ascii_case(NAME)
+            && line[NAME.len()..]
+                .iter()
+                .find(|b| **b != b' ' && **b != b'\t')
+                == Some(&b':')
+    })
 }
 
 fn check_host(request: &RequestHeader) -> Result<(), Rejection> {
@@ -143,7 +167,16 @@ mod tests {
     #[test]
     fn accepts_an_ordinary_request() {
         let ok = request("GET", "/a", &[("host", "x"), ("content-length", "0")]);
-        assert_eq!(check(&ok, &limits()), Ok(()));
+        assert_eq!(check(&ok, None, &limits()), Ok(()));
+        let chunked = request(
+            "POST",
+            "/a",
+            &[("host", "x"), ("transfer-encoding", "chunked")],
+        );
+        let raw = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Content-Length-Note: 1\r\n\r\n";
+        assert_eq!(check(&chunked, Some(raw), &limits()), Ok(()));
+        let both = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(check(&chunked, Some(both), &limits()).is_err());
     }
 
     #[test]
@@ -215,7 +248,7 @@ mod tests {
             ),
         ];
         for (request, status) in cases {
-            let result = check(&request, &limits());
+            let result = check(&request, None, &limits());
             assert_eq!(result.map_err(|r| r.status()), Err(status), "{request:?}");
         }
     }

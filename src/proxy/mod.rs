@@ -80,7 +80,17 @@ impl UsherProxy {
         snapshot: &Snapshot,
     ) -> Result<usize, Rejection> {
         let request = session.req_header();
-        hardening::check(request, &snapshot.config.limits)?;
+        let raw_head = request
+            .headers
+            .contains_key(http::header::TRANSFER_ENCODING)
+            .then(|| {
+                session
+                    .as_downstream()
+                    .as_http1()
+                    .map(|h1| h1.get_headers_raw_bytes())
+            })
+            .flatten();
+        hardening::check(request, raw_head.as_deref(), &snapshot.config.limits)?;
         let normalized = path::normalize(request.uri.path()).map_err(Rejection::BadPath)?;
         ctx.path_normalized = matches!(normalized, std::borrow::Cow::Owned(_));
         ctx.path = normalized.into_owned();

@@ -254,14 +254,39 @@ pub async fn request(
     })
 }
 
-/// Writes `raw` bytes on a fresh connection and returns everything read back until the
-/// server closes or two seconds pass.
+/// Writes `raw` bytes on a fresh connection and returns the response: read until a
+/// complete response (head and `Content-Length` body) is in, the server closes, or two
+/// seconds pass.
 pub async fn raw_request(addr: SocketAddr, raw: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).await.expect("connecting");
     stream.write_all(raw).await.expect("writing");
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut buffer = [0u8; 8192];
+        while !response_complete(&out) {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn response_complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .is_some_and(|length| body.len() >= length)
 }
 
 /// The status code of a raw HTTP/1.1 response.

@@ -1,0 +1,81 @@
+//! Request hardening against the running gateway, with raw HTTP/1.1 so that malformed
+//! requests reach it exactly as written. For each case: the status, whether the answer is
+//! Usher's JSON (Usher refused it) or Pingora's own (its parser refused it first), and that
+//! the upstream never saw the request.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&format!(
+        r#"
+upstreams:
+  svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: open, match: {{ path: / }}, upstream: svc, public: true }}
+  - {{ name: socket, match: {{ path: /socket }}, upstream: svc, public: true, websocket: true }}
+"#,
+        upstream.addr
+    ))
+    .await;
+    let long_uri = format!("/{}", "a".repeat(9 * 1024));
+    let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let big_header = format!("X-Big: {}\r\n", "b".repeat(33 * 1024));
+    // (case, raw request, accepted statuses)
+    let cases: Vec<(&str, String, &[u16])> = vec![
+        ("CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n".into(), &[400, 405]),
+        ("TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n".into(), &[405]),
+        ("URI over 8 KiB", format!("GET {long_uri} HTTP/1.1\r\nHost: x\r\n\r\n"), &[414]),
+        ("over 100 headers", format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), &[431, 400]),
+        ("over 32 KiB of headers", format!("GET / HTTP/1.1\r\nHost: x\r\n{big_header}\r\n"), &[431, 400]),
+        ("Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(), &[400]),
+        ("two Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd".into(), &[400]),
+        ("malformed Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4x\r\n\r\nabcd".into(), &[400]),
+        ("missing Host", "GET / HTTP/1.1\r\n\r\n".into(), &[400]),
+        ("two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(), &[400]),
+        ("underscore in a header name", "GET / HTTP/1.1\r\nHost: x\r\nX_Tenant_Id: evil\r\n\r\n".into(), &[400]),
+        ("control character in a value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n".into(), &[400]),
+        ("absolute-form host mismatch", "GET http://evil.example/ HTTP/1.1\r\nHost: good.example\r\n\r\n".into(), &[400]),
+        ("h2c upgrade", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n".into(), &[400]),
+        ("websocket upgrade on a plain route", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".into(), &[400]),
+    ];
+    let before = upstream.hits();
+    let mut report = Vec::new();
+    for (name, raw, statuses) in &cases {
+        let response = raw_request(gateway.public, raw.as_bytes()).await;
+        let status = raw_status(&response);
+        let by = if response.contains("\"error\":{\"code\"") {
+            "usher"
+        } else {
+            "pingora"
+        };
+        report.push(format!("{status} by {by}: {name}"));
+        assert!(
+            statuses.contains(&status),
+            "{name}: got {status}\n{response}"
+        );
+        assert_eq!(upstream.hits(), before, "{name} reached the upstream");
+    }
+    eprintln!("hardening results:\n  {}", report.join("\n  "));
+
+    // The same requests without the fault pass.
+    let ok = raw_request(
+        gateway.public,
+        b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&ok), 200);
+    let metrics = gateway.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            r#"usher_security_events_total{reason="malformed_request",severity="medium"}"#
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{metrics}"
+    );
+}
