@@ -15,6 +15,9 @@ is stopped by its PID at the end. See docs/benchmarks.md.
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -31,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+JWT_SECRET = "load-benchmark-secret-0123456789abcdef"
 BODY = '{"id":"8f2c1a","event":"e-42","section":"A","row":7,"seat":12,"price_cents":4500,"status":"held"}'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE, LOAD_CORE = "1", "0"
@@ -154,7 +158,11 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0):
     text = re.sub(r'address: "0\.0\.0\.0:8080"', f'address: "127.0.0.1:{public}"', text)
     text = re.sub(r'address: "0\.0\.0\.0:9090"', f'address: "127.0.0.1:{admin}"', text)
     text = text.replace("threads: 2", "threads: 1")
+    keys = directory / "api-keys.yaml"
+    keys.write_text("keys: []\n")
+    text = text.replace("/etc/usher/secrets/api-keys.yaml", str(keys))
     text = text.rstrip() + "\n  - { name: bench-plain, match: { path: /bench/plain }, upstream: tickets, public: true }\n"
+    text += "  - { name: bench-auth, match: { path: /bench/auth }, upstream: tickets }\n"
     for n in range(extra_routes):
         text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true }}\n"
     path = directory / f"{name}.yaml"
@@ -168,10 +176,24 @@ def start_usher(directory, name, upstream, extra_routes=0):
     access_log = open(directory / f"{name}-access.log", "wb")
     binary = TARGET / "release" / "usher"
     process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
-                      env={**os.environ, "USHER_LOG": "warn"})
+                      env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET})
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin
     return process
+
+
+def bench_token():
+    """An HS256 access token for the shipped configuration's issuer and audience."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "primary"}).encode())
+    claims = b64(json.dumps({
+        "sub": "bench-user", "tenant_id": "tenant-bench", "roles": ["customer"], "type": "access",
+        "iss": "tickettoken-auth", "aud": "tickettoken-api", "iat": now, "exp": now + 3600,
+    }).encode())
+    signature = hmac.new(JWT_SECRET.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{b64(signature)}"
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -300,6 +322,7 @@ def main():
             wait_http(f"http://127.0.0.1:{nginx_port}/", expect=200)
             targets.append(("nginx", nginx, "/bench/plain", ()))
         targets += [
+            ("usher-jwt", usher, "/bench/auth", (f"Authorization: Bearer {bench_token()}",)),
             ("usher-1k-routes", usher_1k, "/bench/plain", ()),
             ("usher-401", usher, "/api/v1/venues/7", ()),
             ("usher-404", usher, "/nope", ()),

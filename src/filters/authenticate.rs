@@ -7,6 +7,7 @@ use crate::config::{RouteAuth, TokenSource};
 use crate::security::events::Severity;
 use crate::security::{AuthFailure, Identity, Security};
 use pingora::http::RequestHeader;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub fn authenticate(
@@ -15,7 +16,7 @@ pub fn authenticate(
     api_key_header: Option<&str>,
     security: &Security,
     now: SystemTime,
-) -> Result<Identity, AuthFailure> {
+) -> Result<Arc<Identity>, AuthFailure> {
     if let (true, Some(store), Some(header)) = (auth.api_keys, &security.api_keys, api_key_header) {
         if let Some(key) = request.headers.get(header).and_then(|v| v.to_str().ok()) {
             return store.verify(key);

@@ -26,7 +26,7 @@ pub struct RequestCtx {
     /// The client's address (through trusted proxies).
     pub client: Option<IpAddr>,
     /// The verified caller, on routes that require one.
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     /// Whether normalization changed the path, so the upstream must get a new URI.
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,

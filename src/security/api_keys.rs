@@ -80,7 +80,7 @@ impl ApiKeyStore {
         Ok(ApiKeyStore { entries })
     }
 
-    pub fn verify(&self, presented: &str) -> Result<Identity, AuthFailure> {
+    pub fn verify(&self, presented: &str) -> Result<Arc<Identity>, AuthFailure> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found: Option<&Entry> = None;
         for entry in &self.entries {
@@ -90,7 +90,7 @@ impl ApiKeyStore {
             }
         }
         let entry = found.ok_or(AuthFailure::new("invalid_api_key", Severity::Medium))?;
-        Ok(Identity {
+        Ok(Arc::new(Identity {
             subject: format!("api-key:{}", entry.name),
             tenant: entry.tenant.clone(),
             roles: entry.roles.clone(),
@@ -98,7 +98,7 @@ impl ApiKeyStore {
             source: CredentialKind::ApiKey,
             tier: entry.tier.clone(),
             token_id: None,
-        })
+        }))
     }
 }
 

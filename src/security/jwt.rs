@@ -5,6 +5,12 @@
 //! - `exp`, `iss`, `aud`, `sub` and the tenant claim are required, `nbf` is checked, clock skew
 //!   is bounded by the configured leeway, and a token may not live longer than `max_lifetime`;
 //! - the token-type claim must say `access`, so a refresh token is not an access token.
+//!
+//! Verified tokens are cached (keyed by the whole token, bounded in size) until they expire,
+//! because clients send the same token with many requests and verification is the larger
+//! part of an authenticated request's cost (ES256 and RS256 far more than HS256). The cache
+//! lives in the verifier, which every reload builds anew, so a removed key stops verifying
+//! at once; expiry and not-before are checked again on every hit.
 
 use super::events::Severity;
 use super::keys;
@@ -14,11 +20,62 @@ use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct JwtVerifier {
     spec: JwtSpec,
     keys: Vec<VerifyingKey>,
+    cache: VerifiedCache,
+}
+
+/// Verified tokens by their text, in shards so worker threads rarely meet on one lock.
+struct VerifiedCache {
+    shards: Vec<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+struct Verified {
+    identity: Arc<Identity>,
+    /// `exp` and `nbf` (0 when absent), in seconds since the epoch.
+    expires: u64,
+    not_before: u64,
+}
+
+const CACHE_SHARDS: usize = 16;
+/// Entries per shard; a full shard is emptied (the cheapest bounded policy).
+const CACHE_SHARD_ENTRIES: usize = 1024;
+
+impl VerifiedCache {
+    fn new() -> Self {
+        VerifiedCache {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Verified>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        token.hash(&mut hasher);
+        &self.shards[hasher.finish() as usize % CACHE_SHARDS]
+    }
+
+    fn get(&self, token: &str, now: u64, leeway: u64) -> Option<Arc<Identity>> {
+        let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        let entry = shard.get(token)?;
+        (now < entry.expires + leeway && entry.not_before <= now + leeway)
+            .then(|| Arc::clone(&entry.identity))
+    }
+
+    fn insert(&self, token: &str, verified: Verified) {
+        let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= CACHE_SHARD_ENTRIES {
+            shard.clear();
+        }
+        shard.insert(token.into(), verified);
+    }
 }
 
 struct VerifyingKey {
@@ -67,6 +124,7 @@ impl JwtVerifier {
             Ok(JwtVerifier {
                 spec: spec.clone(),
                 keys,
+                cache: VerifiedCache::new(),
             })
         } else {
             Err(problems)
@@ -74,7 +132,31 @@ impl JwtVerifier {
     }
 
     /// Verifies `token` at `now` and returns the identity it carries.
-    pub fn verify(&self, token: &str, now: SystemTime) -> Result<Identity, AuthFailure> {
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<Arc<Identity>, AuthFailure> {
+        let seconds = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let leeway = self.spec.leeway.as_secs();
+        if let Some(identity) = self.cache.get(token, seconds, leeway) {
+            return Ok(identity);
+        }
+        let (identity, claims) = self.verify_uncached(token, now)?;
+        let number = |name: &str| claims.get(name).and_then(Value::as_u64).unwrap_or(0);
+        let identity = Arc::new(identity);
+        self.cache.insert(
+            token,
+            Verified {
+                identity: Arc::clone(&identity),
+                expires: number("exp"),
+                not_before: number("nbf"),
+            },
+        );
+        Ok(identity)
+    }
+
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<(Identity, Map<String, Value>), AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             if names_alg_none(token) {
                 fail("alg_none", Severity::High)
@@ -112,7 +194,8 @@ impl JwtVerifier {
                 _ => fail("malformed_token", Severity::Medium),
             })?
             .claims;
-        self.identity(&claims, now)
+        let identity = self.identity(&claims, now)?;
+        Ok((identity, claims))
     }
 
     fn identity(
@@ -200,4 +283,67 @@ fn names_alg_none(token: &str) -> bool {
         .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
         .and_then(|header| header.get("alg")?.as_str().map(str::to_ascii_lowercase))
         .is_some_and(|alg| alg == "none")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::CredentialKind;
+
+    fn identity() -> Arc<Identity> {
+        Arc::new(Identity {
+            subject: "u".into(),
+            tenant: "t".into(),
+            roles: Vec::new(),
+            venues: Vec::new(),
+            source: CredentialKind::Jwt,
+            tier: None,
+            token_id: None,
+        })
+    }
+
+    #[test]
+    fn cached_tokens_still_expire_and_respect_not_before() {
+        let cache = VerifiedCache::new();
+        cache.insert(
+            "a.b.c",
+            Verified {
+                identity: identity(),
+                expires: 1_000,
+                not_before: 500,
+            },
+        );
+        let leeway = 30;
+        assert!(cache.get("a.b.c", 600, leeway).is_some());
+        assert!(
+            cache.get("a.b.c", 1_029, leeway).is_some(),
+            "within the leeway"
+        );
+        assert!(cache.get("a.b.c", 1_030, leeway).is_none(), "expired");
+        assert!(cache.get("a.b.c", 469, leeway).is_none(), "not yet valid");
+        assert!(
+            cache.get("a.b.d", 600, leeway).is_none(),
+            "only the same token"
+        );
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = VerifiedCache::new();
+        for n in 0..(CACHE_SHARDS * CACHE_SHARD_ENTRIES * 3) {
+            cache.insert(
+                &format!("token-{n}"),
+                Verified {
+                    identity: identity(),
+                    expires: u64::MAX - 100,
+                    not_before: 0,
+                },
+            );
+        }
+        let total: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(
+            total <= CACHE_SHARDS * CACHE_SHARD_ENTRIES,
+            "{total} entries"
+        );
+    }
 }
