@@ -163,6 +163,7 @@ routes:
                 "usher_upstream_errors_total",
                 "usher_upstream_rejected_total",
                 "usher_config_reloads_total",
+                "usher_security_events_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");
