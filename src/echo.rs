@@ -24,6 +24,8 @@ pub struct Behaviour {
     pub delay_ms: AtomicU64,
     /// Status to answer with; 0 means 200.
     pub status: AtomicU16,
+    /// Extra headers on every answer.
+    pub headers: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 pub struct EchoServer {
@@ -74,6 +76,15 @@ impl EchoServer {
 
     pub fn set_status(&self, status: u16) {
         self.behaviour.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Adds a header to every answer from now on.
+    pub fn add_response_header(&self, name: &str, value: &str) {
+        self.behaviour
+            .headers
+            .lock()
+            .expect("behaviour lock")
+            .push((name.to_string(), value.to_string()));
     }
 }
 
@@ -140,9 +151,13 @@ async fn answer(
         0 => 200,
         status => status,
     };
-    Ok(Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    for (name, value) in behaviour.headers.lock().expect("behaviour lock").iter() {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    Ok(response
         .body(Full::new(Bytes::from(echo.to_string())))
-        .expect("static response parts"))
+        .expect("valid response parts"))
 }

@@ -5,6 +5,7 @@
 //! Filters return one; this module alone turns it into bytes. Messages name the service
 //! (the upstream's name), never peers, addresses or internal errors: those go to the log.
 
+use crate::filters::security_headers::GATEWAY_CSP;
 use crate::path::PathError;
 use bytes::Bytes;
 use http::Method;
@@ -49,6 +50,8 @@ pub enum Rejection {
     UriTooLong,
     HeadersTooLarge,
     Forbidden,
+    /// A CORS preflight that the route's policy does not allow.
+    CorsRefused,
     Internal,
 }
 
@@ -56,7 +59,7 @@ impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
             Rejection::BadPath(_) | Rejection::BadRequest | Rejection::Malformed(_) => 400,
-            Rejection::Forbidden => 403,
+            Rejection::Forbidden | Rejection::CorsRefused => 403,
             Rejection::UriTooLong => 414,
             Rejection::HeadersTooLarge => 431,
             Rejection::Unauthenticated => 401,
@@ -79,6 +82,7 @@ impl Rejection {
             Rejection::BadPath(_) => "invalid_path",
             Rejection::BadRequest | Rejection::Malformed(_) => "bad_request",
             Rejection::Forbidden => "forbidden",
+            Rejection::CorsRefused => "cors_refused",
             Rejection::UriTooLong => "uri_too_long",
             Rejection::HeadersTooLarge => "headers_too_large",
             Rejection::Unauthenticated => "unauthenticated",
@@ -102,6 +106,7 @@ impl Rejection {
             Rejection::BadRequest => "the request is malformed".into(),
             Rejection::Malformed(what) => format!("the request is malformed: {what}"),
             Rejection::Forbidden => "the caller may not access this resource".into(),
+            Rejection::CorsRefused => "this cross-origin request is not allowed".into(),
             Rejection::UriTooLong => "the request target is too long".into(),
             Rejection::HeadersTooLarge => "the request headers are too many or too large".into(),
             Rejection::Unauthenticated => "authentication is required".into(),
@@ -194,8 +199,21 @@ impl Rejection {
         Bytes::from(body.to_string())
     }
 
-    pub fn header(&self, request_id: &str, body_length: usize) -> Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(self.status(), Some(8))?;
+    /// The response head; `extra` adds headers that depend on the request (CORS, HSTS).
+    pub fn header(
+        &self,
+        request_id: &str,
+        body_length: usize,
+        extra: &[(&'static str, String)],
+    ) -> Result<ResponseHeader> {
+        let mut header = ResponseHeader::build(self.status(), Some(12))?;
+        header.insert_header("x-content-type-options", "nosniff")?;
+        header.insert_header("x-frame-options", "DENY")?;
+        header.insert_header("referrer-policy", "no-referrer")?;
+        header.insert_header("content-security-policy", GATEWAY_CSP)?;
+        for (name, value) in extra {
+            header.append_header(*name, value.as_str())?;
+        }
         header.insert_header("content-type", "application/json")?;
         header.insert_header("content-length", body_length.to_string())?;
         header.insert_header("cache-control", "no-store")?;
@@ -219,9 +237,14 @@ impl Rejection {
 }
 
 /// Writes `rejection` as the whole response; returns the body bytes sent.
-pub async fn send(session: &mut Session, rejection: &Rejection, request_id: &str) -> Result<usize> {
+pub async fn send(
+    session: &mut Session,
+    rejection: &Rejection,
+    request_id: &str,
+    extra: &[(&'static str, String)],
+) -> Result<usize> {
     let body = rejection.body(request_id);
-    let header = rejection.header(request_id, body.len())?;
+    let header = rejection.header(request_id, body.len(), extra)?;
     let head_only = session.req_header().method == Method::HEAD;
     if !session.is_body_empty() {
         // The unread body would be taken for the next request on this connection.
@@ -260,7 +283,7 @@ mod tests {
             upstream: "t".into(),
             retry_after: Duration::from_millis(1500),
         };
-        let header = rejection.header("r", 0).unwrap();
+        let header = rejection.header("r", 0, &[]).unwrap();
         assert_eq!(header.status.as_u16(), 503);
         assert_eq!(header.headers["retry-after"], "2");
     }

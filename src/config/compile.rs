@@ -67,6 +67,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
     let authentication = c.authentication(&raw.authentication);
     let identity = c.identity(&raw.identity);
     let limits = c.limits(&raw.limits);
+    let cors = raw.cors.as_ref().map(|raw| Arc::new(c.cors("cors", raw)));
     let listeners = c.listeners(&raw.listeners);
     if !raw.defaults.upstream.targets.is_empty() {
         c.error(
@@ -85,15 +86,15 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         .map(|(index, upstream)| (&*upstream.name, index))
         .collect();
     let mut routes = Vec::new();
+    let shared = RouteInputs {
+        defaults: &raw.defaults.route,
+        upstream_names: &names,
+        upstreams: &upstreams,
+        authentication: &authentication,
+        cors: &cors,
+    };
     for (index, route) in raw.routes.iter().enumerate() {
-        if let Some(route) = c.route(
-            index,
-            route,
-            &raw.defaults.route,
-            &names,
-            &upstreams,
-            &authentication,
-        ) {
+        if let Some(route) = c.route(index, route, &shared) {
             routes.push((index, route));
         }
     }
@@ -120,6 +121,15 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
 pub fn content_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What every route is compiled against: already compiled sections of the file.
+struct RouteInputs<'a> {
+    defaults: &'a RawRouteDefaults,
+    upstream_names: &'a HashMap<&'a str, usize>,
+    upstreams: &'a [UpstreamSpec],
+    authentication: &'a AuthenticationSpec,
+    cors: &'a Option<Arc<CorsPolicy>>,
 }
 
 struct Compiler<'a> {
@@ -350,6 +360,95 @@ impl Compiler<'_> {
             strip_headers,
             strip_prefixes,
             trusted_proxies,
+        }
+    }
+
+    fn cors(&mut self, at: &str, raw: &RawCors) -> CorsPolicy {
+        let any_origin = raw.allowed_origins.iter().any(|o| o == "*");
+        if raw.allowed_origins.is_empty() {
+            self.error(
+                format!("{at}.allowed_origins"),
+                "list the origins allowed, such as https://app.example.com",
+            );
+        }
+        if any_origin && raw.allow_credentials {
+            self.error(
+                format!("{at}.allowed_origins"),
+                "\"*\" cannot be combined with allow_credentials: list the origins",
+            );
+        }
+        let mut origins = Vec::new();
+        for (index, origin) in raw.allowed_origins.iter().enumerate() {
+            if origin == "*" {
+                continue;
+            }
+            let valid = origin
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|uri| {
+                    matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some()
+                        && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                })
+                .is_some()
+                && !origin.ends_with('/');
+            if valid {
+                origins.push(origin.to_ascii_lowercase());
+            } else {
+                self.error(format!("{at}.allowed_origins[{index}]"), format!("invalid origin \"{origin}\": expected scheme://host[:port], such as https://app.example.com"));
+            }
+        }
+        let method_names = raw.allowed_methods.clone().unwrap_or_else(|| {
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec()
+        });
+        let mut methods = Vec::new();
+        for (index, method) in method_names.iter().enumerate() {
+            match METHODS.contains(&method.as_str()) {
+                true => methods.push(http::Method::from_str(method).expect("listed methods parse")),
+                false => self.error(
+                    format!("{at}.allowed_methods[{index}]"),
+                    format!("unsupported method \"{method}\""),
+                ),
+            }
+        }
+        let mut header_names = |key: &str, list: &[String]| -> Vec<String> {
+            list.iter()
+                .enumerate()
+                .filter_map(|(index, name)| {
+                    let lower = name.to_ascii_lowercase();
+                    if http::HeaderName::from_str(&lower).is_err() {
+                        self.error(
+                            format!("{at}.{key}[{index}]"),
+                            format!("invalid header name \"{name}\""),
+                        );
+                        return None;
+                    }
+                    Some(lower)
+                })
+                .collect()
+        };
+        let headers = header_names("allowed_headers", &raw.allowed_headers);
+        let exposed = header_names("exposed_headers", &raw.exposed_headers);
+        let max_age = raw.max_age.map_or(Duration::from_secs(600), |d| d.0);
+        if max_age > Duration::from_secs(86_400) {
+            self.error(format!("{at}.max_age"), "at most 24h");
+        }
+        CorsPolicy {
+            origins,
+            any_origin,
+            methods_value: methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            methods,
+            headers_value: headers.join(", "),
+            headers,
+            exposed_value: (!exposed.is_empty()).then(|| exposed.join(", ")),
+            credentials: raw.allow_credentials,
+            max_age_value: max_age.as_secs().to_string(),
         }
     }
 
@@ -697,11 +796,15 @@ impl Compiler<'_> {
         &mut self,
         index: usize,
         raw: &RawRoute,
-        defaults: &RawRouteDefaults,
-        names: &HashMap<&str, usize>,
-        upstreams: &[UpstreamSpec],
-        authentication: &AuthenticationSpec,
+        shared: &RouteInputs<'_>,
     ) -> Option<RouteSpec> {
+        let RouteInputs {
+            defaults,
+            upstream_names: names,
+            upstreams,
+            authentication,
+            cors: global_cors,
+        } = *shared;
         let at = format!("routes[{index}]");
         let errors_before = self.errors.len();
         if !is_label(&raw.name) {
@@ -813,6 +916,10 @@ impl Compiler<'_> {
             .or(defaults.max_body)
             .map_or(builtin::MAX_BODY, |s| s.0);
         let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication);
+        let cors = match &raw.cors {
+            Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
+            None => global_cors.clone(),
+        };
         if self.errors.len() > errors_before {
             return None;
         }
@@ -829,6 +936,7 @@ impl Compiler<'_> {
             max_body,
             auth,
             websocket: raw.websocket,
+            cors,
         })
     }
 

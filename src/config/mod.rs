@@ -226,6 +226,25 @@ pub struct RouteSpec {
     pub auth: RouteAuth,
     /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
     pub websocket: bool,
+    /// The route's own CORS policy, else the global one; `None`: no cross-origin access.
+    pub cors: Option<Arc<CorsPolicy>>,
+}
+
+/// A compiled CORS policy: header values are built once, here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// Lower-cased origins (`scheme://host[:port]`); `*` alone allows any origin.
+    pub origins: Vec<String>,
+    pub any_origin: bool,
+    pub methods: Vec<http::Method>,
+    /// `Access-Control-Allow-Methods`, ready to send.
+    pub methods_value: String,
+    /// Lower-cased request headers a browser may send.
+    pub headers: Vec<String>,
+    pub headers_value: String,
+    pub exposed_value: Option<String>,
+    pub credentials: bool,
+    pub max_age_value: String,
 }
 
 /// What an authenticated caller must be on a route, beyond being authenticated.

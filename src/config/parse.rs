@@ -7,8 +7,8 @@
 
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{
-    RawAuthentication, RawConfig, RawDefaults, RawIdentity, RawLimits, RawListeners, RawRoute,
-    RawServer, RawUpstream,
+    RawAuthentication, RawConfig, RawCors, RawDefaults, RawIdentity, RawLimits, RawListeners,
+    RawRoute, RawServer, RawUpstream,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -70,6 +70,7 @@ fn item_errors(document: &Value) -> Vec<(String, String)> {
             }
             Some("identity") => check::<RawIdentity>(value, "identity", &mut errors),
             Some("limits") => check::<RawLimits>(value, "limits", &mut errors),
+            Some("cors") => check::<RawCors>(value, "cors", &mut errors),
             Some("upstreams") => match value {
                 Value::Mapping(upstreams) => {
                     for (name, upstream) in upstreams {
@@ -90,7 +91,7 @@ fn item_errors(document: &Value) -> Vec<(String, String)> {
             other => errors.push((
                 String::new(),
                 format!(
-                    "unknown field `{}`, expected one of `server`, `listeners`, `defaults`, `upstreams`, `routes`, `authentication`, `identity`, `limits`",
+                    "unknown field `{}`, expected one of `server`, `listeners`, `defaults`, `upstreams`, `routes`, `authentication`, `identity`, `limits`, `cors`",
                     other.unwrap_or("?")
                 ),
             )),

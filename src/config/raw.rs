@@ -27,6 +27,23 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     #[serde(default)]
     pub limits: RawLimits,
+    pub cors: Option<RawCors>,
+}
+
+/// Cross-origin access for browsers. Absent: no CORS headers at all, so browsers refuse
+/// cross-origin calls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub exposed_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    pub max_age: Option<Dur>,
 }
 
 /// How callers prove who they are. Nothing here is enabled unless configured; routes that
@@ -216,6 +233,7 @@ pub struct RawRoute {
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,
+    pub cors: Option<RawCors>,
 }
 
 /// What an authenticated caller must be, on one route.

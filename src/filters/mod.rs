@@ -6,5 +6,7 @@ pub mod access;
 pub mod authenticate;
 pub mod authorize;
 pub mod client_address;
+pub mod cors;
 pub mod hardening;
 pub mod identity_headers;
+pub mod security_headers;

@@ -25,7 +25,7 @@ use crate::config::HashKey;
 use crate::config::LoadBalancing;
 use crate::filters::authenticate::authenticate;
 use crate::filters::authorize::authorize;
-use crate::filters::{access, client_address, hardening, identity_headers};
+use crate::filters::{access, client_address, cors, hardening, identity_headers, security_headers};
 use crate::path;
 use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
@@ -249,13 +249,93 @@ impl UsherProxy {
         Ok(())
     }
 
+    /// Answers a CORS preflight at the edge: 204 with the route's `Access-Control-*` headers,
+    /// or 403 when its policy (or the lack of one) refuses it. Returns whether it answered;
+    /// requests it cannot route are left to `admit`, which answers them as usual.
+    async fn answer_preflight(&self, session: &mut Session, ctx: &mut RequestCtx) -> bool {
+        let Some(snapshot) = self.live.current() else {
+            return false;
+        };
+        let request = session.req_header();
+        let Some(preflight) = cors::preflight_of(request) else {
+            return false;
+        };
+        let Ok(path) = path::normalize(request.uri.path()) else {
+            return false;
+        };
+        let host = request
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let RouteMatch::Found(matched) = snapshot.router.route(host, &preflight.method, &path)
+        else {
+            return false;
+        };
+        let headers = snapshot.config.routes[matched.route]
+            .cors
+            .as_ref()
+            .and_then(|policy| cors::preflight_headers(policy, &preflight));
+        ctx.route = Some(matched.route);
+        ctx.path = path.into_owned();
+        ctx.snapshot = Some(Arc::clone(&snapshot));
+        let Some(headers) = headers else {
+            self.reject(session, ctx, &Rejection::CorsRefused).await;
+            return true;
+        };
+        let answer = async {
+            let mut response = ResponseHeader::build(204, Some(headers.len() + 4))?;
+            security_headers::apply(&mut response, snapshot.config.listeners.tls.is_some())?;
+            response.insert_header("x-request-id", &ctx.request_id)?;
+            for (name, value) in &headers {
+                response.append_header(*name, value.as_str())?;
+            }
+            session
+                .write_response_header(Box::new(response), true)
+                .await
+        };
+        if let Err(e) = answer.await {
+            tracing::debug!(request_id = %ctx.request_id, error = %e, "could not answer a preflight");
+        }
+        ctx.gateway_status = Some(204);
+        true
+    }
+
+    /// Headers a gateway-made answer needs beyond its fixed ones: HSTS on TLS listeners,
+    /// and CORS headers where the route allows the request's origin (not on a refused
+    /// preflight).
+    fn answer_headers(
+        session: &Session,
+        ctx: &RequestCtx,
+        rejection: &Rejection,
+    ) -> Vec<(&'static str, String)> {
+        let policy = ctx.route().and_then(|route| route.cors.as_deref());
+        let mut headers = match policy {
+            Some(policy) if *rejection != Rejection::CorsRefused => {
+                cors::response_headers(policy, session.req_header())
+            }
+            _ => Vec::new(),
+        };
+        if ctx
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.config.listeners.tls.is_some())
+        {
+            headers.push((
+                "strict-transport-security",
+                security_headers::HSTS.to_string(),
+            ));
+        }
+        headers
+    }
+
     async fn reject(&self, session: &mut Session, ctx: &mut RequestCtx, rejection: &Rejection) {
         ctx.gateway_status = Some(rejection.status());
         ctx.rejection_code = Some(rejection.code());
         if session.response_written().is_some() {
             return;
         }
-        match respond::send(session, rejection, &ctx.request_id).await {
+        let extra = Self::answer_headers(session, ctx, rejection);
+        match respond::send(session, rejection, &ctx.request_id, &extra).await {
             Ok(sent) => ctx.response_bytes += sent as u64,
             Err(e) => {
                 tracing::debug!(request_id = %ctx.request_id, error = %e, "could not send the error response")
@@ -344,6 +424,9 @@ impl ProxyHttp for UsherProxy {
         let headers = &session.req_header().headers;
         ctx.request_id = correlation::request_id(headers);
         ctx.traceparent = correlation::traceparent(headers);
+        if self.answer_preflight(session, ctx).await {
+            return Ok(true);
+        }
         match self.admit(session, ctx) {
             Ok(()) => Ok(false),
             Err(rejection) => {
@@ -520,11 +603,21 @@ impl ProxyHttp for UsherProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        let tls = ctx
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.config.listeners.tls.is_some());
+        security_headers::apply(upstream_response, tls)?;
+        if let Some(policy) = ctx.route().and_then(|route| route.cors.as_deref()) {
+            for (name, value) in cors::response_headers(policy, session.req_header()) {
+                upstream_response.append_header(name, value)?;
+            }
+        }
         Ok(())
     }
 
