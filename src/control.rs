@@ -208,6 +208,10 @@ struct Pools {
 impl Pools {
     /// Builds the snapshot for `config`, reusing unchanged pools and preparing new ones.
     async fn snapshot(&mut self, version: u64, prepared: Prepared) -> Snapshot {
+        // The issuer's key set is fetched before the configuration goes live.
+        if let Some(jwks) = prepared.security.jwt.as_ref().and_then(|jwt| jwt.jwks()) {
+            jwks.start().await;
+        }
         let config = &prepared.config;
         let mut fresh = JoinSet::new();
         for spec in &config.upstreams {

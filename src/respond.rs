@@ -52,6 +52,8 @@ pub enum Rejection {
     Forbidden,
     /// A CORS preflight that the route's policy does not allow.
     CorsRefused,
+    /// No key to verify credentials with could be obtained (the issuer's JWKS is down).
+    AuthUnavailable,
     Internal,
 }
 
@@ -71,7 +73,8 @@ impl Rejection {
             Rejection::NotReady
             | Rejection::CircuitOpen { .. }
             | Rejection::Busy { .. }
-            | Rejection::NoHealthyPeer { .. } => 503,
+            | Rejection::NoHealthyPeer { .. }
+            | Rejection::AuthUnavailable => 503,
             Rejection::UpstreamTimeout { .. } => 504,
         }
     }
@@ -83,6 +86,7 @@ impl Rejection {
             Rejection::BadRequest | Rejection::Malformed(_) => "bad_request",
             Rejection::Forbidden => "forbidden",
             Rejection::CorsRefused => "cors_refused",
+            Rejection::AuthUnavailable => "auth_unavailable",
             Rejection::UriTooLong => "uri_too_long",
             Rejection::HeadersTooLarge => "headers_too_large",
             Rejection::Unauthenticated => "unauthenticated",
@@ -107,6 +111,7 @@ impl Rejection {
             Rejection::Malformed(what) => format!("the request is malformed: {what}"),
             Rejection::Forbidden => "the caller may not access this resource".into(),
             Rejection::CorsRefused => "this cross-origin request is not allowed".into(),
+            Rejection::AuthUnavailable => "credentials cannot be verified right now".into(),
             Rejection::UriTooLong => "the request target is too long".into(),
             Rejection::HeadersTooLarge => "the request headers are too many or too large".into(),
             Rejection::Unauthenticated => "authentication is required".into(),
@@ -139,9 +144,10 @@ impl Rejection {
             Rejection::CircuitOpen { retry_after, .. } => {
                 Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
             }
-            Rejection::Busy { .. } | Rejection::NoHealthyPeer { .. } | Rejection::NotReady => {
-                Some(1)
-            }
+            Rejection::Busy { .. }
+            | Rejection::NoHealthyPeer { .. }
+            | Rejection::NotReady
+            | Rejection::AuthUnavailable => Some(1),
             _ => None,
         }
     }

@@ -1,7 +1,7 @@
 //! `usher routes FILE`: the route table, generated from the configuration itself, so the
 //! list of public routes can never drift from what the gateway enforces.
 
-use crate::config::{Access, Config};
+use crate::config::{Access, Config, RouteSpec};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -46,11 +46,7 @@ pub fn table(config: &Config) -> String {
                     .rewrite
                     .as_ref()
                     .map_or("(same path)".into(), |prefix| format!("{prefix}…")),
-                match &route.access {
-                    Access::Authenticated => "required".into(),
-                    Access::Public => "public".into(),
-                    Access::PublicPaths(paths) => format!("required, {} public", paths.len()),
-                },
+                auth_column(route),
                 format!("{}s", route.timeout.as_secs_f64()),
                 human_size(route.max_body),
             ]
@@ -105,6 +101,27 @@ pub fn table(config: &Config) -> String {
         let _ = writeln!(out, "  (nothing)");
     }
     out
+}
+
+/// `required`, `public`, or `required, 2 public`, then what the caller must be.
+fn auth_column(route: &RouteSpec) -> String {
+    let mut text = match &route.access {
+        Access::Authenticated => "required".to_string(),
+        Access::Public => return "public".to_string(),
+        Access::PublicPaths(paths) => format!("required, {} public", paths.len()),
+    };
+    let auth = &route.auth;
+    if !auth.roles.is_empty() {
+        text.push_str(&format!("; roles {}", auth.roles.join("|")));
+    }
+    if let Some(index) = auth.venue_param {
+        let name = route.pattern.param_names().nth(index).unwrap_or("?");
+        text.push_str(&format!("; venue :{name}"));
+    }
+    if auth.api_keys {
+        text.push_str("; api keys");
+    }
+    text
 }
 
 fn human_size(bytes: u64) -> String {

@@ -230,9 +230,37 @@ impl Compiler<'_> {
             venues: claim(&raw.claims.venues, "venue_ids"),
             token_type: claim(&raw.claims.token_type, "type"),
         };
-        if raw.keys.is_empty() {
-            self.error(format!("{at}.keys"), "list at least one key");
+        if raw.keys.is_empty() && raw.jwks.is_none() {
+            self.error(
+                format!("{at}.keys"),
+                "list at least one key, or configure jwks",
+            );
         }
+        let jwks = raw.jwks.as_ref().and_then(|jwks| {
+            let at = format!("{at}.jwks");
+            let url = match jwks.url.parse::<http::Uri>() {
+                Ok(url) if url.scheme_str() == Some("http") && url.host().is_some() => url,
+                Ok(url) if url.scheme_str() == Some("https") => {
+                    self.error(format!("{at}.url"), "https JWKS URLs are not supported yet; use the issuer's in-cluster http:// address");
+                    return None;
+                }
+                _ => {
+                    self.error(format!("{at}.url"), format!("invalid URL \"{}\": expected http://host[:port]/path", jwks.url));
+                    return None;
+                }
+            };
+            let refresh_interval = jwks.refresh_interval.map_or(Duration::from_secs(300), |d| d.0);
+            let min_refresh_interval = jwks.min_refresh_interval.map_or(Duration::from_secs(30), |d| d.0);
+            let timeout = jwks.timeout.map_or(Duration::from_secs(2), |d| d.0);
+            self.positive(&format!("{at}.refresh_interval"), refresh_interval);
+            self.positive(&format!("{at}.timeout"), timeout);
+            Some(JwksSpec {
+                url,
+                refresh_interval,
+                min_refresh_interval,
+                timeout,
+            })
+        });
         let mut kids: Vec<&str> = Vec::new();
         let mut keys = Vec::new();
         for (index, key) in raw.keys.iter().enumerate() {
@@ -314,6 +342,7 @@ impl Compiler<'_> {
                 .unwrap_or_else(|| "access".to_string()),
             claims,
             keys,
+            jwks,
         }
     }
 

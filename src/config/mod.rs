@@ -60,6 +60,18 @@ pub struct JwtSpec {
     pub token_type: String,
     pub claims: ClaimNames,
     pub keys: Vec<JwtKeySpec>,
+    pub jwks: Option<JwksSpec>,
+}
+
+/// Keys published by the token issuer as a JSON Web Key Set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSpec {
+    /// An `http://` URL (the issuer's in-cluster address).
+    pub url: http::Uri,
+    pub refresh_interval: Duration,
+    /// A token with an unknown `kid` triggers a refresh at most this often.
+    pub min_refresh_interval: Duration,
+    pub timeout: Duration,
 }
 
 /// The names of the claims Usher reads besides the registered ones.

@@ -67,6 +67,16 @@ pub struct RawJwt {
     pub claims: RawClaimNames,
     #[serde(default)]
     pub keys: Vec<RawJwtKey>,
+    pub jwks: Option<RawJwks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    pub url: String,
+    pub refresh_interval: Option<Dur>,
+    pub min_refresh_interval: Option<Dur>,
+    pub timeout: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

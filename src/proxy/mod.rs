@@ -30,6 +30,7 @@ use crate::path;
 use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
 use crate::security::events::{self, Severity};
+use crate::security::jwt;
 use crate::snapshot::Live;
 use crate::snapshot::Snapshot;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
@@ -57,7 +58,7 @@ impl UsherProxy {
     }
 
     /// Everything `request_filter` decides before the request may go upstream, in order.
-    fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Rejection> {
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Rejection> {
         let snapshot = self.live.current().ok_or(Rejection::NotReady)?;
         ctx.snapshot = Some(Arc::clone(&snapshot));
         ctx.client = client_ip(session, &snapshot.config.identity.trusted_proxies);
@@ -68,7 +69,7 @@ impl UsherProxy {
                     security_event(ctx, reason, Severity::Medium);
                 }
             })?;
-        self.identify(session, ctx, &snapshot, route)?;
+        self.identify(session, ctx, &snapshot, route).await?;
         self.reserve_upstream(session, ctx, &snapshot, route)
     }
 
@@ -115,7 +116,7 @@ impl UsherProxy {
 
     /// Strips client identity headers, then authenticates and authorizes the caller where
     /// the route requires it.
-    fn identify(
+    async fn identify(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -135,16 +136,36 @@ impl UsherProxy {
             .api_keys
             .as_ref()
             .map(|k| k.header.as_str());
-        let identity = authenticate(
-            session.req_header(),
-            &route.auth,
-            api_key_header,
-            &snapshot.security,
-            SystemTime::now(),
-        )
-        .map_err(|failure| {
+        let attempt = |session: &Session| {
+            authenticate(
+                session.req_header(),
+                &route.auth,
+                api_key_header,
+                &snapshot.security,
+                SystemTime::now(),
+            )
+        };
+        let mut result = attempt(session);
+        // A kid Usher does not know may be a freshly rotated key: refresh the issuer's
+        // key set (one at a time, rate-limited) and try once more.
+        if let Err(failure) = &result {
+            let jwks = snapshot.security.jwt.as_ref().and_then(|jwt| jwt.jwks());
+            if let (true, Some(jwks)) = (
+                matches!(failure.reason, jwt::UNKNOWN_KEY | jwt::KEYS_UNAVAILABLE),
+                jwks,
+            ) {
+                if jwks.refresh_if_due().await {
+                    result = attempt(session);
+                }
+            }
+        }
+        let identity = result.map_err(|failure| {
             security_event(ctx, failure.reason, failure.severity);
-            Rejection::Unauthenticated
+            if failure.reason == jwt::KEYS_UNAVAILABLE {
+                Rejection::AuthUnavailable
+            } else {
+                Rejection::Unauthenticated
+            }
         })?;
         authorize(&identity, &route.auth, &ctx.params).map_err(|reason| {
             security_event(ctx, reason, Severity::Medium);
@@ -427,7 +448,7 @@ impl ProxyHttp for UsherProxy {
         if self.answer_preflight(session, ctx).await {
             return Ok(true);
         }
-        match self.admit(session, ctx) {
+        match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
             Err(rejection) => {
                 self.reject(session, ctx, &rejection).await;

@@ -13,6 +13,7 @@
 //! at once; expiry and not-before are checked again on every hit.
 
 use super::events::Severity;
+use super::jwks::Jwks;
 use super::keys;
 use super::{AuthFailure, CredentialKind, Identity};
 use crate::config::{JwtSpec, KeyMaterial};
@@ -27,7 +28,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct JwtVerifier {
     spec: JwtSpec,
-    keys: Vec<VerifyingKey>,
+    keys: Vec<Arc<VerifyingKey>>,
+    jwks: Option<Arc<Jwks>>,
     cache: VerifiedCache,
 }
 
@@ -78,12 +80,40 @@ impl VerifiedCache {
     }
 }
 
-struct VerifyingKey {
+/// One key, with the only algorithm it verifies and the validation rules.
+pub struct VerifyingKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
     validation: Validation,
 }
+
+impl VerifyingKey {
+    pub fn new(
+        kid: Option<String>,
+        algorithm: Algorithm,
+        key: DecodingKey,
+        spec: &JwtSpec,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = spec.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&spec.issuer]);
+        validation.set_audience(&spec.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        VerifyingKey {
+            kid,
+            algorithm,
+            key,
+            validation,
+        }
+    }
+}
+
+/// A token's `kid` names no known key; a JWKS refresh may bring it.
+pub const UNKNOWN_KEY: &str = "unknown_key";
+/// No key could be obtained at all: the answer is 503, not 401.
+pub const KEYS_UNAVAILABLE: &str = "keys_unavailable";
 
 const fn fail(reason: &'static str, severity: Severity) -> AuthFailure {
     AuthFailure::new(reason, severity)
@@ -96,20 +126,12 @@ impl JwtVerifier {
         let mut problems = Vec::new();
         for (index, key_spec) in spec.keys.iter().enumerate() {
             match keys::decoding_key(key_spec) {
-                Ok(key) => {
-                    let mut validation = Validation::new(key_spec.algorithm);
-                    validation.leeway = spec.leeway.as_secs();
-                    validation.validate_nbf = true;
-                    validation.set_issuer(&[&spec.issuer]);
-                    validation.set_audience(&spec.audiences);
-                    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                    keys.push(VerifyingKey {
-                        kid: key_spec.kid.clone(),
-                        algorithm: key_spec.algorithm,
-                        key,
-                        validation,
-                    });
-                }
+                Ok(key) => keys.push(Arc::new(VerifyingKey::new(
+                    key_spec.kid.clone(),
+                    key_spec.algorithm,
+                    key,
+                    spec,
+                ))),
                 Err(message) => {
                     let field = match key_spec.material {
                         KeyMaterial::SecretEnv(_) => "secret_env",
@@ -124,11 +146,20 @@ impl JwtVerifier {
             Ok(JwtVerifier {
                 spec: spec.clone(),
                 keys,
+                jwks: spec
+                    .jwks
+                    .as_ref()
+                    .map(|jwks| Arc::new(Jwks::new(jwks, spec))),
                 cache: VerifiedCache::new(),
             })
         } else {
             Err(problems)
         }
+    }
+
+    /// The issuer's key set, when configured.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        self.jwks.as_ref()
     }
 
     /// Verifies `token` at `now` and returns the identity it carries.
@@ -172,11 +203,23 @@ impl JwtVerifier {
             return Err(fail("untrusted_key_reference", Severity::High));
         }
         let key = match header.kid.as_deref() {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
-            None if self.keys.len() == 1 => self.keys.first(),
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .cloned()
+                .or_else(|| self.jwks.as_ref()?.key(kid)),
+            None if self.keys.len() == 1 => self.keys.first().cloned(),
             None => None,
-        }
-        .ok_or(fail("unknown_key", Severity::Medium))?;
+        };
+        let key = match key {
+            Some(key) => key,
+            // Nothing to verify with at all (the JWKS never loaded): unavailable, not invalid.
+            None if self.keys.is_empty() && self.jwks.as_ref().is_some_and(|j| !j.loaded()) => {
+                return Err(fail(KEYS_UNAVAILABLE, Severity::Low));
+            }
+            None => return Err(fail(UNKNOWN_KEY, Severity::Medium)),
+        };
         if header.alg != key.algorithm {
             return Err(fail("wrong_algorithm", Severity::High));
         }

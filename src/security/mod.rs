@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod events;
 mod identity;
+pub mod jwks;
 pub mod jwt;
 mod keys;
 

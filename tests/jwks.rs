@@ -1,0 +1,281 @@
+//! Keys from the issuer's JWKS through the real gateway: startup fetch, rotation picked up
+//! on an unknown kid, rate-limited refreshes, stale keys kept through an outage, JWKs
+//! without `alg` skipped, and 503 when no key can be obtained at all.
+
+mod common;
+
+use base64::Engine;
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Serves a JWK set that the test can change, and counts fetches.
+struct KeySetServer {
+    addr: std::net::SocketAddr,
+    document: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeySetServer {
+    async fn start(document: Value) -> KeySetServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let document = Arc::new(Mutex::new(document));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (doc, count) = (Arc::clone(&document), Arc::clone(&fetches));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (doc, count) = (Arc::clone(&doc), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let body = doc.lock().unwrap().to_string();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                    Bytes::from(body),
+                                )))
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        KeySetServer {
+            addr,
+            document,
+            fetches,
+            task,
+        }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for KeySetServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn openssl(args: &[&str], input: &std::path::Path) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .arg(input)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+/// Generates an RSA and an Ed25519 key; returns (private PEMs, JWKs).
+fn keys(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Value, Value) {
+    let (rs, ed) = (dir.join("rs.key"), dir.join("ed.key"));
+    for (path, args) in [
+        (
+            &rs,
+            vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        ),
+        (&ed, vec!["-algorithm", "ed25519"]),
+    ] {
+        let ok = Command::new("openssl")
+            .arg("genpkey")
+            .args(&args)
+            .arg("-out")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let modulus = String::from_utf8(openssl(&["rsa", "-modulus", "-noout", "-in"], &rs)).unwrap();
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let n: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let ed_der = openssl(&["pkey", "-pubout", "-outform", "DER", "-in"], &ed);
+    let rs_jwk =
+        json!({"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig", "n": b64(&n), "e": "AQAB"});
+    let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k2", "alg": "EdDSA", "x": b64(&ed_der[ed_der.len() - 32..])});
+    (
+        std::fs::read(&rs).unwrap(),
+        std::fs::read(&ed).unwrap(),
+        rs_jwk,
+        ed_jwk,
+    )
+}
+
+fn token(kid: &str, algorithm: Algorithm, key: &EncodingKey) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": "u1", "tenant_id": "t1", "type": "access", "iss": "issuer", "aud": "api", "iat": now, "exp": now + 600});
+    encode(
+        &Header {
+            kid: Some(kid.into()),
+            ..Header::new(algorithm)
+        },
+        &claims,
+        key,
+    )
+    .unwrap()
+}
+
+fn config(jwks: std::net::SocketAddr, upstream: &EchoServer) -> String {
+    format!(
+        r#"
+authentication:
+  jwt:
+    issuer: issuer
+    audiences: [api]
+    jwks: {{ url: "http://{jwks}/.well-known/jwks.json", refresh_interval: 500ms, min_refresh_interval: 300ms, timeout: 1s }}
+upstreams:
+  svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: private, match: {{ path: /private }}, upstream: svc }}
+"#,
+        upstream.addr
+    )
+}
+
+async fn status(gateway: &Gateway, token: &str) -> u16 {
+    request(
+        gateway.public,
+        "GET",
+        "/private/x",
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .await
+    .unwrap()
+    .status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_come_from_the_issuer_and_follow_rotation_and_outages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rs_pem, ed_pem, rs_jwk, ed_jwk) = keys(dir.path());
+    let mut no_alg = ed_jwk.clone();
+    no_alg["kid"] = json!("k3");
+    no_alg.as_object_mut().unwrap().remove("alg");
+    let server = KeySetServer::start(json!({"keys": [rs_jwk.clone(), no_alg]})).await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&config(server.addr, &upstream)).await;
+    assert!(server.fetches() >= 1, "fetched before going live");
+
+    let rs = EncodingKey::from_rsa_pem(&rs_pem).unwrap();
+    let ed = EncodingKey::from_ed_pem(&ed_pem).unwrap();
+    assert_eq!(
+        status(&gateway, &token("k1", Algorithm::RS256, &rs)).await,
+        200
+    );
+    assert_eq!(
+        status(&gateway, &token("k3", Algorithm::EdDSA, &ed)).await,
+        401,
+        "a JWK without alg is never used"
+    );
+    assert_eq!(
+        status(&gateway, &token("k1", Algorithm::EdDSA, &ed)).await,
+        401,
+        "the JWK's alg, not the token's"
+    );
+
+    // Rotation: the issuer publishes k2; the first k2 token triggers a refresh.
+    server.document.lock().unwrap()["keys"] = json!([rs_jwk, ed_jwk]);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        status(&gateway, &token("k2", Algorithm::EdDSA, &ed)).await,
+        200
+    );
+
+    // Forged kids cannot make Usher hammer the issuer: refreshes stay rate-limited.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let before = server.fetches();
+    for n in 0..20 {
+        assert_eq!(
+            status(
+                &gateway,
+                &token(&format!("forged-{n}"), Algorithm::EdDSA, &ed)
+            )
+            .await,
+            401
+        );
+    }
+    assert!(
+        server.fetches() - before <= 2,
+        "{} refreshes for 20 forged kids",
+        server.fetches() - before
+    );
+
+    // Outage: the issuer is gone; the keys Usher has keep working.
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        status(&gateway, &token("k1", Algorithm::RS256, &rs)).await,
+        200
+    );
+    assert_eq!(
+        status(&gateway, &token("k2", Algorithm::EdDSA, &ed)).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_key_at_all_is_unavailable_not_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ed_pem, _, _) = keys(dir.path());
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&config(closed, &upstream)).await;
+    let hits = upstream.hits();
+    let response = request(
+        gateway.public,
+        "GET",
+        "/private/x",
+        &[(
+            "authorization",
+            &format!(
+                "Bearer {}",
+                token(
+                    "k2",
+                    Algorithm::EdDSA,
+                    &EncodingKey::from_ed_pem(&ed_pem).unwrap()
+                )
+            ),
+        )],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 503);
+    assert_eq!(response.error_code(), "auth_unavailable");
+    assert_eq!(upstream.hits(), hits);
+    assert_eq!(
+        status(&gateway, "garbage").await,
+        401,
+        "a malformed token is still 401"
+    );
+}
