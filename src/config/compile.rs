@@ -195,7 +195,50 @@ impl Compiler<'_> {
                 header,
             }
         });
-        AuthenticationSpec { jwt, api_keys }
+        let user_status = raw
+            .user_status
+            .as_ref()
+            .map(|l| self.lookup("authentication.user_status", l, &["{sub}"]));
+        let venue_access = raw
+            .venue_access
+            .as_ref()
+            .map(|l| self.lookup("authentication.venue_access", l, &["{venue}"]));
+        AuthenticationSpec {
+            jwt,
+            api_keys,
+            user_status,
+            venue_access,
+        }
+    }
+
+    fn lookup(&mut self, at: &str, raw: &RawLookup, required: &[&str]) -> LookupSpec {
+        let valid = raw.url.starts_with("http://")
+            && raw
+                .url
+                .replace(['{', '}'], "")
+                .parse::<http::Uri>()
+                .is_ok_and(|u| u.host().is_some());
+        if !valid {
+            self.error(format!("{at}.url"), format!("invalid URL \"{}\": expected http://host[:port]/path with {{sub}}, {{tenant}} or {{venue}} placeholders", raw.url));
+        }
+        for placeholder in required {
+            if !raw.url.contains(placeholder) {
+                self.error(
+                    format!("{at}.url"),
+                    format!("the URL must contain {placeholder}"),
+                );
+            }
+        }
+        let spec = LookupSpec {
+            url_template: raw.url.clone(),
+            cache_ttl: raw.cache_ttl.map_or(Duration::from_secs(300), |d| d.0),
+            negative_cache_ttl: raw
+                .negative_cache_ttl
+                .map_or(Duration::from_secs(30), |d| d.0),
+            timeout: raw.timeout.map_or(Duration::from_secs(2), |d| d.0),
+        };
+        self.positive(&format!("{at}.timeout"), spec.timeout);
+        spec
     }
 
     fn jwt(&mut self, raw: &RawJwt) -> JwtSpec {
@@ -1030,12 +1073,41 @@ impl Compiler<'_> {
         if token_sources.is_empty() {
             token_sources.push(TokenSource::BearerHeader);
         }
+        if auth.user_status && authentication.user_status.is_none() {
+            self.error(
+                format!("{at}.user_status"),
+                "authentication.user_status is not configured",
+            );
+        }
+        if auth.venue_check && authentication.venue_access.is_none() {
+            self.error(
+                format!("{at}.venue_check"),
+                "authentication.venue_access is not configured",
+            );
+        }
+        if auth.venue_check && auth.venue_param.is_none() {
+            self.error(format!("{at}.venue_check"), "venue_check needs venue_param");
+        }
+        let fail_open = match auth.on_dependency_failure.as_deref() {
+            None | Some("closed") => false,
+            Some("open") => true,
+            Some(other) => {
+                self.error(
+                    format!("{at}.on_dependency_failure"),
+                    format!("\"{other}\": expected closed or open"),
+                );
+                false
+            }
+        };
         RouteAuth {
             roles: auth.roles.clone(),
             venue_param,
             admin_roles: auth.admin_roles.clone(),
             api_keys: auth.api_keys,
             token_sources,
+            user_status: auth.user_status,
+            venue_check: auth.venue_check,
+            fail_open,
         }
     }
 

@@ -47,6 +47,18 @@ pub struct Config {
 pub struct AuthenticationSpec {
     pub jwt: Option<JwtSpec>,
     pub api_keys: Option<ApiKeysSpec>,
+    /// Asked whether a token's user is still active (`{sub}`, `{tenant}` in the URL).
+    pub user_status: Option<LookupSpec>,
+    /// Asked whether a user may act on a venue (`{venue}`, `{sub}`, `{tenant}`).
+    pub venue_access: Option<LookupSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupSpec {
+    pub url_template: String,
+    pub cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +282,13 @@ pub struct RouteAuth {
     pub admin_roles: Vec<String>,
     pub api_keys: bool,
     pub token_sources: Vec<TokenSource>,
+    /// Ask `authentication.user_status` whether the token's user is still active.
+    pub user_status: bool,
+    /// Confirm the venue scope with `authentication.venue_access`.
+    pub venue_check: bool,
+    /// When a service asked above cannot answer: let the request through (`open`) instead
+    /// of refusing it with 503 (`closed`, the default).
+    pub fail_open: bool,
 }
 
 /// Where a bearer token may come from. Only the `Authorization` header unless a route

@@ -53,6 +53,18 @@ pub struct RawCors {
 pub struct RawAuthentication {
     pub jwt: Option<RawJwt>,
     pub api_keys: Option<RawApiKeys>,
+    pub user_status: Option<RawLookup>,
+    pub venue_access: Option<RawLookup>,
+}
+
+/// A question asked of another service about a caller, answered by the HTTP status.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLookup {
+    pub url: String,
+    pub cache_ttl: Option<Dur>,
+    pub negative_cache_ttl: Option<Dur>,
+    pub timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +271,11 @@ pub struct RawRouteAuth {
     pub api_keys: bool,
     #[serde(default)]
     pub token_from: Vec<String>,
+    #[serde(default)]
+    pub user_status: bool,
+    #[serde(default)]
+    pub venue_check: bool,
+    pub on_dependency_failure: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,7 @@ pub use context::RequestCtx;
 
 use crate::config::HashKey;
 use crate::config::LoadBalancing;
+use crate::config::RouteSpec;
 use crate::filters::authenticate::authenticate;
 use crate::filters::authorize::authorize;
 use crate::filters::{access, client_address, cors, hardening, identity_headers, security_headers};
@@ -30,7 +31,8 @@ use crate::path;
 use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
 use crate::security::events::{self, Severity};
-use crate::security::jwt;
+use crate::security::lookup::Answer;
+use crate::security::{jwt, CredentialKind, Identity, Security};
 use crate::snapshot::Live;
 use crate::snapshot::Snapshot;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
@@ -171,7 +173,63 @@ impl UsherProxy {
             security_event(ctx, reason, Severity::Medium);
             Rejection::Forbidden
         })?;
+        self.confirm(ctx, &snapshot.security, route, &identity)
+            .await?;
         ctx.identity = Some(identity);
+        Ok(())
+    }
+
+    /// Asks the services themselves where the route wants it: whether the token's user is
+    /// still active (a banned user's unexpired token stops working), and whether the user
+    /// may act on the venue. Answers are cached; when a service cannot answer, the route's
+    /// `on_dependency_failure` decides (closed: 503).
+    async fn confirm(
+        &self,
+        ctx: &RequestCtx,
+        security: &Security,
+        route: &RouteSpec,
+        identity: &Identity,
+    ) -> Result<(), Rejection> {
+        let auth = &route.auth;
+        let unavailable = |reason: &'static str| {
+            security_event(ctx, reason, Severity::Low);
+            if auth.fail_open {
+                Ok(())
+            } else {
+                Err(Rejection::AuthUnavailable)
+            }
+        };
+        let values = [
+            ("sub", identity.subject.as_str()),
+            ("tenant", identity.tenant.as_str()),
+        ];
+        if let (true, Some(lookup), CredentialKind::Jwt) =
+            (auth.user_status, &security.user_status, identity.source)
+        {
+            match lookup.ask(&values).await {
+                Answer::Allowed => {}
+                Answer::Denied => {
+                    security_event(ctx, "user_inactive", Severity::Medium);
+                    return Err(Rejection::Unauthenticated);
+                }
+                Answer::Unavailable => unavailable("user_status_unavailable")?,
+            }
+        }
+        let venue = auth.venue_param.and_then(|index| ctx.params.get(index));
+        let is_admin = identity.has_any_role(&auth.admin_roles);
+        if let (true, Some(lookup), Some(venue), false) =
+            (auth.venue_check, &security.venue_access, venue, is_admin)
+        {
+            let [sub, tenant] = values;
+            match lookup.ask(&[sub, tenant, ("venue", venue.as_str())]).await {
+                Answer::Allowed => {}
+                Answer::Denied => {
+                    security_event(ctx, "venue_denied", Severity::Medium);
+                    return Err(Rejection::Forbidden);
+                }
+                Answer::Unavailable => unavailable("venue_check_unavailable")?,
+            }
+        }
         Ok(())
     }
 

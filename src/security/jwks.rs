@@ -10,9 +10,6 @@
 use super::jwt::VerifyingKey;
 use crate::config::{JwksSpec, JwtSpec};
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
@@ -82,38 +79,11 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
-        let url = &self.spec.url;
-        let host = url.host().ok_or("no host")?;
-        let port = url.port_u16().unwrap_or(80);
-        let stream = tokio::net::TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let connection = tokio::spawn(connection);
-        let request = http::Request::get(url.path_and_query().map_or("/", |p| p.as_str()))
-            .header(
-                http::header::HOST,
-                url.authority().map_or(host, |a| a.as_str()),
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .header(http::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
+        let (status, body) =
+            super::lookup::get_body(&self.spec.url.to_string(), MAX_DOCUMENT_BYTES).await?;
+        if !status.is_success() {
+            return Err(format!("answered {status}"));
         }
-        let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        connection.abort();
         let set: JwkSet =
             serde_json::from_slice(&body).map_err(|e| format!("not a JWK set: {e}"))?;
         let mut keys = HashMap::new();

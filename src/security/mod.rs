@@ -10,6 +10,7 @@ mod identity;
 pub mod jwks;
 pub mod jwt;
 mod keys;
+pub mod lookup;
 
 pub use identity::{CredentialKind, Identity};
 
@@ -33,6 +34,8 @@ impl AuthFailure {
 pub struct Security {
     pub jwt: Option<jwt::JwtVerifier>,
     pub api_keys: Option<api_keys::ApiKeyStore>,
+    pub user_status: Option<lookup::Lookup>,
+    pub venue_access: Option<lookup::Lookup>,
 }
 
 impl Security {
@@ -62,7 +65,13 @@ impl Security {
                 .ok()
         });
         if errors.is_empty() {
-            Ok(Security { jwt, api_keys })
+            let auth = &config.authentication;
+            Ok(Security {
+                jwt,
+                api_keys,
+                user_status: auth.user_status.as_ref().map(lookup::Lookup::new),
+                venue_access: auth.venue_access.as_ref().map(lookup::Lookup::new),
+            })
         } else {
             Err(ConfigErrors(errors))
         }
