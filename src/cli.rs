@@ -35,6 +35,19 @@ pub enum Command {
     },
     /// Print the route table: what matches, where it goes, and who may call it.
     Routes { config: PathBuf },
+    /// Ask a running Usher's admin listener whether it is ready: exit 0 if so, 1 if not.
+    /// For container health checks that have no shell tools.
+    Probe {
+        /// Read the admin address from this configuration (0.0.0.0 means 127.0.0.1).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The admin address, when no configuration is given.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: String,
+        /// The endpoint to ask.
+        #[arg(long, default_value = "/health/ready")]
+        path: String,
+    },
     /// Run Usher on the shipped routes.yaml with in-process demo upstreams.
     Demo {
         /// Public listener port on 127.0.0.1.

@@ -20,6 +20,11 @@ fn main() {
         Command::Check { config, strict } => commands::check::check(&config, strict),
         Command::Routes { config } => commands::routes::routes(&config),
         Command::Demo { port, admin_port } => commands::demo::demo(port, admin_port),
+        Command::Probe {
+            config,
+            admin,
+            path,
+        } => commands::probe::probe(config.as_deref(), &admin, &path),
     };
     std::process::exit(code);
 }

@@ -209,3 +209,45 @@ routes:
         "exit took {took:?}; the grace period is 5 s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usher_probe_reports_readiness_by_exit_code() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let body = format!(
+        "upstreams:\n  svc: {{ targets: [\"{}\"], critical: true, health_check: {{ type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1 }} }}\nroutes:\n  - {{ name: svc, match: {{ path: / }}, upstream: svc, public: true }}\n",
+        upstream.addr
+    );
+    let gateway = Gateway::start(&body).await;
+    let probe = |args: Vec<String>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .arg("probe")
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(
+        probe(vec![
+            "--config".into(),
+            gateway.path().display().to_string()
+        ]),
+        Some(0)
+    );
+    assert_eq!(
+        probe(vec!["--admin".into(), gateway.admin.to_string()]),
+        Some(0)
+    );
+    drop(upstream);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            probe(vec!["--admin".into(), gateway.admin.to_string()]) == Some(1)
+        })
+        .await,
+        "not ready once the critical upstream is gone"
+    );
+    assert_eq!(
+        probe(vec!["--admin".into(), format!("127.0.0.1:{}", free_port())]),
+        Some(1)
+    );
+}

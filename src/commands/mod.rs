@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod probe;
 pub mod routes;
 pub mod run;
 

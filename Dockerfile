@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# Usher: build with Rust on Debian, run on debian-slim as a non-root user.
+#   docker build -t usher .
+#   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... usher
+
+FROM rust:1.95-slim-bookworm AS build
+# cmake builds zlib-ng for Pingora; libssl-dev and pkg-config for its OpenSSL TLS.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake pkg-config libssl-dev g++ make \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+
+# Dependencies first, in their own layer: rebuilt only when Cargo.toml or Cargo.lock change.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && for bench in router config security; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && cargo build --release --locked --bin usher \
+ && rm -rf src target/release/.fingerprint/usher-* target/release/deps/usher-* target/release/deps/libusher-*
+
+COPY src ./src
+COPY routes.yaml ./
+RUN cargo build --release --locked --bin usher
+
+FROM debian:bookworm-slim
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/usher /usr/local/bin/usher
+# The shipped configuration; a Kubernetes ConfigMap mounted at /etc/usher replaces it.
+COPY routes.yaml /etc/usher/routes.yaml
+# Usher writes nothing to disk (logs go to stdout and stderr): a read-only root filesystem works.
+USER 10001:10001
+EXPOSE 8080 9090
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["usher", "probe", "--config", "/etc/usher/routes.yaml"]
+ENTRYPOINT ["usher"]
+CMD ["run", "--config", "/etc/usher/routes.yaml"]
