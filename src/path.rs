@@ -26,6 +26,9 @@ pub enum PathError {
     BadEscape,
     #[error("the path climbs above the root")]
     AboveRoot,
+    /// `..;x` or `.;x`: servlet containers read these as dot segments.
+    #[error("the path contains a dot segment with parameters")]
+    DotSegmentParameters,
 }
 
 /// Returns the canonical form of `raw` (a path without query), borrowing when it already is.
@@ -46,7 +49,7 @@ fn is_canonical(raw: &str) -> bool {
     let segment_end = |at: usize| at == bytes.len() || bytes[at] == b'/';
     for (i, &b) in bytes.iter().enumerate() {
         match b {
-            b'%' | b'\\' | 0 => return false,
+            b'%' | b'\\' | b';' | 0 => return false,
             b'/' => match bytes.get(i + 1) {
                 Some(b'/') => return false,
                 Some(b'.') if segment_end(i + 2) => return false,
@@ -103,6 +106,17 @@ fn remove_dot_segments(path: &str) -> Result<String, PathError> {
     let mut trailing_slash = false;
     for segment in path.split('/').skip(1) {
         trailing_slash = false;
+        let before_parameters = segment.split(';').next().unwrap_or("");
+        let lower = segment.to_ascii_lowercase();
+        let parameters = segment.contains(';') || lower.contains("%3b");
+        let stem = if segment.contains(';') {
+            before_parameters
+        } else {
+            lower.split("%3b").next().unwrap_or("")
+        };
+        if parameters && (stem == "." || stem == "..") {
+            return Err(PathError::DotSegmentParameters);
+        }
         match segment {
             "" => trailing_slash = true,
             "." => trailing_slash = true,
@@ -161,6 +175,7 @@ mod tests {
             ("/a/%3a%3A", "/a/%3A%3A"),
             ("/a/caf%C3%A9", "/a/caf%C3%A9"),
             ("/public/..//private", "/private"),
+            ("/a;b=1/c", "/a;b=1/c"),
         ];
         for (raw, expected) in cases {
             assert_eq!(normalize(raw).as_deref(), Ok(expected), "normalizing {raw}");
@@ -180,6 +195,14 @@ mod tests {
             ("/..", PathError::AboveRoot),
             ("/a/../../b", PathError::AboveRoot),
             ("/%2e%2e/etc", PathError::AboveRoot),
+            ("/public/..;/admin", PathError::DotSegmentParameters),
+            ("/public/.;/admin", PathError::DotSegmentParameters),
+            (
+                "/public/..;jsessionid=1/admin",
+                PathError::DotSegmentParameters,
+            ),
+            ("/public/..%3B/admin", PathError::DotSegmentParameters),
+            ("/public/%2e%2e;/admin", PathError::DotSegmentParameters),
             ("a/b", PathError::NotAbsolute),
         ];
         for (raw, expected) in cases {

@@ -88,6 +88,7 @@ async fn cors_and_security_headers_on_responses() {
     let upstream = EchoServer::start("svc").await.unwrap();
     upstream.add_response_header("server", "express/4.18");
     upstream.add_response_header("x-powered-by", "Express");
+    upstream.add_response_header("access-control-allow-origin", "*");
     let gateway = gateway(&upstream).await;
 
     let response = request(gateway.public, "GET", "/public/x", &[("origin", APP)], None)
@@ -121,7 +122,18 @@ async fn cors_and_security_headers_on_responses() {
     )
     .await
     .unwrap();
-    assert!(foreign.header("access-control-allow-origin").is_none());
+    assert!(
+        foreign.header("access-control-allow-origin").is_none(),
+        "an upstream's permissive CORS passed through"
+    );
+    assert_eq!(
+        response
+            .headers
+            .get_all("access-control-allow-origin")
+            .iter()
+            .count(),
+        1
+    );
 
     // Gateway-made answers: the same headers, a strict CSP, and CORS so a browser can read them.
     let denied = request(

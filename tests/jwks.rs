@@ -211,6 +211,18 @@ async fn keys_come_from_the_issuer_and_follow_rotation_and_outages() {
         200
     );
 
+    // The issuer withdraws k1 (say, it leaked): once the set is refreshed, k1 tokens stop
+    // verifying, even those verified and cached before.
+    let k1_token = token("k1", Algorithm::RS256, &rs);
+    assert_eq!(status(&gateway, &k1_token).await, 200);
+    server.document.lock().unwrap()["keys"] = json!([ed_jwk.clone()]);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        status(&gateway, &k1_token).await,
+        401,
+        "a withdrawn key's cached token still passed"
+    );
+
     // Forged kids cannot make Usher hammer the issuer: refreshes stay rate-limited.
     tokio::time::sleep(Duration::from_millis(350)).await;
     let before = server.fetches();
@@ -233,10 +245,6 @@ async fn keys_come_from_the_issuer_and_follow_rotation_and_outages() {
     // Outage: the issuer is gone; the keys Usher has keep working.
     drop(server);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        status(&gateway, &token("k1", Algorithm::RS256, &rs)).await,
-        200
-    );
     assert_eq!(
         status(&gateway, &token("k2", Algorithm::EdDSA, &ed)).await,
         200

@@ -141,6 +141,8 @@ async fn normalization_attacks_never_reach_another_route() {
         ("/api/v1/./venues", 401),
         ("/../api/v1/venues", 400),
         ("/api/v1/auth/login/%00", 400),
+        ("/api/v1/auth/login/..;/..;/venues", 400),
+        ("/api/v1/auth/login/..%3B/..%3B/venues", 400),
     ];
     for (path, expected) in attacks {
         let response = gateway.get(path).await;

@@ -52,6 +52,15 @@ const STRIPPED_HEADERS: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
+    // Forwarding headers Usher does not set itself (it overwrites X-Forwarded-For and
+    // X-Forwarded-Proto): a client's copy would be taken for the gateway's word.
+    "forwarded",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
 ];
 const STRIPPED_PREFIXES: &[&str] = &["x-internal-", "x-gateway-"];
 
@@ -294,6 +303,7 @@ impl Compiler<'_> {
             };
             let refresh_interval = jwks.refresh_interval.map_or(Duration::from_secs(300), |d| d.0);
             let min_refresh_interval = jwks.min_refresh_interval.map_or(Duration::from_secs(30), |d| d.0);
+            self.positive(&format!("{at}.min_refresh_interval"), min_refresh_interval);
             let timeout = jwks.timeout.map_or(Duration::from_secs(2), |d| d.0);
             self.positive(&format!("{at}.refresh_interval"), refresh_interval);
             self.positive(&format!("{at}.timeout"), timeout);

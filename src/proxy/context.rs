@@ -25,6 +25,8 @@ pub struct RequestCtx {
     pub params: Vec<String>,
     /// The client's address (through trusted proxies).
     pub client: Option<IpAddr>,
+    /// A WebSocket upgrade on a route that allows them: no body limit, no deadline.
+    pub upgraded: bool,
     /// The verified caller, on routes that require one.
     pub identity: Option<Arc<Identity>>,
     /// Whether normalization changed the path, so the upstream must get a new URI.
@@ -60,6 +62,7 @@ impl RequestCtx {
             params: Vec::new(),
             client: None,
             identity: None,
+            upgraded: false,
             path_normalized: false,
             pool: None,
             slot: None,

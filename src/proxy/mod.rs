@@ -97,12 +97,10 @@ impl UsherProxy {
         let normalized = path::normalize(request.uri.path()).map_err(Rejection::BadPath)?;
         ctx.path_normalized = matches!(normalized, std::borrow::Cow::Owned(_));
         ctx.path = normalized.into_owned();
-        let host = request
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri.host());
-        let matched = match snapshot.router.route(host, &request.method, &ctx.path) {
+        let matched = match snapshot
+            .router
+            .route(request_host(request), &request.method, &ctx.path)
+        {
             RouteMatch::Found(matched) => matched,
             RouteMatch::MethodNotAllowed(allowed) => {
                 return Err(Rejection::MethodNotAllowed(allowed))
@@ -278,6 +276,9 @@ impl UsherProxy {
                 });
             }
         }
+        // A WebSocket lives as long as its peers want; the route's deadline applies to the
+        // handshake only (see upstream_peer), and its frames are not a request body.
+        ctx.upgraded = route.websocket && session.is_upgrade_req();
         ctx.deadline = Some(ctx.started + route.timeout);
         Ok(())
     }
@@ -339,14 +340,17 @@ impl UsherProxy {
         let Some(preflight) = cors::preflight_of(request) else {
             return false;
         };
+        // Refusals of malformed requests are `admit`'s to make, preflight or not.
+        if hardening::check(request, None, &snapshot.config.limits).is_err() {
+            return false;
+        }
         let Ok(path) = path::normalize(request.uri.path()) else {
             return false;
         };
-        let host = request
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let RouteMatch::Found(matched) = snapshot.router.route(host, &preflight.method, &path)
+        let RouteMatch::Found(matched) =
+            snapshot
+                .router
+                .route(request_host(request), &preflight.method, &path)
         else {
             return false;
         };
@@ -524,7 +528,7 @@ impl ProxyHttp for UsherProxy {
     ) -> Result<()> {
         ctx.request_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         let limit = ctx.route().map_or(u64::MAX, |route| route.max_body);
-        if ctx.request_bytes > limit {
+        if ctx.request_bytes > limit && !ctx.upgraded {
             ctx.rejection_code = Some("payload_too_large");
             return Error::e_explain(
                 ErrorType::HTTPStatus(413),
@@ -544,11 +548,17 @@ impl ProxyHttp for UsherProxy {
             .clone()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no upstream chosen"))?;
         let now = Instant::now();
-        let remaining = ctx.deadline.map_or(pool.spec.timeouts.total, |d| {
-            d.saturating_duration_since(now)
-        });
+        let remaining = match ctx.deadline {
+            _ if ctx.upgraded => Duration::MAX,
+            Some(deadline) => deadline.saturating_duration_since(now),
+            None => pool.spec.timeouts.total,
+        };
         if remaining.is_zero() {
-            ctx.upstream_failure = Some("deadline");
+            // Time spent before any attempt (say, waiting for a key refresh) is not the
+            // upstream's failure.
+            if !ctx.tried.is_empty() {
+                ctx.upstream_failure = Some("deadline");
+            }
             return Error::e_explain(
                 ErrorType::HTTPStatus(504),
                 "request deadline passed before an attempt",
@@ -636,6 +646,10 @@ impl ProxyHttp for UsherProxy {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
+            if e.retry() {
+                // The connection went stale, not the peer: the retry may use it again.
+                ctx.tried.pop();
+            }
         }
         let _ = peer;
         e
@@ -648,6 +662,10 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        if upstream_response.status.is_informational() && status != 101 {
+            // `100 Continue` and friends come before the real answer.
+            return Ok(());
+        }
         ctx.upstream_status = Some(status);
         ctx.upstream_failure = None;
         Self::settle_breaker(ctx);
@@ -670,7 +688,7 @@ impl ProxyHttp for UsherProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if !end_of_stream && ctx.deadline.is_some_and(|d| Instant::now() > d) {
+        if !end_of_stream && !ctx.upgraded && ctx.deadline.is_some_and(|d| Instant::now() > d) {
             ctx.upstream_failure = Some("deadline");
             return Error::e_explain(
                 ErrorType::ReadTimedout,
@@ -692,6 +710,7 @@ impl ProxyHttp for UsherProxy {
             .as_ref()
             .is_some_and(|s| s.config.listeners.tls.is_some());
         security_headers::apply(upstream_response, tls)?;
+        cors::strip_upstream(upstream_response);
         if let Some(policy) = ctx.route().and_then(|route| route.cors.as_deref()) {
             for (name, value) in cors::response_headers(policy, session.req_header()) {
                 upstream_response.append_header(name, value)?;
@@ -740,6 +759,17 @@ impl ProxyHttp for UsherProxy {
             error_code: rejection.status(),
             can_reuse_downstream: false,
         }
+    }
+
+    /// Pingora's own log lines name a request by this; the default includes the query string,
+    /// where tokens may travel (`token_from: query:...`).
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let path = if ctx.path.is_empty() {
+            session.req_header().uri.path()
+        } else {
+            ctx.path.as_str()
+        };
+        format!("{} {path}", session.req_header().method)
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
@@ -799,6 +829,16 @@ impl ProxyHttp for UsherProxy {
             });
         }
     }
+}
+
+/// The host a request is for: the `Host` header, or the authority of its target (HTTP/2's
+/// `:authority`).
+fn request_host(request: &RequestHeader) -> Option<&str> {
+    request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.host())
 }
 
 /// The client's address, through trusted proxies' `X-Forwarded-For`.

@@ -96,6 +96,14 @@ impl Jwks {
                 tracing::warn!(kid, "JWKS key with a non-signing alg skipped");
                 continue;
             };
+            // A key set is public: a symmetric key in it would let anyone sign tokens.
+            if matches!(
+                algorithm,
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ) {
+                tracing::warn!(kid, "JWKS key with a symmetric alg refused");
+                continue;
+            }
             match DecodingKey::from_jwk(jwk) {
                 Ok(key) => {
                     keys.insert(

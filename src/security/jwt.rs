@@ -40,6 +40,11 @@ struct VerifiedCache {
 
 struct Verified {
     identity: Arc<Identity>,
+    /// The key that verified the token, and the kid it was found under: a hit counts only
+    /// while that kid still resolves to this very key (a JWKS refresh or reload that drops or
+    /// replaces it ends the entry).
+    kid: Option<String>,
+    key: Arc<VerifyingKey>,
     /// `exp` and `nbf` (0 when absent), in seconds since the epoch.
     expires: u64,
     not_before: u64,
@@ -64,11 +69,21 @@ impl VerifiedCache {
         &self.shards[hasher.finish() as usize % CACHE_SHARDS]
     }
 
-    fn get(&self, token: &str, now: u64, leeway: u64) -> Option<Arc<Identity>> {
+    fn get(
+        &self,
+        token: &str,
+        now: u64,
+        leeway: u64,
+    ) -> Option<(Arc<Identity>, Option<String>, Arc<VerifyingKey>)> {
         let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
         let entry = shard.get(token)?;
-        (now < entry.expires + leeway && entry.not_before <= now + leeway)
-            .then(|| Arc::clone(&entry.identity))
+        (now < entry.expires + leeway && entry.not_before <= now + leeway).then(|| {
+            (
+                Arc::clone(&entry.identity),
+                entry.kid.clone(),
+                Arc::clone(&entry.key),
+            )
+        })
     }
 
     fn insert(&self, token: &str, verified: Verified) {
@@ -108,6 +123,13 @@ impl VerifyingKey {
             validation,
         }
     }
+}
+
+/// A token that just verified: who it names, its claims, and the key that verified it.
+struct Verification {
+    identity: Identity,
+    claims: Map<String, Value>,
+    key: Arc<VerifyingKey>,
 }
 
 /// A token's `kid` names no known key; a JWKS refresh may bring it.
@@ -166,16 +188,27 @@ impl JwtVerifier {
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Arc<Identity>, AuthFailure> {
         let seconds = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let leeway = self.spec.leeway.as_secs();
-        if let Some(identity) = self.cache.get(token, seconds, leeway) {
-            return Ok(identity);
+        if let Some((identity, kid, key)) = self.cache.get(token, seconds, leeway) {
+            if self
+                .key_for(kid.as_deref())
+                .is_some_and(|current| Arc::ptr_eq(&current, &key))
+            {
+                return Ok(identity);
+            }
         }
-        let (identity, claims) = self.verify_uncached(token, now)?;
+        let Verification {
+            identity,
+            claims,
+            key,
+        } = self.verify_uncached(token, now)?;
         let number = |name: &str| claims.get(name).and_then(Value::as_u64).unwrap_or(0);
         let identity = Arc::new(identity);
         self.cache.insert(
             token,
             Verified {
                 identity: Arc::clone(&identity),
+                kid: key.kid.clone(),
+                key,
                 expires: number("exp"),
                 not_before: number("nbf"),
             },
@@ -183,11 +216,21 @@ impl JwtVerifier {
         Ok(identity)
     }
 
-    fn verify_uncached(
-        &self,
-        token: &str,
-        now: SystemTime,
-    ) -> Result<(Identity, Map<String, Value>), AuthFailure> {
+    /// The key a token naming `kid` (or no kid) is verified with now.
+    fn key_for(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+        match kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .cloned()
+                .or_else(|| self.jwks.as_ref()?.key(kid)),
+            None if self.keys.len() == 1 => self.keys.first().cloned(),
+            None => None,
+        }
+    }
+
+    fn verify_uncached(&self, token: &str, now: SystemTime) -> Result<Verification, AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             if names_alg_none(token) {
                 fail("alg_none", Severity::High)
@@ -202,17 +245,7 @@ impl JwtVerifier {
         {
             return Err(fail("untrusted_key_reference", Severity::High));
         }
-        let key = match header.kid.as_deref() {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .cloned()
-                .or_else(|| self.jwks.as_ref()?.key(kid)),
-            None if self.keys.len() == 1 => self.keys.first().cloned(),
-            None => None,
-        };
-        let key = match key {
+        let key = match self.key_for(header.kid.as_deref()) {
             Some(key) => key,
             // Nothing to verify with at all (the JWKS never loaded): unavailable, not invalid.
             None if self.keys.is_empty() && self.jwks.as_ref().is_some_and(|j| !j.loaded()) => {
@@ -238,7 +271,11 @@ impl JwtVerifier {
             })?
             .claims;
         let identity = self.identity(&claims, now)?;
-        Ok((identity, claims))
+        Ok(Verification {
+            identity,
+            claims,
+            key,
+        })
     }
 
     fn identity(
@@ -345,6 +382,30 @@ mod tests {
         })
     }
 
+    fn key() -> Arc<VerifyingKey> {
+        let spec = JwtSpec {
+            issuer: "i".into(),
+            audiences: vec!["a".into()],
+            leeway: std::time::Duration::from_secs(30),
+            max_lifetime: std::time::Duration::from_secs(3600),
+            token_type: "access".into(),
+            claims: crate::config::ClaimNames {
+                tenant: "tenant_id".into(),
+                roles: "roles".into(),
+                venues: "venue_ids".into(),
+                token_type: "type".into(),
+            },
+            keys: Vec::new(),
+            jwks: None,
+        };
+        Arc::new(VerifyingKey::new(
+            None,
+            Algorithm::HS256,
+            DecodingKey::from_secret(b"k"),
+            &spec,
+        ))
+    }
+
     #[test]
     fn cached_tokens_still_expire_and_respect_not_before() {
         let cache = VerifiedCache::new();
@@ -352,6 +413,8 @@ mod tests {
             "a.b.c",
             Verified {
                 identity: identity(),
+                kid: None,
+                key: key(),
                 expires: 1_000,
                 not_before: 500,
             },
@@ -378,6 +441,8 @@ mod tests {
                 &format!("token-{n}"),
                 Verified {
                     identity: identity(),
+                    kid: None,
+                    key: key(),
                     expires: u64::MAX - 100,
                     not_before: 0,
                 },

@@ -133,6 +133,10 @@ pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, B
 /// Percent-encodes everything but unreserved characters (RFC 3986), so a value is exactly
 /// one path segment.
 fn encode_segment(value: &str) -> String {
+    // A lone `.` or `..` would still be a dot segment: encode its dots too.
+    if value == "." || value == ".." {
+        return value.replace('.', "%2E");
+    }
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -153,5 +157,7 @@ mod tests {
         assert_eq!(encode_segment("user-1"), "user-1");
         assert_eq!(encode_segment("../admin"), "..%2Fadmin");
         assert_eq!(encode_segment("a b?c#d"), "a%20b%3Fc%23d");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("."), "%2E");
     }
 }

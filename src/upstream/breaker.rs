@@ -219,7 +219,9 @@ impl Window {
         let current = self.slice_of(now);
         self.buckets
             .iter()
-            .filter(|(slice, _, _)| *slice != u64::MAX && current - slice < BUCKETS as u64)
+            .filter(|(slice, _, _)| {
+                *slice != u64::MAX && current.saturating_sub(*slice) < BUCKETS as u64
+            })
             .fold((0, 0), |(total, failures), (_, n, f)| {
                 (total + n, failures + f)
             })
