@@ -5,15 +5,10 @@
 mod common;
 
 use base64::Engine;
-use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,56 +16,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 struct KeySetServer {
     addr: std::net::SocketAddr,
     document: Arc<Mutex<Value>>,
-    fetches: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    stub: StubServer,
 }
 
 impl KeySetServer {
     async fn start(document: Value) -> KeySetServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let document = Arc::new(Mutex::new(document));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (doc, count) = (Arc::clone(&document), Arc::clone(&fetches));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (doc, count) = (Arc::clone(&doc), Arc::clone(&count));
-                tokio::spawn(async move {
-                    let service =
-                        service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
-                            count.fetch_add(1, Ordering::SeqCst);
-                            let body = doc.lock().unwrap().to_string();
-                            async move {
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                    Bytes::from(body),
-                                )))
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let served = Arc::clone(&document);
+        let stub = StubServer::start(move |_path| (200, served.lock().unwrap().to_string())).await;
         KeySetServer {
-            addr,
+            addr: stub.addr,
             document,
-            fetches,
-            task,
+            stub,
         }
     }
 
     fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for KeySetServer {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.stub.asked().len()
     }
 }
 

@@ -4,85 +4,45 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-lookups";
 
-/// Answers `/internal/users/{sub}/status` and `/internal/venues/{venue}/access/{sub}`.
+/// Answers `/internal/users/{sub}/status` and `/internal/venues/{venue}/access/{sub}`:
+/// only user u1, and u1 on venue v7, are allowed; `down` makes every answer a 500.
 struct Directory {
     addr: std::net::SocketAddr,
-    asked: Arc<Mutex<Vec<String>>>,
     down: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    stub: StubServer,
 }
 
 impl Directory {
     async fn start() -> Directory {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let asked = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(false));
-        let (log, outage) = (Arc::clone(&asked), Arc::clone(&down));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (log, outage) = (Arc::clone(&log), Arc::clone(&outage));
-                tokio::spawn(async move {
-                    let service =
-                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                            let path = request.uri().path().to_string();
-                            log.lock().unwrap().push(path.clone());
-                            let status = if outage.load(Ordering::SeqCst) {
-                                500
-                            } else {
-                                match path.as_str() {
-                                    "/internal/users/u1/status" => 200,
-                                    "/internal/venues/v7/access/u1" => 200,
-                                    _ => 403,
-                                }
-                            };
-                            async move {
-                                Ok::<_, std::convert::Infallible>(
-                                    hyper::Response::builder()
-                                        .status(status)
-                                        .body(Full::new(Bytes::new()))
-                                        .unwrap(),
-                                )
-                            }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let outage = Arc::clone(&down);
+        let stub = StubServer::start(move |path| {
+            let status = match path {
+                _ if outage.load(Ordering::SeqCst) => 500,
+                "/internal/users/u1/status" | "/internal/venues/v7/access/u1" => 200,
+                _ => 403,
+            };
+            (status, String::new())
+        })
+        .await;
         Directory {
-            addr,
-            asked,
+            addr: stub.addr,
             down,
-            task,
+            stub,
         }
     }
 
     fn asked(&self) -> Vec<String> {
-        self.asked.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.stub.asked()
     }
 }
 

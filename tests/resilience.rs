@@ -8,25 +8,28 @@ use common::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn balances_across_peers_and_stops_using_a_dead_one() {
+/// Three echo peers named a, b and c behind one upstream `svc` (with `settings`, YAML lines
+/// indented for the upstream) and a public catch-all route.
+async fn three_peers(settings: &str) -> ([EchoServer; 3], Gateway) {
     let peers = [
         EchoServer::start("a").await.unwrap(),
         EchoServer::start("b").await.unwrap(),
         EchoServer::start("c").await.unwrap(),
     ];
     let body = format!(
-        r#"
-upstreams:
-  svc:
-    targets: ["{}", "{}", "{}"]
-    health_check: {{ type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
-routes:
-  - {{ name: all, match: {{ path: / }}, upstream: svc, public: true }}
-"#,
+        "upstreams:\n  svc:\n    targets: [\"{}\", \"{}\", \"{}\"]\n    {settings}\nroutes:\n  - {{ name: all, match: {{ path: / }}, upstream: svc, public: true }}\n",
         peers[0].addr, peers[1].addr, peers[2].addr
     );
     let gateway = Gateway::start(&body).await;
+    (peers, gateway)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn balances_across_peers_and_stops_using_a_dead_one() {
+    let (peers, gateway) = three_peers(
+        "health_check: { type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1, healthy_threshold: 1 }",
+    )
+    .await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..30 {
         let response = gateway.get("/x").await;
@@ -256,25 +259,10 @@ routes:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consistent_hash_keeps_a_key_on_one_peer() {
-    let peers = [
-        EchoServer::start("a").await.unwrap(),
-        EchoServer::start("b").await.unwrap(),
-        EchoServer::start("c").await.unwrap(),
-    ];
-    let body = format!(
-        r#"
-upstreams:
-  svc:
-    targets: ["{}", "{}", "{}"]
-    lb: consistent_hash
-    hash_key: header:x-session
-    health_check: {{ type: tcp, interval: 10s }}
-routes:
-  - {{ name: all, match: {{ path: / }}, upstream: svc, public: true }}
-"#,
-        peers[0].addr, peers[1].addr, peers[2].addr
-    );
-    let gateway = Gateway::start(&body).await;
+    let (_peers, gateway) = three_peers(
+        "lb: consistent_hash\n    hash_key: header:x-session\n    health_check: { type: tcp, interval: 10s }",
+    )
+    .await;
     let mut owners = std::collections::HashSet::new();
     for session in 0..20 {
         let session = format!("session-{session}");

@@ -324,3 +324,65 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A stand-in service: answers each request with whatever `answer(path)` returns
+/// (status, body), and records the paths it was asked for.
+pub struct StubServer {
+    pub addr: SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StubServer {
+    pub async fn start<F>(answer: F) -> StubServer
+    where
+        F: Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    {
+        use hyper::service::service_fn;
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let answer = Arc::new(answer);
+        let log = Arc::clone(&asked);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (log, answer) = (Arc::clone(&log), Arc::clone(&answer));
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                            let path = request.uri().path().to_string();
+                            log.lock().unwrap().push(path.clone());
+                            let (status, body) = answer(&path);
+                            async move {
+                                Ok::<_, std::convert::Infallible>(
+                                    http::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(Bytes::from(body)))
+                                        .unwrap(),
+                                )
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        StubServer { addr, asked, task }
+    }
+
+    /// The paths asked for so far, in order.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
