@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Checks the Helm chart with Helm's own engine (helm-python-sdk, no helm binary), offline:
+lint --strict and render with the default and a production-like values file, then assert on
+the rendered manifests. Usage: check_chart.py <path to the usher binary>. Exits non-zero on
+the first failed check; every process it starts is stopped before it exits."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import helm_python as helm
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "usher"
+USHER = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "usher")
+
+
+def check(condition, message):
+    if not condition:
+        sys.exit(f"chart check failed: {message}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render(values):
+    report = helm.lint(str(CHART), values, strict=True)
+    problems = report.get("errors", []) + [m for m in report.get("messages", []) if m["severity"] >= 2]
+    check(not problems, f"helm lint --strict: {problems}")
+    manifests = helm.Chart.load(str(CHART)).render(values, name="usher", namespace="gateway")
+    objects = [doc for text in manifests.values() for doc in yaml.safe_load_all(text) if doc]
+    return manifests, objects
+
+
+def one(objects, kind, suffix=""):
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(suffix)]
+    check(len(found) == 1, f"expected one {kind}{suffix}, found {len(found)}")
+    return found[0]
+
+
+def check_release(values, label):
+    manifests, objects = render(values)
+    deployment = one(objects, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    routes_text = one(objects, "ConfigMap", "-routes")["data"]["routes.yaml"]
+    routes = yaml.safe_load(routes_text)
+    check(ports["admin"] == int(routes["listeners"]["admin"]["address"].rsplit(":", 1)[1]), f"{label}: admin port")
+    check(ports["http"] == int(routes["listeners"]["public"]["address"].rsplit(":", 1)[1]), f"{label}: public port")
+    for probe, path in [("startupProbe", "/health/startup"), ("readinessProbe", "/health/ready"), ("livenessProbe", "/health/live")]:
+        get = container[probe]["httpGet"]
+        check(get["path"] == path and get["port"] == "admin", f"{label}: {probe} {get}")
+    security = container["securityContext"]
+    check(security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"], f"{label}: securityContext")
+    check(deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], f"{label}: runAsNonRoot")
+    check("/etc/usher/config/routes.yaml" in container["args"], f"{label}: --config")
+    # routes.yaml in the ConfigMap is one `usher check` accepts.
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(routes_text)
+        f.flush()
+        result = subprocess.run([USHER, "check", f.name], capture_output=True, text=True)
+        check(result.returncode == 0, f"{label}: usher check refused the ConfigMap: {result.stderr}")
+    # Secrets only by reference.
+    check(not [o for o in objects if o["kind"] == "Secret"], f"{label}: a Secret is rendered")
+    for env in container.get("env", []):
+        check("value" not in env and "secretKeyRef" in env.get("valueFrom", {}), f"{label}: env {env['name']} is not a secret reference")
+    return manifests, objects
+
+
+def metric_families(names_from):
+    return {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"usher_[a-z_]+", names_from)}
+
+
+def exported_families():
+    """Runs Usher against a tiny scenario that touches every metric family, then reads /metrics."""
+    work = Path(tempfile.mkdtemp())
+    upstream_port, public, admin, dead = free_port(), free_port(), free_port(), free_port()
+    upstream = subprocess.Popen([sys.executable, "-m", "http.server", str(upstream_port), "--bind", "127.0.0.1"],
+                                cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = work / "routes.yaml"
+    text = f"""
+listeners: {{ public: {{ address: "127.0.0.1:{public}" }}, admin: {{ address: "127.0.0.1:{admin}" }} }}
+upstreams:
+  live: {{ targets: ["127.0.0.1:{upstream_port}"], health_check: {{ type: tcp, interval: 10s }} }}
+  dead: {{ targets: ["127.0.0.1:{dead}"], health_check: {{ type: tcp, interval: 10s, unhealthy_threshold: 5 }} }}
+routes:
+  - {{ name: live, match: {{ path: /live }}, upstream: live, public: true }}
+  - {{ name: dead, match: {{ path: /dead }}, upstream: dead, public: true }}
+  - {{ name: private, match: {{ path: /private }}, upstream: live }}
+"""
+    config.write_text(text)
+    usher = subprocess.Popen([USHER, "run", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base, admin_base = f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}"
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(admin_base + "/health/startup", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        for path in ["/live/", "/dead", "/dead", "/private", "/nope"]:
+            try:
+                urllib.request.urlopen(base + path, timeout=5)
+            except urllib.error.HTTPError:
+                pass
+        config.write_text(text + "\n")  # a reload
+        time.sleep(1.0)
+        usher.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        return urllib.request.urlopen(admin_base + "/metrics", timeout=5).read().decode()
+    finally:
+        for process in (usher, upstream):
+            process.kill()
+            process.wait()
+
+
+def main():
+    check_release(None, "default values")
+    production = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
+    manifests, objects = check_release(production, "production values")
+    for kind in ["HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule"]:
+        one(objects, kind)
+    check((CHART / "files" / "routes.yaml").read_text() == (ROOT / "routes.yaml").read_text(),
+          "helm/usher/files/routes.yaml differs from routes.yaml: copy it over")
+    policy = one(objects, "NetworkPolicy")
+    admin_rules = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9090 for p in r["ports"])]
+    check(admin_rules and all("from" in r for r in admin_rules), "the admin port is open to everyone")
+    rules = yaml.safe_dump(one(objects, "PrometheusRule")["spec"])
+    dashboard = json.loads(one(objects, "ConfigMap", "-dashboard")["data"]["usher.json"])
+    named = metric_families(rules) | metric_families(json.dumps(dashboard))
+    exported = {line.split()[2] for line in exported_families().splitlines() if line.startswith("# TYPE ")}
+    missing = sorted(named - exported)
+    check(not missing, f"metrics named by alerts or the dashboard but not exported: {missing}")
+    print(f"chart ok: lint --strict clean, rendered with 2 values files, {len(named)} metrics checked against /metrics")
+
+
+if __name__ == "__main__":
+    main()
