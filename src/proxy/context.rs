@@ -4,7 +4,7 @@ use crate::config::RouteSpec;
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
-use crate::upstream::{InFlightSlot, Pool};
+use crate::upstream::{BreakerPass, InFlightSlot, Pool};
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,8 +33,8 @@ pub struct RequestCtx {
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
     pub slot: Option<InFlightSlot>,
-    /// Set once the circuit breaker admitted the request; whether it is a half-open probe.
-    pub probe: Option<bool>,
+    /// The circuit breaker's permission, until the request's outcome is recorded.
+    pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
     pub tried: Vec<SocketAddr>,
     pub attempt_started: Option<Instant>,
@@ -66,7 +66,7 @@ impl RequestCtx {
             path_normalized: false,
             pool: None,
             slot: None,
-            probe: None,
+            breaker: None,
             deadline: None,
             tried: Vec::new(),
             attempt_started: None,

@@ -38,7 +38,7 @@ use crate::snapshot::Snapshot;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::correlation;
 use crate::telemetry::metrics::{METRICS, UNMATCHED};
-use crate::upstream::{Admission, Outcome};
+use crate::upstream::Outcome;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -267,8 +267,8 @@ impl UsherProxy {
         };
         ctx.slot = Some(slot);
         match pool.admit() {
-            Admission::Allowed { probe } => ctx.probe = Some(probe),
-            Admission::Rejected { retry_after } => {
+            Ok(pass) => ctx.breaker = Some(pass),
+            Err(retry_after) => {
                 reject("circuit_open");
                 return Err(Rejection::CircuitOpen {
                     upstream: pool.name().to_string(),
@@ -468,7 +468,7 @@ impl UsherProxy {
     /// Tells the breaker how this request went, once: as soon as the upstream's status is
     /// known, or before a failure is answered, so the next request already sees the result.
     fn settle_breaker(ctx: &mut RequestCtx) {
-        let (Some(pool), Some(probe)) = (&ctx.pool, ctx.probe.take()) else {
+        let (Some(pool), Some(pass)) = (&ctx.pool, ctx.breaker.take()) else {
             return;
         };
         let outcome = match (ctx.upstream_failure, ctx.upstream_status) {
@@ -477,7 +477,7 @@ impl UsherProxy {
             (None, Some(_)) => Outcome::Success,
             (None, None) => Outcome::Neutral,
         };
-        pool.record(outcome, probe);
+        pass.settle(outcome);
     }
 
     fn note_upstream_failure(ctx: &mut RequestCtx, error: &Error) {

@@ -44,8 +44,9 @@ impl BreakerState {
 /// The breaker's answer to "may this request go to the upstream?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Go ahead. A probe's outcome decides whether a half-open breaker closes.
-    Allowed { probe: bool },
+    /// Go ahead. A probe (`Some(round)`) decides whether a half-open breaker closes, but
+    /// only in the half-open round that admitted it.
+    Allowed { probe: Option<u64> },
     /// Fail fast; the caller may retry after this long.
     Rejected { retry_after: Duration },
 }
@@ -67,6 +68,8 @@ pub struct CircuitBreaker {
 struct Inner {
     phase: Phase,
     window: Window,
+    /// Counts half-open rounds, so a late probe from an earlier round cannot count in this one.
+    round: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +87,7 @@ impl CircuitBreaker {
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
                 window,
+                round: 0,
             }),
         }
     }
@@ -91,16 +95,19 @@ impl CircuitBreaker {
     pub fn admit(&self, now: Instant) -> Admission {
         let mut inner = self.lock();
         match inner.phase {
-            Phase::Closed => Admission::Allowed { probe: false },
+            Phase::Closed => Admission::Allowed { probe: None },
             Phase::Open { until } if now < until => Admission::Rejected {
                 retry_after: until - now,
             },
             Phase::Open { .. } => {
+                inner.round += 1;
                 inner.phase = Phase::HalfOpen {
                     in_flight: 1,
                     successes: 0,
                 };
-                Admission::Allowed { probe: true }
+                Admission::Allowed {
+                    probe: Some(inner.round),
+                }
             }
             Phase::HalfOpen {
                 in_flight,
@@ -110,7 +117,9 @@ impl CircuitBreaker {
                     in_flight: in_flight + 1,
                     successes,
                 };
-                Admission::Allowed { probe: true }
+                Admission::Allowed {
+                    probe: Some(inner.round),
+                }
             }
             Phase::HalfOpen { .. } => Admission::Rejected {
                 retry_after: Duration::from_secs(1),
@@ -119,10 +128,11 @@ impl CircuitBreaker {
     }
 
     /// Records the outcome of a request that [`Self::admit`] allowed.
-    pub fn record(&self, outcome: Outcome, probe: bool, now: Instant) {
+    pub fn record(&self, outcome: Outcome, probe: Option<u64>, now: Instant) {
         let mut inner = self.lock();
+        let round = inner.round;
         match (inner.phase, probe) {
-            (Phase::Closed, false) => {
+            (Phase::Closed, None) => {
                 if outcome == Outcome::Neutral {
                     return;
                 }
@@ -141,8 +151,8 @@ impl CircuitBreaker {
                     in_flight,
                     successes,
                 },
-                true,
-            ) => {
+                Some(probe_round),
+            ) if probe_round == round => {
                 let in_flight = in_flight.saturating_sub(1);
                 inner.phase = match outcome {
                     Outcome::Failure => Phase::Open {
@@ -251,6 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn a_late_probe_from_an_earlier_round_does_not_count() {
+        let t0 = Instant::now();
+        let breaker = CircuitBreaker::new(spec(), t0);
+        for _ in 0..4 {
+            run(&breaker, t0, Outcome::Failure);
+        }
+        let t1 = t0 + Duration::from_secs(31);
+        let Admission::Allowed { probe: late } = breaker.admit(t1) else {
+            panic!("probe expected");
+        };
+        run(&breaker, t1, Outcome::Failure); // a second probe fails: open again
+        let t2 = t1 + Duration::from_secs(31);
+        let Admission::Allowed { probe: current } = breaker.admit(t2) else {
+            panic!("probe expected");
+        };
+        assert_ne!(late, current);
+        breaker.record(Outcome::Success, late, t2);
+        breaker.record(Outcome::Success, late, t2);
+        assert_eq!(
+            breaker.state(t2),
+            BreakerState::HalfOpen,
+            "the earlier round's probe counted"
+        );
+        breaker.record(Outcome::Success, current, t2);
+        assert!(matches!(
+            breaker.admit(t2),
+            Admission::Allowed { probe: Some(_) }
+        ));
+    }
+
+    #[test]
     fn opens_at_threshold_with_minimum_volume() {
         let t0 = Instant::now();
         let breaker = CircuitBreaker::new(spec(), t0);
@@ -305,17 +346,23 @@ mod tests {
         }
         let t1 = t0 + Duration::from_secs(31);
         assert_eq!(breaker.state(t1), BreakerState::HalfOpen);
-        assert_eq!(breaker.admit(t1), Admission::Allowed { probe: true });
-        assert_eq!(breaker.admit(t1), Admission::Allowed { probe: true });
+        assert!(matches!(
+            breaker.admit(t1),
+            Admission::Allowed { probe: Some(_) }
+        ));
+        assert!(matches!(
+            breaker.admit(t1),
+            Admission::Allowed { probe: Some(_) }
+        ));
         assert!(
             matches!(breaker.admit(t1), Admission::Rejected { .. }),
             "probe budget spent"
         );
-        breaker.record(Outcome::Success, true, t1);
+        breaker.record(Outcome::Success, Some(1), t1);
         assert_eq!(breaker.state(t1), BreakerState::HalfOpen);
-        breaker.record(Outcome::Success, true, t1);
+        breaker.record(Outcome::Success, Some(1), t1);
         assert_eq!(breaker.state(t1), BreakerState::Closed);
-        assert_eq!(breaker.admit(t1), Admission::Allowed { probe: false });
+        assert_eq!(breaker.admit(t1), Admission::Allowed { probe: None });
     }
 
     #[test]

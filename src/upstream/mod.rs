@@ -7,4 +7,4 @@ mod health;
 mod pool;
 
 pub use breaker::{Admission, BreakerState, Outcome};
-pub use pool::{InFlightSlot, Pool};
+pub use pool::{BreakerPass, InFlightSlot, Pool};

@@ -18,7 +18,7 @@ use prometheus::{Histogram, IntGauge};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::time::{interval, MissedTickBehavior};
 
 /// How many candidates a selection may look at before giving up.
@@ -48,6 +48,30 @@ macro_rules! with_balancer {
             Balancer::Hash($lb) => $body,
         }
     };
+}
+
+/// The breaker's permission for one request. Its outcome is recorded once, by
+/// [`BreakerPass::settle`], or as neutral when the request ends without one (cancelled,
+/// panicked), so a half-open probe slot can never leak.
+pub struct BreakerPass {
+    pool: Arc<Pool>,
+    probe: Option<u64>,
+    settled: bool,
+}
+
+impl BreakerPass {
+    pub fn settle(mut self, outcome: Outcome) {
+        self.settled = true;
+        self.pool.record(outcome, self.probe);
+    }
+}
+
+impl Drop for BreakerPass {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.pool.record(Outcome::Neutral, self.probe);
+        }
+    }
 }
 
 /// A slot in the pool's bulkhead; dropping it frees the slot.
@@ -159,13 +183,21 @@ impl Pool {
             .map(|_| InFlightSlot(Arc::clone(self)))
     }
 
-    pub fn admit(&self) -> Admission {
+    /// Asks the circuit breaker; `Err` holds how long until it may let requests through.
+    pub fn admit(self: &Arc<Self>) -> Result<BreakerPass, Duration> {
         let admission = self.breaker.admit(Instant::now());
         self.export_breaker_state();
-        admission
+        match admission {
+            Admission::Allowed { probe } => Ok(BreakerPass {
+                pool: Arc::clone(self),
+                probe,
+                settled: false,
+            }),
+            Admission::Rejected { retry_after } => Err(retry_after),
+        }
     }
 
-    pub fn record(&self, outcome: Outcome, probe: bool) {
+    fn record(&self, outcome: Outcome, probe: Option<u64>) {
         self.breaker.record(outcome, probe, Instant::now());
         self.export_breaker_state();
     }
