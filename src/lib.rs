@@ -9,15 +9,15 @@
 //! computed when the snapshot was built.
 //!
 //! ```text
-//!  client ──► request_filter ───────────────────────────────────────────► upstream_peer ──► upstream
-//!             correlation ids, snapshot, path::normalize (400),            pool.select:
-//!             router (404/405), filters::identity_headers,                 healthy, untried,
-//!             filters::access (401), body limit (413),                      timeouts ≤ deadline
-//!             bulkhead (503), circuit breaker (503)
+//!  client ──► request_filter ─────────────────────────────────────────► upstream_peer ──► upstream
+//!             ids, CORS preflight, snapshot, filters::hardening,        pool.select:
+//!             path::normalize, router, filters::identity_headers,        healthy, untried,
+//!             filters::access → authenticate → authorize (security),     timeouts ≤ deadline
+//!             body limit, bulkhead, circuit breaker
 //!  client ◄── response_filter ◄── upstream_response_filter ◄──────────────────────────── upstream
-//!             x-request-id         status, attempt metrics                 fail_to_connect: eject, retry
+//!             ids, security headers, CORS   status, breaker outcome    fail_to_connect: eject, retry
 //!  any failure ──► fail_to_proxy ──► respond (one JSON error shape)
-//!  always      ──► logging: breaker outcome, metrics, access log
+//!  always      ──► logging: metrics, access log
 //! ```
 //!
 //! The [`admin`] listener serves probes and metrics on its own port; [`server`] assembles

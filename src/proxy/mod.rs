@@ -1,17 +1,23 @@
 //! The only `impl ProxyHttp`. Each phase is a few lines that delegate.
 //!
 //! ```text
-//! request_filter      correlation ids → snapshot → normalize path → route (404/405)
-//!                     → strip client identity headers → authentication (401)
+//! request_filter      correlation ids → CORS preflight answered at the edge (204/403)
+//!                     → snapshot → hardening (400/405/414/431) → normalize path (400)
+//!                     → route (404/405) → Upgrade only where allowed → strip client
+//!                     identity headers → authenticate (401; 503 without keys) → roles and
+//!                     venue scope (403) → user status / venue service (401/403/503)
 //!                     → body limit (413) → bulkhead (503) → circuit breaker (503)
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
-//! upstream_request_filter  rewritten path, x-request-id, traceparent
+//! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
+//!                     forwarding headers (on every attempt)
 //! fail_to_connect     count, eject a refusing peer, retry another (idempotent only)
-//! upstream_response_filter / *_body_filter  status, deadline
-//! response_filter     x-request-id on the response
+//! upstream_response_filter  status → breaker outcome, attempt metrics
+//! upstream_response_body_filter  the route's deadline
+//! response_filter     x-request-id, security headers, CORS; upstream Server and
+//!                     Access-Control-* removed
 //! fail_to_proxy       every failure → one JSON error shape (respond.rs)
-//! logging             breaker outcome, metrics, access log
+//! logging             breaker outcome if still open, metrics, access log
 //! ```
 //!
 //! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
