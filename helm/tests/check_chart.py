@@ -72,6 +72,20 @@ def check_release(values, label):
         f.flush()
         result = subprocess.run([USHER, "check", f.name], capture_output=True, text=True)
         check(result.returncode == 0, f"{label}: usher check refused the ConfigMap: {result.stderr}")
+    # Everything routes.yaml needs from the environment is wired to a Secret: every
+    # secret_env to an env var from a secretKeyRef, every key or API key file to a path
+    # under a Secret volume. (usher check above validates the file itself.)
+    env_from_secret = {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret_paths = [m["mountPath"] for m in container["volumeMounts"] if "secret" in volumes[m["name"]]]
+    auth = routes.get("authentication") or {}
+    needed_files = [(auth.get("api_keys") or {}).get("file")]
+    for key in (auth.get("jwt") or {}).get("keys", []):
+        if "secret_env" in key:
+            check(key["secret_env"] in env_from_secret, f"{label}: {key['secret_env']} is not set from a Secret")
+        needed_files += [key.get("secret_file"), key.get("public_key_file")]
+    for path in filter(None, needed_files):
+        check(any(path.startswith(mount + "/") for mount in secret_paths), f"{label}: {path} is not on a mounted Secret")
     # Secrets only by reference.
     check(not [o for o in objects if o["kind"] == "Secret"], f"{label}: a Secret is rendered")
     for env in container.get("env", []):

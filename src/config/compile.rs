@@ -208,10 +208,12 @@ impl Compiler<'_> {
             .user_status
             .as_ref()
             .map(|l| self.lookup("authentication.user_status", l, &["{sub}"]));
+        // The service is asked only through the URL: without {sub} every caller would get the
+        // same (cached) answer for a venue.
         let venue_access = raw
             .venue_access
             .as_ref()
-            .map(|l| self.lookup("authentication.venue_access", l, &["{venue}"]));
+            .map(|l| self.lookup("authentication.venue_access", l, &["{venue}", "{sub}"]));
         AuthenticationSpec {
             jwt,
             api_keys,

@@ -473,6 +473,8 @@ impl UsherProxy {
 
     /// Tells the breaker how this request went, once: as soon as the upstream's status is
     /// known, or before a failure is answered, so the next request already sees the result.
+    /// A response that fails mid-body after a good header has already counted as a success;
+    /// such failures show in `usher_upstream_errors_total`, not in the breaker.
     fn settle_breaker(ctx: &mut RequestCtx) {
         let (Some(pool), Some(pass)) = (&ctx.pool, ctx.breaker.take()) else {
             return;

@@ -1,6 +1,6 @@
 //! Questions Usher asks other services about a caller (is this user still active? may they
 //! act on this venue?), with the answers cached: positive answers for `cache_ttl`, negative
-//! ones for the shorter `negative_cache_ttl`, failures not at all. What a failure means for
+//! ones for the shorter `negative_cache_ttl`, "could not answer" for one second. What a failure means for
 //! the request is each route's choice (`on_dependency_failure`), closed by default.
 //!
 //! Caller-supplied values are percent-encoded into the URL template, so a `sub` such as
@@ -30,6 +30,9 @@ pub struct Lookup {
 
 /// Entries beyond this empty the cache (the cheapest bounded policy).
 const MAX_ENTRIES: usize = 50_000;
+/// "Could not answer" is remembered this long, so an outage does not make every request
+/// wait out the timeout and open a connection of its own.
+const UNAVAILABLE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Lookup {
     pub fn new(spec: &LookupSpec) -> Lookup {
@@ -51,26 +54,25 @@ impl Lookup {
         let answer = match tokio::time::timeout(self.spec.timeout, get(&url)).await {
             Ok(Ok(status)) if status.is_success() => Answer::Allowed,
             Ok(Ok(status)) if matches!(status.as_u16(), 401 | 403 | 404 | 410) => Answer::Denied,
+            // Logged by template: the URL itself holds user ids.
             Ok(Ok(status)) => {
-                tracing::warn!(url, %status, "lookup answered with an error");
+                tracing::warn!(template = %self.spec.url_template, %status, "lookup answered with an error");
                 Answer::Unavailable
             }
             Ok(Err(reason)) => {
-                tracing::warn!(url, reason, "lookup failed");
+                tracing::warn!(template = %self.spec.url_template, reason, "lookup failed");
                 Answer::Unavailable
             }
             Err(_) => {
-                tracing::warn!(url, "lookup timed out");
+                tracing::warn!(template = %self.spec.url_template, "lookup timed out");
                 Answer::Unavailable
             }
         };
-        if answer != Answer::Unavailable {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= MAX_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(url, (answer, Instant::now()));
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_ENTRIES {
+            cache.clear();
         }
+        cache.insert(url, (answer, Instant::now()));
         answer
     }
 
@@ -79,7 +81,8 @@ impl Lookup {
         let (answer, at) = cache.get(url)?;
         let ttl = match answer {
             Answer::Allowed => self.spec.cache_ttl,
-            _ => self.spec.negative_cache_ttl,
+            Answer::Denied => self.spec.negative_cache_ttl,
+            Answer::Unavailable => UNAVAILABLE_TTL,
         };
         (at.elapsed() < ttl).then_some(*answer)
     }
