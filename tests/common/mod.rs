@@ -91,8 +91,10 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("usher exited early ({status}):\n{}", self.stderr());
             }
+            // Started means the first configuration is live and the public listener accepts
+            // connections (Pingora starts the proxy service after the admin one).
             if let Ok(response) = get(self.admin, "/health/startup").await {
-                if response.status == 200 {
+                if response.status == 200 && TcpStream::connect(self.public).await.is_ok() {
                     return;
                 }
             }
