@@ -31,6 +31,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod echo;
+pub mod fetch;
 pub mod filters;
 pub mod path;
 pub mod prepare;

@@ -35,9 +35,8 @@ pub fn probe(config: Option<&Path>, admin: &str, path: &str) -> i32 {
             return 1;
         }
     };
-    let answer = runtime.block_on(async {
-        tokio::time::timeout(TIMEOUT, crate::security::lookup::get(&url)).await
-    });
+    let answer =
+        runtime.block_on(async { tokio::time::timeout(TIMEOUT, crate::fetch::get(&url)).await });
     match answer {
         Ok(Ok(status)) if status == http::StatusCode::OK => 0,
         Ok(Ok(status)) => {

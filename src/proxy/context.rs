@@ -1,6 +1,7 @@
 //! Per-request state shared across the proxy phases.
 
 use crate::config::RouteSpec;
+use crate::respond::Rejection;
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
@@ -25,6 +26,10 @@ pub struct RequestCtx {
     pub params: Vec<String>,
     /// The client's address (through trusted proxies).
     pub client: Option<IpAddr>,
+    /// The `X-Forwarded-For` every upstream attempt carries, worked out once.
+    pub forwarded_for: Option<String>,
+    /// A refusal decided in a phase that can only fail; `fail_to_proxy` answers with it.
+    pub failure: Option<Rejection>,
     /// A WebSocket upgrade on a route that allows them: no body limit, no deadline.
     pub upgraded: bool,
     /// The verified caller, on routes that require one.
@@ -61,6 +66,8 @@ impl RequestCtx {
             depth: 0,
             params: Vec::new(),
             client: None,
+            forwarded_for: None,
+            failure: None,
             identity: None,
             upgraded: false,
             path_normalized: false,

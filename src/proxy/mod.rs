@@ -69,7 +69,12 @@ impl UsherProxy {
     async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Rejection> {
         let snapshot = self.live.current().ok_or(Rejection::NotReady)?;
         ctx.snapshot = Some(Arc::clone(&snapshot));
-        ctx.client = client_ip(session, &snapshot.config.identity.trusted_proxies);
+        if let Some((client, chain)) =
+            client_addresses(session, &snapshot.config.identity.trusted_proxies)
+        {
+            ctx.client = Some(client);
+            ctx.forwarded_for = Some(chain);
+        }
         let route = self
             .route_request(session, ctx, &snapshot)
             .inspect_err(|rejection| {
@@ -295,7 +300,6 @@ impl UsherProxy {
     /// headers named in `Connection`, so nothing can remove these.
     fn inject_identity(
         &self,
-        session: &Session,
         upstream_request: &mut RequestHeader,
         ctx: &RequestCtx,
     ) -> Result<()> {
@@ -309,22 +313,9 @@ impl UsherProxy {
         let Some(snapshot) = &ctx.snapshot else {
             return Ok(());
         };
-        if let (Some(client), Some(peer)) =
-            (ctx.client, session.client_addr().and_then(|a| a.as_inet()))
-        {
+        if let (Some(client), Some(chain)) = (ctx.client, &ctx.forwarded_for) {
             upstream_request.insert_header("x-original-ip", client.to_string())?;
-            let received = session
-                .req_header()
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            let chain = client_address::forwarded_for(
-                peer.ip(),
-                received,
-                &snapshot.config.identity.trusted_proxies,
-            );
-            upstream_request.insert_header("x-forwarded-for", chain)?;
+            upstream_request.insert_header("x-forwarded-for", chain.as_str())?;
         }
         let scheme = if snapshot.config.listeners.tls.is_some() {
             "https"
@@ -537,7 +528,7 @@ impl ProxyHttp for UsherProxy {
         ctx.request_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         let limit = ctx.route().map_or(u64::MAX, |route| route.max_body);
         if ctx.request_bytes > limit && !ctx.upgraded {
-            ctx.rejection_code = Some("payload_too_large");
+            ctx.failure = Some(Rejection::PayloadTooLarge { limit });
             return Error::e_explain(
                 ErrorType::HTTPStatus(413),
                 "request body over the route's limit",
@@ -577,7 +568,9 @@ impl ProxyHttp for UsherProxy {
                 .upstream_rejections
                 .with_label_values(&[pool.name(), "no_healthy_peer"])
                 .inc();
-            ctx.rejection_code = Some("upstream_unavailable");
+            ctx.failure = Some(Rejection::NoHealthyPeer {
+                upstream: pool.name().to_string(),
+            });
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy peer");
         };
         ctx.tried.push(peer);
@@ -617,7 +610,7 @@ impl ProxyHttp for UsherProxy {
         }
         upstream_request.insert_header("x-request-id", &ctx.request_id)?;
         upstream_request.insert_header("traceparent", &ctx.traceparent)?;
-        self.inject_identity(session, upstream_request, ctx)
+        self.inject_identity(upstream_request, ctx)
     }
 
     fn fail_to_connect(
@@ -746,16 +739,10 @@ impl ProxyHttp for UsherProxy {
     ) -> FailToProxy {
         Self::settle_breaker(ctx);
         let upstream = ctx.upstream_name().map(str::to_string);
-        let rejection = match ctx.rejection_code {
-            Some("payload_too_large") => {
-                let limit = ctx.route().map_or(0, |route| route.max_body);
-                Some(Rejection::PayloadTooLarge { limit })
-            }
-            Some("upstream_unavailable") => Some(Rejection::NoHealthyPeer {
-                upstream: upstream.clone().unwrap_or_default(),
-            }),
-            _ => Rejection::from_error(e, upstream.as_deref()),
-        };
+        let rejection = ctx
+            .failure
+            .take()
+            .or_else(|| Rejection::from_error(e, upstream.as_deref()));
         let Some(rejection) = rejection else {
             return FailToProxy {
                 error_code: 0,
@@ -850,15 +837,20 @@ fn request_host(request: &RequestHeader) -> Option<&str> {
 }
 
 /// The client's address, through trusted proxies' `X-Forwarded-For`.
-fn client_ip(session: &Session, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+fn client_addresses(session: &Session, trusted: &[ipnet::IpNet]) -> Option<(IpAddr, String)> {
     let peer = session.client_addr()?.as_inet()?.ip();
-    let forwarded = session
-        .req_header()
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    Some(client_address::client_address(peer, forwarded, trusted))
+    let forwarded = || {
+        session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+    };
+    Some((
+        client_address::client_address(peer, forwarded(), trusted),
+        client_address::forwarded_for(peer, forwarded(), trusted),
+    ))
 }
 
 /// Refusals worth a security event (probing, smuggling and traversal attempts), by reason.

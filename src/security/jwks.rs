@@ -80,7 +80,7 @@ impl Jwks {
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
         let (status, body) =
-            super::lookup::get_body(&self.spec.url.to_string(), MAX_DOCUMENT_BYTES).await?;
+            crate::fetch::get_body(&self.spec.url.to_string(), MAX_DOCUMENT_BYTES).await?;
         if !status.is_success() {
             return Err(format!("answered {status}"));
         }
