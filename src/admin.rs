@@ -4,9 +4,12 @@
 //! - `/health/live`    200 while the process answers.
 //! - `/health/startup` 200 once the first configuration is loaded and its first round of
 //!   health checks is done.
-//! - `/health/ready`   200 when a configuration is loaded and every upstream marked
-//!   `critical` has at least one healthy peer; 503 with the reasons otherwise.
-//! - `/health`         the report: peers, breakers, config version and hash, uptime.
+//! - `/health/ready`   200 when a configuration is loaded, every upstream marked
+//!   `critical` has at least one healthy peer and, when Redis is configured (and
+//!   `readiness: required`, the default), Redis answers a PING within 2 s; 503 with the
+//!   reasons otherwise.
+//! - `/health`         the report: peers, breakers, rate-limit store, config version and
+//!   hash, uptime.
 //! - `/metrics`        Prometheus text format.
 
 use crate::snapshot::Live;
@@ -16,6 +19,10 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long readiness waits for Redis to answer.
+const REDIS_READY_WITHIN: Duration = Duration::from_secs(2);
 
 pub struct AdminApp {
     live: Arc<Live>,
@@ -26,21 +33,33 @@ impl AdminApp {
         AdminApp { live }
     }
 
-    /// Why the gateway is not ready; empty when it is.
-    fn unready_reasons(&self) -> Vec<String> {
+    /// Why the gateway is not ready (empty when it is), and Redis's answer to a PING when
+    /// Redis is configured.
+    async fn readiness(&self) -> (Vec<String>, Option<Result<(), String>>) {
         let Some(snapshot) = self.live.current() else {
-            return vec!["no configuration loaded yet".to_string()];
+            return (vec!["no configuration loaded yet".to_string()], None);
         };
-        snapshot
+        let mut reasons: Vec<String> = snapshot
             .pools
             .iter()
             .filter(|pool| pool.spec.critical && pool.peer_counts().0 == 0)
             .map(|pool| format!("critical upstream {} has no healthy peer", pool.name()))
-            .collect()
+            .collect();
+        let redis = snapshot.limiter.ping(REDIS_READY_WITHIN).await;
+        let required = snapshot
+            .config
+            .rate_limiting
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.required_for_readiness);
+        if let (Some(Err(_)), true) = (&redis, required) {
+            reasons.push("the rate-limit store (Redis) does not answer within 2 s".to_string());
+        }
+        (reasons, redis)
     }
 
-    fn report(&self) -> serde_json::Value {
-        let reasons = self.unready_reasons();
+    async fn report(&self) -> serde_json::Value {
+        let (reasons, redis) = self.readiness().await;
         let snapshot = self.live.current();
         let upstreams: serde_json::Map<String, serde_json::Value> = snapshot
             .iter()
@@ -75,6 +94,13 @@ impl AdminApp {
             })),
             "uptime_seconds": self.live.uptime().as_secs(),
             "upstreams": upstreams,
+            "rate_limiting": snapshot.as_ref().map(|s| json!({
+                "store": if redis.is_some() { "redis" } else { "local" },
+                "redis_reachable": redis.as_ref().map(Result::is_ok),
+                "redis_error": redis.as_ref().and_then(|r| r.as_ref().err()),
+                "fallback_active": s.limiter.fallback_active(),
+                "local_buckets": s.limiter.local_buckets(),
+            })),
         })
     }
 }
@@ -90,7 +116,7 @@ impl ServeHttp for AdminApp {
             }
             "/health/startup" => reply(503, json!({"status": "starting"})),
             "/health/ready" => {
-                let reasons = self.unready_reasons();
+                let (reasons, _) = self.readiness().await;
                 let status = if reasons.is_empty() { 200 } else { 503 };
                 let word = if reasons.is_empty() {
                     "ready"
@@ -100,7 +126,7 @@ impl ServeHttp for AdminApp {
                 reply(status, json!({"status": word, "reasons": reasons}))
             }
             "/health" => {
-                let report = self.report();
+                let report = self.report().await;
                 let status = if report["status"] == "ready" {
                     200
                 } else {

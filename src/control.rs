@@ -16,6 +16,7 @@
 
 use crate::config;
 use crate::prepare::{prepare, Prepared};
+use crate::ratelimit::Limiter;
 use crate::snapshot::{Live, Snapshot};
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::Pool;
@@ -36,6 +37,8 @@ use tokio::task::{JoinHandle, JoinSet};
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// A steady trickle of events delays a reload by at most this much.
 const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
+/// How long a new configuration waits for Redis before going live without it.
+const REDIS_CONNECT_WAIT: Duration = Duration::from_secs(2);
 
 pub struct ControlPlane {
     live: Arc<Live>,
@@ -197,10 +200,12 @@ fn watch_directory(
     }
 }
 
-/// The pools in use and their background tasks, keyed by upstream name.
+/// The pools in use and their background tasks, keyed by upstream name, and the rate-limit
+/// stores.
 #[derive(Default)]
 struct Pools {
     running: HashMap<String, (Arc<Pool>, JoinHandle<()>)>,
+    limiter: Option<Arc<Limiter>>,
     /// Pools replaced or removed by the last snapshot, stopped once it is published.
     retired: Vec<(Arc<Pool>, JoinHandle<()>)>,
 }
@@ -253,7 +258,35 @@ impl Pools {
             .iter()
             .map(|spec| Arc::clone(&self.running[&*spec.name].0))
             .collect();
-        Snapshot::new(version, prepared, pools)
+        let limiter = self.limiter(&prepared).await;
+        Snapshot::new(version, prepared, pools, limiter)
+    }
+
+    /// The running stores while the Redis settings are unchanged (counts survive the
+    /// reload), else new ones.
+    async fn limiter(&mut self, prepared: &Prepared) -> Arc<Limiter> {
+        if let Some(current) = &self.limiter {
+            if current.redis_settings() == prepared.redis.as_ref() {
+                return Arc::clone(current);
+            }
+        }
+        let limiter = match &prepared.redis {
+            None => Limiter::local_only(),
+            Some(settings) => Limiter::with_redis(settings.clone()).unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot set up the Redis client; rate limits are counted in this process only");
+                Limiter::local_only()
+            }),
+        };
+        if let Some(settings) = &prepared.redis {
+            if limiter.wait_connected(REDIS_CONNECT_WAIT).await {
+                tracing::info!(url = %settings.url, "rate-limit store: Redis, connected");
+            } else {
+                tracing::warn!(url = %settings.url, "rate-limit store: Redis, not reachable yet; policies use their fallback until it is");
+            }
+        }
+        let limiter = Arc::new(limiter);
+        self.limiter = Some(Arc::clone(&limiter));
+        limiter
     }
 
     fn stop_unused(&mut self) {

@@ -36,6 +36,7 @@ pub mod filters;
 pub mod path;
 pub mod prepare;
 pub mod proxy;
+pub mod ratelimit;
 pub mod respond;
 pub mod router;
 pub mod security;

@@ -4,6 +4,7 @@
 //! so they accept and refuse exactly the same files.
 
 use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::ratelimit::redis::{self, RedisSettings};
 use crate::security::Security;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,14 +12,44 @@ use std::sync::Arc;
 pub struct Prepared {
     pub config: Config,
     pub security: Arc<Security>,
+    /// The shared rate-limit store's settings, secrets resolved.
+    pub redis: Option<RedisSettings>,
 }
 
 pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     let config = config::load(source, text).and_then(|c| config::preflight(source, c))?;
-    let security = Security::load(source, &config)?;
+    let security = Security::load(source, &config);
+    let redis = config
+        .rate_limiting
+        .redis
+        .as_ref()
+        .map(redis::resolve)
+        .transpose()
+        .map_err(|problems| {
+            ConfigErrors(
+                problems
+                    .into_iter()
+                    .map(|(path, message)| ConfigError {
+                        source: source.to_string(),
+                        location: None,
+                        path,
+                        message,
+                    })
+                    .collect(),
+            )
+        });
+    let (security, redis) = match (security, redis) {
+        (Ok(security), Ok(redis)) => (security, redis),
+        (Err(ConfigErrors(mut a)), Err(ConfigErrors(b))) => {
+            a.extend(b);
+            return Err(ConfigErrors(a));
+        }
+        (Err(errors), _) | (_, Err(errors)) => return Err(errors),
+    };
     Ok(Prepared {
         config,
         security: Arc::new(security),
+        redis,
     })
 }
 

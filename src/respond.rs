@@ -54,6 +54,18 @@ pub enum Rejection {
     CorsRefused,
     /// No key to verify credentials with could be obtained (the issuer's JWKS is down).
     AuthUnavailable,
+    /// A rate-limit policy refused the request; the caller may retry after this long.
+    RateLimited {
+        retry_after: Duration,
+    },
+    /// The shared rate-limit store cannot answer and the policy fails closed.
+    RateLimitUnavailable {
+        retry_after: Duration,
+    },
+    /// Usher or the route's upstream is overloaded and the caller's tier is being shed.
+    Overloaded {
+        retry_after: Duration,
+    },
     Internal,
 }
 
@@ -68,13 +80,16 @@ impl Rejection {
             Rejection::NoRoute => 404,
             Rejection::MethodNotAllowed(_) => 405,
             Rejection::PayloadTooLarge { .. } => 413,
+            Rejection::RateLimited { .. } => 429,
             Rejection::Internal => 500,
             Rejection::UpstreamRefused { .. } | Rejection::BadGateway { .. } => 502,
             Rejection::NotReady
             | Rejection::CircuitOpen { .. }
             | Rejection::Busy { .. }
             | Rejection::NoHealthyPeer { .. }
-            | Rejection::AuthUnavailable => 503,
+            | Rejection::AuthUnavailable
+            | Rejection::RateLimitUnavailable { .. }
+            | Rejection::Overloaded { .. } => 503,
             Rejection::UpstreamTimeout { .. } => 504,
         }
     }
@@ -93,6 +108,9 @@ impl Rejection {
             Rejection::NoRoute => "route_not_found",
             Rejection::MethodNotAllowed(_) => "method_not_allowed",
             Rejection::PayloadTooLarge { .. } => "payload_too_large",
+            Rejection::RateLimited { .. } => "rate_limited",
+            Rejection::RateLimitUnavailable { .. } => "rate_limit_unavailable",
+            Rejection::Overloaded { .. } => "overloaded",
             Rejection::Internal => "internal_error",
             Rejection::UpstreamRefused { .. } => "upstream_refused",
             Rejection::BadGateway { .. } => "bad_gateway",
@@ -121,6 +139,11 @@ impl Rejection {
                 format!("the request body exceeds {limit} bytes")
             }
             Rejection::Internal => "internal error".into(),
+            Rejection::RateLimited { .. } => "too many requests; retry later".into(),
+            Rejection::RateLimitUnavailable { .. } => {
+                "this request cannot be rate-limited right now; retry later".into()
+            }
+            Rejection::Overloaded { .. } => "the service is overloaded; retry later".into(),
             Rejection::NotReady => "the gateway is starting".into(),
             Rejection::CircuitOpen { upstream, .. } => {
                 format!("service {upstream} is failing; requests are paused")
@@ -141,8 +164,11 @@ impl Rejection {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Rejection::CircuitOpen { retry_after, .. } => {
-                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            Rejection::CircuitOpen { retry_after, .. }
+            | Rejection::RateLimited { retry_after }
+            | Rejection::RateLimitUnavailable { retry_after }
+            | Rejection::Overloaded { retry_after } => {
+                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
             }
             Rejection::Busy { .. }
             | Rejection::NoHealthyPeer { .. }

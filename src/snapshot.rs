@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::prepare::Prepared;
+use crate::ratelimit::Limiter;
 use crate::router::Router;
 use crate::security::Security;
 use crate::telemetry::metrics::RouteMetrics;
@@ -26,13 +27,23 @@ pub struct Snapshot {
     pub route_metrics: Vec<RouteMetrics>,
     /// Key material and API keys, loaded for this configuration.
     pub security: Arc<Security>,
+    /// Rate-limit stores; kept across reloads that do not change the Redis settings.
+    pub limiter: Arc<Limiter>,
 }
 
 impl Snapshot {
-    pub fn new(version: u64, prepared: Prepared, pools: Vec<Arc<Pool>>) -> Snapshot {
-        let Prepared { config, security } = prepared;
+    pub fn new(
+        version: u64,
+        prepared: Prepared,
+        pools: Vec<Arc<Pool>>,
+        limiter: Arc<Limiter>,
+    ) -> Snapshot {
+        let Prepared {
+            config, security, ..
+        } = prepared;
         Snapshot {
             security,
+            limiter,
             version,
             router: Router::new(&config.routes),
             route_metrics: config

@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::str::FromStr;
 
+mod rate_limits;
+
+pub use rate_limits::check_redis_url;
+
 /// Built-in defaults, used where neither the upstream nor `defaults.upstream` sets a value.
 mod builtin {
     use std::time::Duration;
@@ -78,6 +82,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
     let limits = c.limits(&raw.limits);
     let cors = raw.cors.as_ref().map(|raw| Arc::new(c.cors("cors", raw)));
     let listeners = c.listeners(&raw.listeners);
+    let rate_limiting = c.rate_limiting(&raw.rate_limiting);
     if !raw.defaults.upstream.targets.is_empty() {
         c.error(
             "defaults.upstream.targets",
@@ -101,6 +106,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         upstreams: &upstreams,
         authentication: &authentication,
         cors: &cors,
+        rate_limiting: &rate_limiting,
     };
     for (index, route) in raw.routes.iter().enumerate() {
         if let Some(route) = c.route(index, route, &shared) {
@@ -120,6 +126,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
             authentication,
             identity,
             limits,
+            rate_limiting,
         })
     } else {
         Err(ConfigErrors(c.errors))
@@ -139,6 +146,7 @@ struct RouteInputs<'a> {
     upstreams: &'a [UpstreamSpec],
     authentication: &'a AuthenticationSpec,
     cors: &'a Option<Arc<CorsPolicy>>,
+    rate_limiting: &'a RateLimiting,
 }
 
 struct Compiler<'a> {
@@ -283,6 +291,7 @@ impl Compiler<'_> {
             roles: claim(&raw.claims.roles, "roles"),
             venues: claim(&raw.claims.venues, "venue_ids"),
             token_type: claim(&raw.claims.token_type, "type"),
+            tier: claim(&raw.claims.tier, "tier"),
         };
         if raw.keys.is_empty() && raw.jwks.is_none() {
             self.error(
@@ -888,6 +897,7 @@ impl Compiler<'_> {
             upstreams,
             authentication,
             cors: global_cors,
+            rate_limiting,
         } = *shared;
         let at = format!("routes[{index}]");
         let errors_before = self.errors.len();
@@ -1004,6 +1014,7 @@ impl Compiler<'_> {
             Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
             None => global_cors.clone(),
         };
+        let rate_limits = self.route_limits(&at, raw, pattern.as_ref(), rate_limiting);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -1021,6 +1032,7 @@ impl Compiler<'_> {
             auth,
             websocket: raw.websocket,
             cors,
+            rate_limits,
         })
     }
 

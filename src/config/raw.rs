@@ -28,6 +28,82 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     pub cors: Option<RawCors>,
+    #[serde(default)]
+    pub rate_limiting: RawRateLimiting,
+}
+
+/// Rate-limit policies, where their counts live, caller tiers and overload shedding.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimiting {
+    pub redis: Option<RawRedis>,
+    /// Policies applied to every route (unless a route sets `default_rate_limits: false`).
+    #[serde(default)]
+    pub default_policies: Vec<String>,
+    #[serde(default)]
+    pub policies: BTreeMap<String, RawPolicy>,
+    pub tiers: Option<RawTiers>,
+    pub shedding: Option<RawShedding>,
+}
+
+/// The shared store. Absent: every replica counts on its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub timeout: Option<Dur>,
+    pub key_prefix: Option<String>,
+    pub failure_threshold: Option<u32>,
+    pub retry_interval: Option<Dur>,
+    pub fallback_share: Option<f64>,
+    pub readiness: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub limit: u32,
+    pub window: Dur,
+    pub key: Option<Vec<String>>,
+    pub block: Option<RawBlock>,
+    pub bot_after: Option<u32>,
+    pub on_store_failure: Option<String>,
+    pub tiered: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBlock {
+    pub after: u32,
+    pub duration: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiers {
+    pub default: String,
+    pub anonymous: Option<String>,
+    pub levels: Vec<RawTier>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    pub name: String,
+    pub multiplier: f64,
+    pub shed_at: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShedding {
+    pub max_in_flight: u32,
+    pub upstream_bulkhead: Option<bool>,
+    pub retry_after: Option<Dur>,
 }
 
 /// Cross-origin access for browsers. Absent: no CORS headers at all, so browsers refuse
@@ -98,6 +174,7 @@ pub struct RawClaimNames {
     pub roles: Option<String>,
     pub venues: Option<String>,
     pub token_type: Option<String>,
+    pub tier: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +333,9 @@ pub struct RawRoute {
     #[serde(default)]
     pub websocket: bool,
     pub cors: Option<RawCors>,
+    #[serde(default)]
+    pub rate_limits: Vec<String>,
+    pub default_rate_limits: Option<bool>,
 }
 
 /// What an authenticated caller must be, on one route.

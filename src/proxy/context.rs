@@ -1,6 +1,7 @@
 //! Per-request state shared across the proxy phases.
 
 use crate::config::RouteSpec;
+use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
@@ -41,6 +42,8 @@ pub struct RequestCtx {
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
+    /// Where the caller stands under each rate-limit policy of the route.
+    pub quotas: Vec<Quota>,
     pub tried: Vec<SocketAddr>,
     pub attempt_started: Option<Instant>,
     pub upstream_status: Option<u16>,
@@ -75,6 +78,7 @@ impl RequestCtx {
             slot: None,
             breaker: None,
             deadline: None,
+            quotas: Vec::new(),
             tried: Vec::new(),
             attempt_started: None,
             upstream_status: None,

@@ -5,8 +5,10 @@
 //!                     → snapshot → hardening (400/405/414/431) → normalize path (400)
 //!                     → route (404/405) → Upgrade only where allowed → strip client
 //!                     identity headers → authenticate (401; 503 without keys) → roles and
-//!                     venue scope (403) → user status / venue service (401/403/503)
-//!                     → body limit (413) → bulkhead (503) → circuit breaker (503)
+//!                     venue scope (403) → overload shedding by tier (503) → rate limits
+//!                     (429; 503 when a fail-closed policy's store is down) → user status
+//!                     / venue service (401/403/503) → body limit (413) → bulkhead (503)
+//!                     → circuit breaker (503)
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
 //! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
@@ -14,14 +16,16 @@
 //! fail_to_connect     count, eject a refusing peer, retry another (idempotent only)
 //! upstream_response_filter  status → breaker outcome, attempt metrics
 //! upstream_response_body_filter  the route's deadline
-//! response_filter     x-request-id, security headers, CORS; upstream Server and
-//!                     Access-Control-* removed
+//! response_filter     x-request-id, security headers, CORS, RateLimit fields; upstream
+//!                     Server and Access-Control-* removed
 //! fail_to_proxy       every failure → one JSON error shape (respond.rs)
 //! logging             breaker outcome if still open, metrics, access log
 //! ```
 //!
 //! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
-//! probes), so anonymous traffic cannot exhaust them.
+//! probes), so anonymous traffic cannot exhaust them. Rate limits come after it, because
+//! they are keyed by the verified identity, and before the calls to other services (user
+//! status, venue access), so a flood is refused before it costs them anything.
 
 mod context;
 
@@ -30,10 +34,12 @@ pub use context::RequestCtx;
 use crate::config::HashKey;
 use crate::config::LoadBalancing;
 use crate::config::RouteSpec;
+use crate::config::Tiers;
 use crate::filters::authenticate::authenticate;
 use crate::filters::authorize::authorize;
 use crate::filters::{access, client_address, cors, hardening, identity_headers, security_headers};
 use crate::path;
+use crate::ratelimit::{self, headers as ratelimit_headers, key::KeySource, shedding, Admission};
 use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
 use crate::security::events::{self, Severity};
@@ -83,6 +89,16 @@ impl UsherProxy {
                 }
             })?;
         self.identify(session, ctx, &snapshot, route).await?;
+        self.limit(session, ctx, &snapshot, route).await?;
+        if let Some(identity) = ctx.identity.clone() {
+            self.confirm(
+                ctx,
+                &snapshot.security,
+                &snapshot.config.routes[route],
+                &identity,
+            )
+            .await?;
+        }
         self.reserve_upstream(session, ctx, &snapshot, route)
     }
 
@@ -125,8 +141,8 @@ impl UsherProxy {
         Ok(matched.route)
     }
 
-    /// Strips client identity headers, then authenticates and authorizes the caller where
-    /// the route requires it.
+    /// Strips client identity headers, then authenticates the caller and checks its roles
+    /// and venue scope where the route requires it.
     async fn identify(
         &self,
         session: &mut Session,
@@ -182,10 +198,81 @@ impl UsherProxy {
             security_event(ctx, reason, Severity::Medium);
             Rejection::Forbidden
         })?;
-        self.confirm(ctx, &snapshot.security, route, &identity)
-            .await?;
         ctx.identity = Some(identity);
         Ok(())
+    }
+
+    /// Sheds the caller's tier when Usher or the route's upstream is overloaded, then counts
+    /// the request against the route's rate-limit policies.
+    async fn limit(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+        route: usize,
+    ) -> Result<(), Rejection> {
+        let config = &snapshot.config.rate_limiting;
+        let route = &snapshot.config.routes[route];
+        let tier = tier_of(&config.tiers, ctx.identity.as_deref());
+        if let Some(shedding) = &config.shedding {
+            let pool = &snapshot.pools[route.upstream];
+            let load = shedding::load(
+                shedding,
+                METRICS.in_flight.get(),
+                Some(pool.bulkhead_fill()),
+            );
+            METRICS
+                .shed_level
+                .set(shedding::level(&config.tiers, load) as i64);
+            if shedding::sheds(&config.tiers, tier, load) {
+                METRICS
+                    .shed_requests
+                    .with_label_values(&[&config.tiers.levels[tier].name])
+                    .inc();
+                return Err(Rejection::Overloaded {
+                    retry_after: shedding.retry_after,
+                });
+            }
+        }
+        if route.rate_limits.is_empty() {
+            return Ok(());
+        }
+        let outcome = {
+            let request = session.req_header();
+            let source = KeySource {
+                identity: ctx.identity.as_deref(),
+                client: ctx.client,
+                headers: &request.headers,
+                params: &ctx.params,
+                query: request.uri.query(),
+            };
+            let event = |reason, severity| security_event(ctx, reason, severity);
+            ratelimit::admit(
+                &snapshot.limiter,
+                config,
+                route,
+                &source,
+                config.tiers.levels[tier].multiplier,
+                &event,
+            )
+            .await
+        };
+        match outcome {
+            Admission::Admitted(quotas) => {
+                ctx.quotas = quotas;
+                Ok(())
+            }
+            Admission::Limited {
+                quotas,
+                retry_after,
+            } => {
+                ctx.quotas = quotas;
+                Err(Rejection::RateLimited { retry_after })
+            }
+            Admission::Unavailable { retry_after } => {
+                Err(Rejection::RateLimitUnavailable { retry_after })
+            }
+        }
     }
 
     /// Asks the services themselves where the route wants it: whether the token's user is
@@ -405,6 +492,7 @@ impl UsherProxy {
                 security_headers::HSTS.to_string(),
             ));
         }
+        headers.extend(ratelimit_fields(ctx));
         headers
     }
 
@@ -717,6 +805,9 @@ impl ProxyHttp for UsherProxy {
                 upstream_response.append_header(name, value)?;
             }
         }
+        for (name, value) in ratelimit_fields(ctx) {
+            upstream_response.insert_header(name, value)?;
+        }
         Ok(())
     }
 
@@ -851,6 +942,36 @@ fn client_addresses(session: &Session, trusted: &[ipnet::IpNet]) -> Option<(IpAd
         client_address::client_address(peer, forwarded(), trusted),
         client_address::forwarded_for(peer, forwarded(), trusted),
     ))
+}
+
+/// The caller's tier: the one its credential names, else the default; anonymous callers
+/// have their own.
+fn tier_of(tiers: &Tiers, identity: Option<&Identity>) -> usize {
+    match identity {
+        None => tiers.anonymous,
+        Some(identity) => identity
+            .tier
+            .as_deref()
+            .and_then(|name| tiers.find(name))
+            .unwrap_or(tiers.default),
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit`, when the request was counted by a policy.
+fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static str, String)> {
+    [
+        (
+            ratelimit_headers::POLICY,
+            ratelimit_headers::policy_value(&ctx.quotas),
+        ),
+        (
+            ratelimit_headers::STATE,
+            ratelimit_headers::state_value(&ctx.quotas),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| (name, value)))
+    .collect()
 }
 
 /// Refusals worth a security event (probing, smuggling and traversal attempts), by reason.

@@ -302,7 +302,7 @@ impl JwtVerifier {
             roles: strings(claims.get(&names.roles)),
             venues: strings(claims.get(&names.venues)),
             source: CredentialKind::Jwt,
-            tier: text("tier").map(Into::into),
+            tier: text(&names.tier).map(Into::into),
             token_id: text("jti").map(str::to_string),
         })
     }
@@ -394,6 +394,7 @@ mod tests {
                 roles: "roles".into(),
                 venues: "venue_ids".into(),
                 token_type: "type".into(),
+                tier: "tier".into(),
             },
             keys: Vec::new(),
             jwks: None,

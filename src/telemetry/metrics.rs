@@ -24,7 +24,20 @@ pub struct Metrics {
     pub config_info: IntGaugeVec,
     pub access_log_dropped: IntCounter,
     pub security_events: IntCounterVec,
+    pub ratelimit_decisions: IntCounterVec,
+    pub ratelimit_store_duration: HistogramVec,
+    pub ratelimit_store_errors: IntCounterVec,
+    pub ratelimit_fallback_active: IntGauge,
+    pub ratelimit_blocks: IntCounterVec,
+    pub ratelimit_bot_signals: IntCounterVec,
+    pub shed_requests: IntCounterVec,
+    pub shed_level: IntGauge,
 }
+
+/// Store call buckets from 50 µs to the longest deadline a Redis call may have (1 s).
+const STORE_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
 
 /// Latency buckets from 1 ms to 120 s (the longest route deadline we ship).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -58,14 +71,29 @@ impl Metrics {
                 .expect("unique metric");
             metric
         };
-        let in_flight = IntGauge::new(
+        let plain_gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
+        let in_flight = plain_gauge(
             "usher_http_requests_in_flight",
             "Requests currently being handled on the public listener.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(in_flight.clone()))
-            .expect("unique metric");
+        );
+        let ratelimit_store_duration = {
+            let opts = HistogramOpts::new(
+                "usher_ratelimit_store_duration_seconds",
+                "Time one rate-limit decision took in its store (redis, local), failures included.",
+            )
+            .buckets(STORE_BUCKETS.to_vec());
+            let metric = HistogramVec::new(opts, &["store"]).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric");
+            metric
+        };
         let access_log_dropped = IntCounter::new(
             "usher_access_log_dropped_total",
             "Access log lines dropped because the writer could not keep up.",
@@ -131,6 +159,40 @@ impl Metrics {
                 "usher_security_events_total",
                 "Security events (authentication failures, denied roles, spoofed identity headers, refused requests), by reason and severity.",
                 &["reason", "severity"],
+            ),
+            ratelimit_decisions: counter(
+                "usher_ratelimit_decisions_total",
+                "Rate-limit decisions, by policy, result (allowed, limited, blocked, unlimited when failing open, unavailable when failing closed) and store (redis, local, none).",
+                &["policy", "result", "store"],
+            ),
+            ratelimit_store_duration,
+            ratelimit_store_errors: counter(
+                "usher_ratelimit_store_errors_total",
+                "Redis calls that gave no decision, by kind (timeout, error) and calls skipped while the store is marked down (circuit_open).",
+                &["kind"],
+            ),
+            ratelimit_fallback_active: plain_gauge(
+                "usher_ratelimit_fallback_active",
+                "1 while Redis is marked down and policies use their fallback (local store, open or closed).",
+            ),
+            ratelimit_blocks: counter(
+                "usher_ratelimit_blocks_total",
+                "Callers blocked for repeatedly exceeding a policy, by policy.",
+                &["policy"],
+            ),
+            ratelimit_bot_signals: counter(
+                "usher_ratelimit_bot_signals_total",
+                "Callers whose refusals within one window passed the policy's bot_after, by policy.",
+                &["policy"],
+            ),
+            shed_requests: counter(
+                "usher_shed_requests_total",
+                "Requests shed (503) because of overload, by caller tier.",
+                &["tier"],
+            ),
+            shed_level: plain_gauge(
+                "usher_shed_level",
+                "Tiers being shed at the last admission decision: 0 none, up to the number of tiers with shed_at.",
             ),
             registry,
         }

@@ -172,6 +172,14 @@ impl Pool {
         chosen.and_then(|backend| backend.addr.as_inet().copied())
     }
 
+    /// Requests in flight to this upstream and its bulkhead's capacity.
+    pub fn bulkhead_fill(&self) -> (u32, u32) {
+        (
+            self.in_flight.load(Ordering::Relaxed),
+            self.spec.max_in_flight,
+        )
+    }
+
     /// Takes a bulkhead slot, or `None` when `max_in_flight` requests are already in flight.
     pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightSlot> {
         let limit = self.spec.max_in_flight;

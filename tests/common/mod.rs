@@ -388,3 +388,106 @@ impl Drop for StubServer {
         self.task.abort();
     }
 }
+
+/// A real `redis-server` on a free loopback port, with a password and no persistence.
+/// Killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+pub const REDIS_PASSWORD: &str = "test-redis-password-0123456789";
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temporary directory"),
+        };
+        std::fs::write(server.password_file(), format!("{REDIS_PASSWORD}\n")).unwrap();
+        server.restart().await;
+        server
+    }
+
+    /// The file holding the password, for `password_file`.
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.path().join("redis-password")
+    }
+
+    /// The `rate_limiting.redis` settings that reach this server, as a YAML flow mapping.
+    pub fn settings(&self, extra: &str) -> String {
+        format!(
+            "{{ url: \"redis://127.0.0.1:{}\", password_file: \"{}\"{extra} }}",
+            self.port,
+            self.password_file().display()
+        )
+    }
+
+    /// (Re)starts the server on its port and waits until it answers.
+    pub async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server (install it: apt-get install redis-server)");
+        self.child = Some(child);
+        let up = eventually(Duration::from_secs(10), || async {
+            self.cli(&["PING"]).trim() == "PONG"
+        })
+        .await;
+        assert!(up, "redis-server did not start on port {}", self.port);
+    }
+
+    /// Runs `redis-cli` against the server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-a", REDIS_PASSWORD, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .expect("running redis-cli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Calls of `command` (lower-case, e.g. `evalsha`) since start or the last CONFIG
+    /// RESETSTAT.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let stats = self.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // A frozen server must be thawed to die cleanly.
+        self.signal("CONT");
+        self.kill();
+    }
+}

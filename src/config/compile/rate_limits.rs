@@ -1,0 +1,454 @@
+//! The `rate_limiting` section and each route's `rate_limits`, compiled.
+
+use super::{closest, is_label, Compiler};
+use crate::config::raw::{RawPolicy, RawRateLimiting, RawRedis, RawRoute, RawTiers};
+use crate::config::*;
+use std::str::FromStr;
+
+mod builtin {
+    use std::time::Duration;
+    pub const TIMEOUT: Duration = Duration::from_millis(50);
+    /// A slower deadline would put seconds on every request while Redis is sick.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const KEY_PREFIX: &str = "usher:rl:";
+    pub const FAILURE_THRESHOLD: u32 = 3;
+    pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+    pub const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
+}
+
+const REDIS_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
+
+impl Compiler<'_> {
+    pub(super) fn rate_limiting(&mut self, raw: &RawRateLimiting) -> RateLimiting {
+        let redis = raw.redis.as_ref().map(|redis| self.redis(redis));
+        let policies: Vec<Arc<PolicySpec>> = raw
+            .policies
+            .iter()
+            .map(|(name, policy)| Arc::new(self.policy(name, policy)))
+            .collect();
+        let mut defaults = Vec::new();
+        for (i, name) in raw.default_policies.iter().enumerate() {
+            let at = format!("rate_limiting.default_policies[{i}]");
+            let Some(index) = self.policy_index(&at, name, &policies) else {
+                continue;
+            };
+            if policies[index]
+                .key
+                .iter()
+                .any(|part| matches!(part, KeyPart::Param(_)))
+            {
+                self.error(at, format!("policy \"{name}\" keys on a path parameter; default policies apply to every route, so they cannot"));
+            } else if defaults.contains(&index) {
+                self.error(at, format!("policy \"{name}\" is listed twice"));
+            } else {
+                defaults.push(index);
+            }
+        }
+        let tiers = match &raw.tiers {
+            Some(tiers) => self.tiers(tiers),
+            None => Tiers {
+                levels: vec![Tier {
+                    name: Arc::from("standard"),
+                    multiplier: 1.0,
+                    shed_at: None,
+                }],
+                default: 0,
+                anonymous: 0,
+            },
+        };
+        let shedding = raw.shedding.as_ref().map(|shedding| {
+            if shedding.max_in_flight == 0 {
+                self.error(
+                    "rate_limiting.shedding.max_in_flight",
+                    "must be greater than zero",
+                );
+            }
+            if tiers.levels.iter().all(|tier| tier.shed_at.is_none()) {
+                self.error(
+                    "rate_limiting.shedding",
+                    "no tier in rate_limiting.tiers has shed_at, so nothing would ever be shed",
+                );
+            }
+            SheddingSpec {
+                max_in_flight: shedding.max_in_flight,
+                upstream_bulkhead: shedding.upstream_bulkhead.unwrap_or(true),
+                retry_after: shedding.retry_after.map_or(builtin::SHED_RETRY_AFTER, |d| {
+                    self.positive("rate_limiting.shedding.retry_after", d.0)
+                }),
+            }
+        });
+
+        RateLimiting {
+            redis,
+            defaults,
+            policies,
+            tiers,
+            shedding,
+        }
+    }
+
+    fn policy_index(
+        &mut self,
+        at: &str,
+        name: &str,
+        policies: &[Arc<PolicySpec>],
+    ) -> Option<usize> {
+        let index = policies.iter().position(|p| &*p.name == name);
+        if index.is_none() {
+            let hint = closest(name, policies.iter().map(|p| &*p.name))
+                .map(|name| format!(" (did you mean \"{name}\"?)"))
+                .unwrap_or_default();
+            self.error(at, format!("unknown rate-limit policy \"{name}\"{hint}"));
+        }
+        index
+    }
+
+    fn redis(&mut self, raw: &RawRedis) -> RedisSpec {
+        let at = "rate_limiting.redis";
+        let url = match (&raw.url, &raw.url_env) {
+            (Some(url), None) => {
+                if let Err(message) = check_redis_url(url) {
+                    self.error(format!("{at}.url"), message);
+                }
+                SecretRef::Literal(url.clone())
+            }
+            (None, Some(env)) => SecretRef::Env(env.clone()),
+            _ => {
+                self.error(at, "set exactly one of url or url_env");
+                SecretRef::Literal(String::new())
+            }
+        };
+        let password = match (&raw.password_env, &raw.password_file) {
+            (Some(env), None) => SecretRef::Env(env.clone()),
+            (None, Some(file)) => SecretRef::File(file.clone()),
+            (None, None) => {
+                self.error(
+                    at,
+                    "a Redis password is required: set password_env or password_file",
+                );
+                SecretRef::Literal(String::new())
+            }
+            (Some(_), Some(_)) => {
+                self.error(at, "set only one of password_env and password_file");
+                SecretRef::Literal(String::new())
+            }
+        };
+        let timeout = raw.timeout.map_or(builtin::TIMEOUT, |d| d.0);
+        if timeout.is_zero() || timeout > builtin::MAX_TIMEOUT {
+            self.error(
+                format!("{at}.timeout"),
+                "must be between 1ms and 1s (the default, 50ms, suits a Redis in the same zone)",
+            );
+        }
+        let fallback_share = raw.fallback_share.unwrap_or(1.0);
+        if !(fallback_share > 0.0 && fallback_share <= 1.0) {
+            self.error(
+                format!("{at}.fallback_share"),
+                "must be a fraction above 0 and at most 1 (for example 0.34 with three replicas)",
+            );
+        }
+        let failure_threshold = raw.failure_threshold.unwrap_or(builtin::FAILURE_THRESHOLD);
+        if failure_threshold == 0 {
+            self.error(
+                format!("{at}.failure_threshold"),
+                "must be greater than zero",
+            );
+        }
+        let required_for_readiness = match raw.readiness.as_deref() {
+            None | Some("required") => true,
+            Some("reported") => false,
+            Some(other) => {
+                self.error(
+                    format!("{at}.readiness"),
+                    format!("\"{other}\": expected required or reported"),
+                );
+                true
+            }
+        };
+        RedisSpec {
+            url,
+            username: raw.username.clone(),
+            password,
+            timeout,
+            key_prefix: raw
+                .key_prefix
+                .clone()
+                .unwrap_or_else(|| builtin::KEY_PREFIX.to_string()),
+            failure_threshold,
+            retry_interval: raw.retry_interval.map_or(builtin::RETRY_INTERVAL, |d| {
+                self.positive(&format!("{at}.retry_interval"), d.0)
+            }),
+            fallback_share,
+            required_for_readiness,
+        }
+    }
+
+    fn policy(&mut self, name: &str, raw: &RawPolicy) -> PolicySpec {
+        let at = format!("rate_limiting.policies.{name}");
+        if !is_label(name) {
+            self.error(
+                &at,
+                "policy names may hold only lower-case letters, digits, - and _",
+            );
+        }
+        if raw.limit == 0 {
+            self.error(
+                format!("{at}.limit"),
+                "must be at least 1 (to refuse every request, do not route it)",
+            );
+        }
+        let window = self.positive(&format!("{at}.window"), raw.window.0);
+        let key = match &raw.key {
+            None => vec![KeyPart::User],
+            Some(parts) if parts.is_empty() => {
+                self.error(
+                    format!("{at}.key"),
+                    "an empty key would put every caller in one bucket; leave key out for per-caller buckets",
+                );
+                Vec::new()
+            }
+            Some(parts) => parts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, part)| {
+                    key_part(part)
+                        .map_err(|message| self.error(format!("{at}.key[{i}]"), message))
+                        .ok()
+                })
+                .collect(),
+        };
+        let block = raw.block.as_ref().map(|block| {
+            if block.after == 0 {
+                self.error(format!("{at}.block.after"), "must be at least 1");
+            }
+            BlockSpec {
+                after: block.after,
+                duration: self.positive(&format!("{at}.block.duration"), block.duration.0),
+            }
+        });
+        if raw.bot_after == Some(0) {
+            self.error(format!("{at}.bot_after"), "must be at least 1");
+        }
+        let on_store_failure = match raw.on_store_failure.as_deref() {
+            None | Some("local") => StoreFailure::Local,
+            Some("open") => StoreFailure::Open,
+            Some("closed") => StoreFailure::Closed,
+            Some(other) => {
+                self.error(
+                    format!("{at}.on_store_failure"),
+                    format!("\"{other}\": expected local, open or closed"),
+                );
+                StoreFailure::Local
+            }
+        };
+        PolicySpec {
+            name: Arc::from(name),
+            limit: raw.limit,
+            window,
+            key,
+            block,
+            bot_after: raw.bot_after,
+            on_store_failure,
+            tiered: raw.tiered.unwrap_or(true),
+        }
+    }
+
+    fn tiers(&mut self, raw: &RawTiers) -> Tiers {
+        let at = "rate_limiting.tiers";
+        if raw.levels.is_empty() {
+            self.error(format!("{at}.levels"), "list at least one tier");
+        }
+        let mut levels: Vec<Tier> = Vec::new();
+        for (i, tier) in raw.levels.iter().enumerate() {
+            let here = format!("{at}.levels[{i}]");
+            if !is_label(&tier.name) {
+                self.error(
+                    format!("{here}.name"),
+                    "tier names may hold only lower-case letters, digits, - and _",
+                );
+            }
+            if levels.iter().any(|t| *t.name == *tier.name) {
+                self.error(
+                    format!("{here}.name"),
+                    format!("tier \"{}\" is listed twice", tier.name),
+                );
+            }
+            if !(tier.multiplier > 0.0 && tier.multiplier.is_finite()) {
+                self.error(format!("{here}.multiplier"), "must be a number above 0");
+            }
+            if let Some(shed_at) = tier.shed_at {
+                if !(shed_at > 0.0 && shed_at <= 1.0) {
+                    self.error(
+                        format!("{here}.shed_at"),
+                        "must be a load fraction above 0 and at most 1",
+                    );
+                }
+            }
+            levels.push(Tier {
+                name: Arc::from(tier.name.as_str()),
+                multiplier: tier.multiplier,
+                shed_at: tier.shed_at,
+            });
+        }
+        let tiers = Tiers {
+            levels,
+            default: 0,
+            anonymous: 0,
+        };
+        let mut find = |key: &str, name: &str| {
+            tiers.find(name).unwrap_or_else(|| {
+                self.error(
+                    format!("{at}.{key}"),
+                    format!("unknown tier \"{name}\": list it under levels"),
+                );
+                0
+            })
+        };
+        let default = find("default", &raw.default);
+        let anonymous = match &raw.anonymous {
+            Some(name) => find("anonymous", name),
+            None => tiers.levels.len().saturating_sub(1),
+        };
+        Tiers {
+            default,
+            anonymous,
+            ..tiers
+        }
+    }
+
+    /// The default policies (unless the route opts out), then the route's own.
+    pub(super) fn route_limits(
+        &mut self,
+        at: &str,
+        raw: &RawRoute,
+        pattern: Option<&PathPattern>,
+        rate_limiting: &RateLimiting,
+    ) -> Vec<RouteLimit> {
+        let mut attached: Vec<RouteLimit> = Vec::new();
+        if raw.default_rate_limits.unwrap_or(true) {
+            attached.extend(rate_limiting.defaults.iter().map(|&policy| RouteLimit {
+                policy,
+                params: Vec::new(),
+            }));
+        }
+        for (i, name) in raw.rate_limits.iter().enumerate() {
+            let here = format!("{at}.rate_limits[{i}]");
+            let Some(policy) = self.policy_index(&here, name, &rate_limiting.policies) else {
+                continue;
+            };
+            if attached.iter().any(|a| a.policy == policy) {
+                self.error(
+                    here,
+                    format!("policy \"{name}\" already applies to this route"),
+                );
+                continue;
+            }
+            let mut params = Vec::new();
+            for part in &rate_limiting.policies[policy].key {
+                let KeyPart::Param(param) = part else {
+                    continue;
+                };
+                match pattern.and_then(|p| p.param_names().position(|n| n == param)) {
+                    Some(index) => params.push(index),
+                    None if pattern.is_some() => self.error(
+                        &here,
+                        format!("policy \"{name}\" keys on :{param}, which this route's path does not have"),
+                    ),
+                    None => {}
+                }
+            }
+            attached.push(RouteLimit { policy, params });
+        }
+        attached
+    }
+}
+
+fn key_part(text: &str) -> Result<KeyPart, String> {
+    let named = |name: &str, what: &str| {
+        if name.is_empty() {
+            Err(format!("\"{text}\" names no {what}"))
+        } else {
+            Ok(name.to_string())
+        }
+    };
+    Ok(match text.split_once(':') {
+        None => match text {
+            "tenant" => KeyPart::Tenant,
+            "user" => KeyPart::User,
+            "api_key" => KeyPart::ApiKey,
+            "client" => KeyPart::Client,
+            _ => return Err(format!("unknown key part \"{text}\": expected tenant, user, api_key, client, header:NAME, param:NAME or query:NAME")),
+        },
+        Some(("header", name)) => {
+            let name = named(name, "header")?.to_ascii_lowercase();
+            if http::HeaderName::from_str(&name).is_err() {
+                return Err(format!("invalid header name \"{name}\""));
+            }
+            KeyPart::Header(name)
+        }
+        Some(("param", name)) => KeyPart::Param(named(name, "path parameter")?),
+        Some(("query", name)) => KeyPart::Query(named(name, "query parameter")?),
+        Some(_) => return Err(format!("unknown key part \"{text}\": expected tenant, user, api_key, client, header:NAME, param:NAME or query:NAME")),
+    })
+}
+
+/// A Redis URL must be one Usher can use, and must not carry the password.
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("\"{url}\" is not a URL such as redis://redis:6379"));
+    };
+    if !REDIS_SCHEMES.contains(&scheme) {
+        return Err(format!(
+            "unsupported scheme \"{scheme}\": expected one of {}",
+            REDIS_SCHEMES.join(", ")
+        ));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "credentials do not belong in the URL, which is logged; use username and password_env or password_file"
+                .to_string(),
+        );
+    }
+    if authority.is_empty() {
+        return Err("the URL names no host".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_parts_parse() {
+        assert_eq!(key_part("user"), Ok(KeyPart::User));
+        assert_eq!(
+            key_part("header:X-Device"),
+            Ok(KeyPart::Header("x-device".into()))
+        );
+        assert_eq!(
+            key_part("param:eventId"),
+            Ok(KeyPart::Param("eventId".into()))
+        );
+        assert!(key_part("query:").is_err());
+        assert!(key_part("cookie:x").is_err());
+        assert!(key_part("users").is_err());
+    }
+
+    #[test]
+    fn redis_urls_without_credentials_only() {
+        assert!(check_redis_url("redis://redis:6379/0").is_ok());
+        assert!(check_redis_url("redis-sentinel://s1:26379/0?sentinelServiceName=main").is_ok());
+        assert!(check_redis_url("rediss://:secret@redis:6379").is_err());
+        assert!(check_redis_url("http://redis").is_err());
+        assert!(check_redis_url("redis:6379").is_err());
+    }
+}

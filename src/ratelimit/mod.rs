@@ -1,0 +1,165 @@
+//! Rate limiting and overload shedding, after authentication (limits are keyed by the
+//! verified identity) and before anything that spends upstream capacity.
+//!
+//! - [`key`]: which bucket a request counts against, built so it cannot be evaded.
+//! - [`window`]: the algorithm (sliding-window log), shared by both stores.
+//! - [`store`]: Redis for every replica, with the in-process store as fallback or as the
+//!   only store when no Redis is configured.
+//! - [`headers`]: the IETF `RateLimit-Policy` / `RateLimit` fields.
+//! - [`shedding`]: lower tiers first when Usher or an upstream is near capacity.
+//!
+//! A request counts against every policy on its route; they are asked concurrently, one
+//! store call each. A request refused by one policy has still been counted by the others
+//! (checking first and counting after would need a second round trip).
+
+pub mod headers;
+pub mod key;
+mod local;
+pub mod redis;
+pub mod shedding;
+pub mod store;
+pub mod window;
+
+pub use store::{Limiter, StoreKind, Verdict};
+
+use crate::config::{PolicySpec, RateLimiting, RouteSpec};
+use crate::security::events::Severity;
+use crate::telemetry::metrics::METRICS;
+use key::KeySource;
+use std::sync::Arc;
+use std::time::Duration;
+use window::{Block, Rule};
+
+/// One policy's standing for this caller after this request, for the response headers.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub policy: Arc<str>,
+    /// The limit in force for this caller (tier and fallback share applied).
+    pub limit: u32,
+    pub window: Duration,
+    pub remaining: u32,
+    /// Admitted: until a counted request leaves the window. Refused: until one would pass.
+    pub reset: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Admission {
+    Admitted(Vec<Quota>),
+    Limited {
+        quotas: Vec<Quota>,
+        retry_after: Duration,
+    },
+    /// A policy failing closed could not be decided.
+    Unavailable {
+        retry_after: Duration,
+    },
+}
+
+/// The limit `policy` sets for a caller of tier `multiplier`.
+pub fn effective_limit(policy: &PolicySpec, multiplier: f64) -> u32 {
+    if !policy.tiered {
+        return policy.limit;
+    }
+    ((f64::from(policy.limit) * multiplier).round() as u32).max(1)
+}
+
+/// Counts the request against every policy of `route`. `event` records security events.
+pub async fn admit(
+    limiter: &Limiter,
+    config: &RateLimiting,
+    route: &RouteSpec,
+    source: &KeySource<'_>,
+    multiplier: f64,
+    event: &(dyn Fn(&'static str, Severity) + Sync),
+) -> Admission {
+    let checks = route.rate_limits.iter().map(|attached| {
+        let policy = &config.policies[attached.policy];
+        let bucket = key::bucket_key(policy, attached, source);
+        let rule = Rule {
+            limit: effective_limit(policy, multiplier),
+            window_us: policy.window.as_micros() as u64,
+            block_after: policy.block.map_or(0, |b| b.after),
+            block_us: policy.block.map_or(0, |b| b.duration.as_micros() as u64),
+        };
+        async move {
+            let verdict = limiter
+                .decide(
+                    &bucket,
+                    &rule,
+                    config.redis.as_ref(),
+                    policy.on_store_failure,
+                )
+                .await;
+            (policy, verdict)
+        }
+    });
+    let verdicts = futures_util::future::join_all(checks).await;
+    let mut quotas = Vec::with_capacity(verdicts.len());
+    let mut retry_after: Option<Duration> = None;
+    let mut unavailable = false;
+    for (policy, verdict) in verdicts {
+        let name = &*policy.name;
+        let (result, store) = match verdict {
+            Verdict::Unlimited => ("unlimited", "none"),
+            Verdict::Unavailable => {
+                unavailable = true;
+                ("unavailable", "none")
+            }
+            Verdict::Decided {
+                decision,
+                store,
+                limit,
+            } => {
+                let reset = Duration::from_micros(decision.wait_us);
+                quotas.push(Quota {
+                    policy: Arc::clone(&policy.name),
+                    limit,
+                    window: policy.window,
+                    remaining: decision.remaining,
+                    reset,
+                });
+                if !decision.allowed {
+                    retry_after = Some(retry_after.map_or(reset, |r| r.max(reset)));
+                    if decision.block == Block::Started {
+                        METRICS.ratelimit_blocks.with_label_values(&[name]).inc();
+                        event("rate_limit_blocked", Severity::Medium);
+                    }
+                    if policy
+                        .bot_after
+                        .is_some_and(|n| decision.rejections == n + 1)
+                    {
+                        METRICS
+                            .ratelimit_bot_signals
+                            .with_label_values(&[name])
+                            .inc();
+                        event("rate_limit_bot_suspected", Severity::High);
+                    }
+                }
+                let result = match (decision.allowed, decision.block) {
+                    (true, _) => "allowed",
+                    (false, Block::None) => "limited",
+                    (false, _) => "blocked",
+                };
+                (result, store.as_str())
+            }
+        };
+        METRICS
+            .ratelimit_decisions
+            .with_label_values(&[name, result, store])
+            .inc();
+    }
+    if unavailable {
+        let retry_after = config
+            .redis
+            .as_ref()
+            .map_or(Duration::from_secs(1), |r| r.retry_interval);
+        return Admission::Unavailable { retry_after };
+    }
+    match retry_after {
+        Some(retry_after) => Admission::Limited {
+            quotas,
+            retry_after,
+        },
+        None => Admission::Admitted(quotas),
+    }
+}

@@ -1,0 +1,256 @@
+//! The shared store: every replica asks one Redis (standalone, Sentinel or Cluster), one
+//! atomic Lua script per decision, in one round trip (`EVALSHA`; on `NOSCRIPT` after a Redis
+//! restart or failover, one `EVAL` that also caches the script again).
+//!
+//! The script reads Redis's clock, so replicas with skewed clocks still share one window.
+//! Its three keys carry one hash tag and expire by themselves (the log after a window, the
+//! refusal count after a window, the block after its duration).
+//!
+//! A call never waits longer than the configured deadline: fred fails commands at once while
+//! disconnected (`fail_fast`) and keeps reconnecting in the background.
+
+use super::window::{Block, Decision, Rule};
+use crate::config::{RedisSpec, SecretRef};
+use fred::prelude::*;
+use fred::types::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const SCRIPT: &str = include_str!("sliding_window.lua");
+
+/// Connection settings with secrets resolved. Two equal settings reach the same store, so a
+/// reload that does not change them keeps the client.
+#[derive(Clone, PartialEq)]
+pub struct RedisSettings {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: String,
+    pub timeout: Duration,
+    pub key_prefix: String,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads what `spec` names from the environment. Errors are `(path, message)` pairs.
+pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>> {
+    let at = "rate_limiting.redis";
+    let mut errors = Vec::new();
+    let mut read = |what: &SecretRef, key: &str| -> String {
+        let (path, result) = match what {
+            SecretRef::Literal(value) => return value.clone(),
+            SecretRef::Env(name) => (
+                format!("{at}.{key}_env"),
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set")),
+            ),
+            SecretRef::File(file) => (
+                format!("{at}.{key}_file"),
+                std::fs::read_to_string(file)
+                    .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+                    .map_err(|e| format!("cannot read \"{file}\": {e}")),
+            ),
+        };
+        match result {
+            Ok(value) if value.is_empty() => {
+                errors.push((path, "is empty".to_string()));
+                String::new()
+            }
+            Ok(value) => value,
+            Err(message) => {
+                errors.push((path, message));
+                String::new()
+            }
+        }
+    };
+    let url = read(&spec.url, "url");
+    let password = read(&spec.password, "password");
+    if let (SecretRef::Env(_), Err(message)) = (&spec.url, crate::config::check_redis_url(&url)) {
+        errors.push((format!("{at}.url_env"), message));
+    } else if !url.is_empty() {
+        if let Err(e) = Config::from_url(&url) {
+            errors.push((
+                format!("{at}.url"),
+                format!("not a Redis URL Usher can use: {}", e.details()),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(RedisSettings {
+            url,
+            username: spec.username.clone(),
+            password,
+            timeout: spec.timeout,
+            key_prefix: spec.key_prefix.clone(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Why a call gave no decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    Timeout,
+    Failed(String),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Timeout => "timeout",
+            StoreError::Failed(_) => "error",
+        }
+    }
+}
+
+pub struct RedisStore {
+    client: Client,
+    settings: RedisSettings,
+    options: Options,
+    sha: String,
+    /// Makes each logged request's member unique across replicas and requests.
+    member_prefix: u64,
+    members: AtomicU64,
+}
+
+impl RedisStore {
+    /// Builds the client and starts connecting in the background; never waits for Redis.
+    pub fn connect(settings: RedisSettings) -> Result<RedisStore, String> {
+        let mut config = Config::from_url(&settings.url).map_err(|e| e.details().to_string())?;
+        config.username = settings.username.clone();
+        config.password = Some(settings.password.clone());
+        // Keep trying in the background when Redis is down at startup: Usher serves anyway.
+        config.fail_fast = false;
+        let client = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = Duration::from_secs(2);
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = settings.timeout)
+            .set_policy(ReconnectPolicy::new_constant(0, 250))
+            .build()
+            .map_err(|e| e.details().to_string())?;
+        client.connect();
+        Ok(RedisStore {
+            client,
+            options: Options {
+                timeout: Some(settings.timeout),
+                fail_fast: true,
+                max_attempts: Some(1),
+                ..Default::default()
+            },
+            settings,
+            sha: fred::types::scripts::Script::from_lua(SCRIPT)
+                .sha1()
+                .to_string(),
+            member_prefix: rand::random(),
+            members: AtomicU64::new(0),
+        })
+    }
+
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// One decision, in one round trip (two only right after Redis lost its script cache).
+    pub async fn decide(&self, bucket: &str, rule: &Rule) -> Result<Decision, StoreError> {
+        let tag = format!("{}{{{bucket}}}", self.settings.key_prefix);
+        let keys = vec![tag.clone(), format!("{tag}:r"), format!("{tag}:b")];
+        let member = format!(
+            "{:x}-{:x}",
+            self.member_prefix,
+            self.members.fetch_add(1, Ordering::Relaxed)
+        );
+        let args: Vec<Value> = vec![
+            Value::from(i64::from(rule.limit)),
+            Value::from(rule.window_us as i64),
+            Value::from(member),
+            Value::from(i64::from(rule.block_after)),
+            Value::from(rule.block_us as i64),
+        ];
+        let call = async {
+            let client = self.client.with_options(&self.options);
+            match client
+                .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys.clone(), args.clone())
+                .await
+            {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    client.eval::<Vec<i64>, _, _, _>(SCRIPT, keys, args).await
+                }
+                other => other,
+            }
+        };
+        let reply = tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|e| match e.kind() {
+                ErrorKind::Timeout => StoreError::Timeout,
+                _ => StoreError::Failed(e.to_string()),
+            })?;
+        decision(&reply).ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
+    }
+
+    /// Waits up to `limit` for the first connection, so a gateway that starts next to a
+    /// healthy Redis does not count its first requests as store failures.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.client.wait_for_connect()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Whether Redis answers a PING within `limit` (waiting for a connection in progress).
+    pub async fn ping(&self, limit: Duration) -> Result<(), String> {
+        let options = Options {
+            timeout: Some(limit),
+            max_attempts: Some(1),
+            ..Default::default()
+        };
+        match tokio::time::timeout(
+            limit,
+            self.client.with_options(&options).ping::<String>(None),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+        }
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
+    }
+}
+
+fn decision(reply: &[i64]) -> Option<Decision> {
+    let &[allowed, remaining, wait_us, rejections, block] = reply else {
+        return None;
+    };
+    Some(Decision {
+        allowed: allowed == 1,
+        remaining: remaining.clamp(0, u32::MAX as i64) as u32,
+        wait_us: wait_us.max(0) as u64,
+        rejections: rejections.clamp(0, u32::MAX as i64) as u32,
+        block: match block {
+            1 => Block::Active,
+            2 => Block::Started,
+            _ => Block::None,
+        },
+    })
+}

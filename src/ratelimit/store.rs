@@ -1,0 +1,240 @@
+//! Where decisions are made: Redis when configured and healthy, this process otherwise.
+//!
+//! A small breaker guards Redis: after `failure_threshold` consecutive failed calls the
+//! store is marked down and no request waits on it; every `retry_interval` one request tries
+//! it again, and the first success marks it up. Each transition is logged once and shown in
+//! `usher_ratelimit_fallback_active` and `/health`. While it is down each policy does what its
+//! `on_store_failure` says.
+
+use super::local::LocalStore;
+use super::redis::{RedisSettings, RedisStore, StoreError};
+use super::window::{Decision, Rule};
+use crate::config::{RedisSpec, StoreFailure};
+use crate::telemetry::metrics::METRICS;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a store said about one request under one policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Decided {
+        decision: Decision,
+        store: StoreKind,
+        /// The limit applied: the policy's for the caller's tier, or the fallback share.
+        limit: u32,
+    },
+    /// The shared store is down and the policy fails open.
+    Unlimited,
+    /// The shared store is down and the policy fails closed.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Redis,
+    Local,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Redis => "redis",
+            StoreKind::Local => "local",
+        }
+    }
+}
+
+/// The stores one process uses. Kept across reloads while the Redis settings stay the same,
+/// so counts survive a configuration change.
+pub struct Limiter {
+    local: LocalStore,
+    shared: Option<Shared>,
+}
+
+struct Shared {
+    redis: RedisStore,
+    failures: AtomicU32,
+    down: AtomicBool,
+    /// While down: microseconds since `epoch` before which no call is tried.
+    next_try: AtomicU64,
+    epoch: Instant,
+}
+
+impl Limiter {
+    pub fn local_only() -> Limiter {
+        Limiter {
+            local: LocalStore::default(),
+            shared: None,
+        }
+    }
+
+    /// Starts connecting to Redis in the background; never waits for it.
+    pub fn with_redis(settings: RedisSettings) -> Result<Limiter, String> {
+        Ok(Limiter {
+            local: LocalStore::default(),
+            shared: Some(Shared {
+                redis: RedisStore::connect(settings)?,
+                failures: AtomicU32::new(0),
+                down: AtomicBool::new(false),
+                next_try: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+        })
+    }
+
+    /// Waits up to `limit` for Redis's first connection; true without Redis.
+    pub async fn wait_connected(&self, limit: Duration) -> bool {
+        match &self.shared {
+            Some(shared) => shared.redis.wait_connected(limit).await,
+            None => true,
+        }
+    }
+
+    pub fn redis_settings(&self) -> Option<&RedisSettings> {
+        self.shared.as_ref().map(|s| s.redis.settings())
+    }
+
+    /// Whether Redis is configured and currently marked down.
+    pub fn fallback_active(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.down.load(Ordering::Relaxed))
+    }
+
+    /// Buckets held by the in-process store.
+    pub fn local_buckets(&self) -> usize {
+        self.local.bucket_count()
+    }
+
+    /// `None` without Redis; else whether it answers a PING within `limit`.
+    pub async fn ping(&self, limit: Duration) -> Option<Result<(), String>> {
+        match &self.shared {
+            Some(shared) => Some(shared.redis.ping(limit).await),
+            None => None,
+        }
+    }
+
+    /// Counts one request against `bucket` under `rule`. `spec` carries the fallback
+    /// settings of the configuration in force.
+    pub async fn decide(
+        &self,
+        bucket: &str,
+        rule: &Rule,
+        spec: Option<&RedisSpec>,
+        on_failure: StoreFailure,
+    ) -> Verdict {
+        let (Some(shared), Some(spec)) = (&self.shared, spec) else {
+            return Verdict::Decided {
+                decision: self.decide_locally(bucket, rule),
+                store: StoreKind::Local,
+                limit: rule.limit,
+            };
+        };
+        if shared.may_try(spec) {
+            let started = Instant::now();
+            let result = shared.redis.decide(bucket, rule).await;
+            METRICS
+                .ratelimit_store_duration
+                .with_label_values(&["redis"])
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(decision) => {
+                    shared.succeeded();
+                    return Verdict::Decided {
+                        decision,
+                        store: StoreKind::Redis,
+                        limit: rule.limit,
+                    };
+                }
+                Err(error) => shared.failed(spec, &error),
+            }
+        } else {
+            METRICS
+                .ratelimit_store_errors
+                .with_label_values(&["circuit_open"])
+                .inc();
+        }
+        match on_failure {
+            StoreFailure::Open => Verdict::Unlimited,
+            StoreFailure::Closed => Verdict::Unavailable,
+            StoreFailure::Local => {
+                let share = Rule {
+                    limit: ((f64::from(rule.limit) * spec.fallback_share).floor() as u32).max(1),
+                    ..*rule
+                };
+                Verdict::Decided {
+                    decision: self.decide_locally(bucket, &share),
+                    store: StoreKind::Local,
+                    limit: share.limit,
+                }
+            }
+        }
+    }
+
+    fn decide_locally(&self, bucket: &str, rule: &Rule) -> Decision {
+        let started = Instant::now();
+        let decision = self.local.decide(bucket, rule);
+        METRICS
+            .ratelimit_store_duration
+            .with_label_values(&["local"])
+            .observe(started.elapsed().as_secs_f64());
+        decision
+    }
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Up: always. Down: one caller per `retry_interval`.
+    fn may_try(&self, spec: &RedisSpec) -> bool {
+        if !self.down.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = self.now();
+        let next = self.next_try.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_try
+                .compare_exchange(
+                    next,
+                    now + spec.retry_interval.as_micros() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+        if self.down.swap(false, Ordering::AcqRel) {
+            METRICS.ratelimit_fallback_active.set(0);
+            tracing::warn!(
+                "rate-limit store (Redis) answers again; shared limits are back in force"
+            );
+        }
+    }
+
+    fn failed(&self, spec: &RedisSpec, error: &StoreError) {
+        METRICS
+            .ratelimit_store_errors
+            .with_label_values(&[error.kind()])
+            .inc();
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures >= spec.failure_threshold {
+            self.next_try.store(
+                self.now() + spec.retry_interval.as_micros() as u64,
+                Ordering::Relaxed,
+            );
+            if !self.down.swap(true, Ordering::AcqRel) {
+                METRICS.ratelimit_fallback_active.set(1);
+                tracing::error!(
+                    error = ?error,
+                    failures,
+                    "rate-limit store (Redis) is not answering; policies use their fallback until it does"
+                );
+            }
+        }
+    }
+}
