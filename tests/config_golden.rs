@@ -41,6 +41,7 @@ fn bad_files_report_every_error_with_its_place() {
         "bad-semantics",
         "bad-yaml",
         "bad-missing-listeners",
+        "bad-rate-limits",
     ] {
         let (code, output) = usher("check", &format!("{fixture}.yaml"));
         assert_eq!(code, 1, "{fixture} must fail:\n{output}");

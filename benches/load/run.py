@@ -150,9 +150,10 @@ def start_nginx(directory, name, server_block, core):
     return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], core=core)
 
 
-def usher_config(directory, name, public, admin, upstream, extra_routes=0):
+def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None):
     """The shipped routes.yaml with every upstream pointed at the benchmark upstream, one
-    worker thread, and a public benchmark route; optionally 1,000 more routes."""
+    worker thread, and public benchmark routes (unlimited, rate-limited, always refused);
+    optionally 1,000 more routes, and Redis as the rate-limit store."""
     shipped = (ROOT / "routes.yaml").read_text()
     text = re.sub(r'targets: \["[^"]+"\]', f'targets: ["{upstream}"]', shipped)
     text = re.sub(r'address: "0\.0\.0\.0:8080"', f'address: "127.0.0.1:{public}"', text)
@@ -161,18 +162,28 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0):
     keys = directory / "api-keys.yaml"
     keys.write_text("keys: []\n")
     text = text.replace("/etc/usher/secrets/api-keys.yaml", str(keys))
-    text = text.rstrip() + "\n  - { name: bench-plain, match: { path: /bench/plain }, upstream: tickets, public: true }\n"
-    text += "  - { name: bench-auth, match: { path: /bench/auth }, upstream: tickets }\n"
+    # A limit no run reaches (every request is counted and admitted; a 1 s window keeps the
+    # log small) and one every request after the first exceeds.
+    text = text.replace("  policies:\n", "  policies:\n"
+                        "    bench: { limit: 1000000000, window: 1s, key: [client], tiered: false }\n"
+                        "    bench-refuse: { limit: 1, window: 1h, key: [client], tiered: false }\n", 1)
+    if redis:
+        text = text.replace("rate_limiting:\n", f"rate_limiting:\n  redis: {redis}\n", 1)
+    unlimited = "default_rate_limits: false"
+    text = text.rstrip() + f"\n  - {{ name: bench-plain, match: {{ path: /bench/plain }}, upstream: tickets, public: true, {unlimited} }}\n"
+    text += f"  - {{ name: bench-auth, match: {{ path: /bench/auth }}, upstream: tickets, {unlimited} }}\n"
+    text += f"  - {{ name: bench-limited, match: {{ path: /bench/limited }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench] }}\n"
+    text += f"  - {{ name: bench-refused, match: {{ path: /bench/refused }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench-refuse] }}\n"
     for n in range(extra_routes):
-        text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true }}\n"
+        text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true, {unlimited} }}\n"
     path = directory / f"{name}.yaml"
     path.write_text(text)
     return path
 
 
-def start_usher(directory, name, upstream, extra_routes=0):
+def start_usher(directory, name, upstream, extra_routes=0, redis=None):
     public, admin = free_port(), free_port()
-    config = usher_config(directory, name, public, admin, upstream, extra_routes)
+    config = usher_config(directory, name, public, admin, upstream, extra_routes, redis)
     access_log = open(directory / f"{name}-access.log", "wb")
     binary = TARGET / "release" / "usher"
     process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
@@ -180,6 +191,36 @@ def start_usher(directory, name, upstream, extra_routes=0):
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin
     return process
+
+
+REDIS_PASSWORD = "load-benchmark-redis-password"
+
+
+def start_redis(directory):
+    """A redis-server on a free loopback port (sharing the load core), without persistence."""
+    port = free_port()
+    (directory / "redis-password").write_text(REDIS_PASSWORD + "\n")
+    process = Process("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                "--requirepass", REDIS_PASSWORD, "--save", "", "--appendonly", "no",
+                                "--dir", str(directory)], core=LOAD_CORE)
+    process.port = port
+    deadline = time.time() + 10
+    while redis_cli(port, "PING").strip() != "PONG":
+        if time.time() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    settings = f'{{ url: "redis://127.0.0.1:{port}", password_file: "{directory / "redis-password"}", timeout: 50ms }}'
+    return process, settings
+
+
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "-a", REDIS_PASSWORD,
+                           "--no-auth-warning", *args], capture_output=True, text=True).stdout
+
+
+def redis_calls(port, command):
+    m = re.search(rf"^cmdstat_{command}:calls=(\d+)", redis_cli(port, "INFO", "commandstats"), re.M)
+    return int(m.group(1)) if m else 0
 
 
 def bench_token():
@@ -275,6 +316,8 @@ def main():
 
     if not ensure_tool("wrk", "wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
+    if not ensure_tool("redis-server", "redis-server"):
+        sys.exit("redis-server is needed: apt-get install redis-server")
     have_nginx = ensure_tool("nginx", "nginx-light")
     if not have_nginx:
         log("nginx is not available: the nginx proxy is skipped and the in-repo upstream is used")
@@ -299,9 +342,12 @@ def main():
         wait_http(f"http://127.0.0.1:{upstream_port}/health", expect=200)
         upstream_addr = f"127.0.0.1:{upstream_port}"
 
+        redis, redis_settings = start_redis(work)
+        processes.append(redis)
         usher = start_usher(work, "usher", upstream_addr)
         usher_1k = start_usher(work, "usher-1k-routes", upstream_addr, extra_routes=1000)
-        processes += [usher, usher_1k]
+        usher_redis = start_usher(work, "usher-redis", upstream_addr, redis=redis_settings)
+        processes += [usher, usher_1k, usher_redis]
         bare_port = free_port()
         bare = Process("bare-pingora", [str(TARGET / "release/examples/bare_proxy"), f"127.0.0.1:{bare_port}",
                                          upstream_addr, "1"], core=PROXY_CORE)
@@ -324,6 +370,10 @@ def main():
         targets += [
             ("usher-jwt", usher, "/bench/auth", (f"Authorization: Bearer {bench_token()}",)),
             ("usher-1k-routes", usher_1k, "/bench/plain", ()),
+            ("usher-limited-local", usher, "/bench/limited", ()),
+            ("usher-limited-redis", usher_redis, "/bench/limited", ()),
+            ("usher-redis-unlimited", usher_redis, "/bench/plain", ()),
+            ("usher-429", usher, "/bench/refused", ()),
             ("usher-401", usher, "/api/v1/venues/7", ()),
             ("usher-404", usher, "/nope", ()),
         ]
@@ -332,6 +382,8 @@ def main():
         for name, process, path, headers in targets:
             measure(process, process.port, path, 1, args.connections, headers)
         samples = {name: [] for name, *_ in targets}
+        # Every decision of the Redis-backed route should be exactly one EVALSHA.
+        redis_cli(redis.port, "CONFIG", "RESETSTAT")
         for round_number in range(1, args.rounds + 1):
             for name, process, path, headers in targets:
                 result = measure(process, process.port, path, args.duration, args.connections, headers)
@@ -339,6 +391,11 @@ def main():
                 log(f"round {round_number} {name:16} {result['rps']:9.0f} req/s  "
                     f"{result['cpu_us_per_request']:5.1f} µs CPU/req  p99 {result['p99_ms']:.2f} ms")
 
+        round_trips = {
+            "evalsha": redis_calls(redis.port, "evalsha"),
+            "all_commands": sum(int(n) for n in re.findall(r"calls=(\d+)", redis_cli(redis.port, "INFO", "commandstats"))),
+            "requests": sum(r["requests"] for r in samples["usher-limited-redis"]),
+        }
         log("reload storm: SIGHUP 10 times a second under load")
         storm = reload_storm(usher, max(args.duration * 2, 10), args.connections)
         peak_rss = {p.name: p.peak_rss_mib() for p in processes}
@@ -346,14 +403,15 @@ def main():
         for process in processes:
             process.stop()
 
-    report(args, samples, storm, peak_rss)
+    report(args, samples, storm, peak_rss, round_trips)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"samples": samples, "reload_storm": storm, "peak_rss_mib": peak_rss}, indent=2))
+    args.json.write_text(json.dumps({"samples": samples, "reload_storm": storm, "peak_rss_mib": peak_rss,
+                                     "redis_round_trips": round_trips}, indent=2))
     log(f"raw results: {args.json}")
     shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args, samples, storm, peak_rss):
+def report(args, samples, storm, peak_rss, round_trips):
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = re.search(r"Model name:\s+(.*)", cpu)
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -375,6 +433,12 @@ def report(args, samples, storm, peak_rss):
     print(f"\nreload storm: {storm['sighups']} SIGHUPs, {storm['reloads']} reloads, {storm['requests']:,} requests, "
           f"{storm['non2xx']} non-2xx, {storm['socket_errors']} socket errors, {storm['rps']:,.0f} req/s")
     print("peak RSS (MiB): " + ", ".join(f"{name} {mib:.1f}" for name, mib in peak_rss.items()))
+    redis_rps = summarize(samples["usher-limited-redis"], "rps")[0]
+    print(f"rate-limited via Redis: {redis_rps / summarize(samples['usher'], 'rps')[0]:.2f}x the unlimited route's req/s "
+          f"({redis_rps / summarize(samples['usher-redis-unlimited'], 'rps')[0]:.2f}x in the same process); "
+          f"{round_trips['evalsha']:,} EVALSHA and {round_trips['all_commands']:,} Redis commands in all for "
+          f"{round_trips['requests']:,} requests counted by wrk "
+          f"({round_trips['evalsha'] / max(round_trips['requests'], 1):.3f} per request)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! `usher routes FILE`: the route table, generated from the configuration itself, so the
 //! list of public routes can never drift from what the gateway enforces.
 
-use crate::config::{Access, Config, RouteSpec};
+use crate::config::{Access, Config, KeyPart, PolicySpec, RouteSpec, StoreFailure};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -27,10 +27,11 @@ pub fn table(config: &Config) -> String {
         "UPSTREAM",
         "FORWARDED AS",
         "AUTH",
+        "RATE LIMITS",
         "TIMEOUT",
         "MAX BODY",
     ];
-    let rows: Vec<[String; 9]> = config
+    let rows: Vec<[String; 10]> = config
         .routes
         .iter()
         .map(|route| {
@@ -47,6 +48,7 @@ pub fn table(config: &Config) -> String {
                     .as_ref()
                     .map_or("(same path)".into(), |prefix| format!("{prefix}…")),
                 auth_column(route),
+                limits_column(config, route),
                 format!("{}s", route.timeout.as_secs_f64()),
                 human_size(route.max_body),
             ]
@@ -100,7 +102,87 @@ pub fn table(config: &Config) -> String {
     if !any {
         let _ = writeln!(out, "  (nothing)");
     }
+    let limits = &config.rate_limiting;
+    let _ = writeln!(
+        out,
+        "\nRate-limit policies ({}):",
+        if limits.redis.is_some() {
+            "shared through Redis"
+        } else {
+            "counted in each replica"
+        }
+    );
+    if limits.policies.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for policy in &limits.policies {
+        let _ = writeln!(out, "  {:<24} {}", policy.name, describe(policy));
+    }
     out
+}
+
+/// The route's policies, or `-`.
+fn limits_column(config: &Config, route: &RouteSpec) -> String {
+    if route.rate_limits.is_empty() {
+        return "-".to_string();
+    }
+    route
+        .rate_limits
+        .iter()
+        .map(|attached| &*config.rate_limiting.policies[attached.policy].name)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `5 per 1m by tenant,user; tiered; block 5m after 10 refusals; store down: closed`.
+fn describe(policy: &PolicySpec) -> String {
+    let key: Vec<String> = policy
+        .key
+        .iter()
+        .map(|part| match part {
+            KeyPart::Tenant => "tenant".into(),
+            KeyPart::User => "user".into(),
+            KeyPart::ApiKey => "api_key".into(),
+            KeyPart::Client => "client".into(),
+            KeyPart::Header(name) => format!("header:{name}"),
+            KeyPart::Param(name) => format!("param:{name}"),
+            KeyPart::Query(name) => format!("query:{name}"),
+        })
+        .collect();
+    let mut text = format!(
+        "{} per {} by {}",
+        policy.limit,
+        human_duration(policy.window),
+        key.join(",")
+    );
+    if policy.tiered {
+        text.push_str("; tiered");
+    }
+    if let Some(block) = policy.block {
+        text.push_str(&format!(
+            "; block {} after {} refusals",
+            human_duration(block.duration),
+            block.after
+        ));
+    }
+    if let Some(n) = policy.bot_after {
+        text.push_str(&format!("; bot signal after {n}"));
+    }
+    text.push_str(match policy.on_store_failure {
+        StoreFailure::Local => "; store down: local share",
+        StoreFailure::Open => "; store down: open",
+        StoreFailure::Closed => "; store down: closed (503)",
+    });
+    text
+}
+
+fn human_duration(duration: std::time::Duration) -> String {
+    match duration.as_millis() {
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
 }
 
 /// `required`, `public`, or `required, 2 public`, then what the caller must be.
