@@ -84,6 +84,9 @@ upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
 routes:
   - {{ name: svc, match: {{ path: /svc }}, upstream: svc, public: true }}
+rate_limiting:
+  default_policies: [per-client]
+  policies: {{ per-client: {{ limit: 100, window: 1m, key: [client] }} }}
 "#,
         upstream.addr
     );
@@ -145,7 +148,7 @@ routes:
     assert!(metrics.contains("usher_config_info{hash="), "{metrics}");
 
     // Every family named in docs/metrics.md is exported (families without samples yet
-    // are exercised by the resilience and reload tests).
+    // are exercised by the resilience, reload and rate-limit tests).
     let documented =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
     let names: Vec<&str> = documented
@@ -164,6 +167,10 @@ routes:
                 "usher_upstream_rejected_total",
                 "usher_config_reloads_total",
                 "usher_security_events_total",
+                "usher_ratelimit_store_errors_total",
+                "usher_ratelimit_blocks_total",
+                "usher_ratelimit_bot_signals_total",
+                "usher_shed_requests_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

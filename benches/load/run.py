@@ -167,8 +167,9 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     text = text.replace("  policies:\n", "  policies:\n"
                         "    bench: { limit: 1000000000, window: 1s, key: [client], tiered: false }\n"
                         "    bench-refuse: { limit: 1, window: 1h, key: [client], tiered: false }\n", 1)
-    if redis:
-        text = text.replace("rate_limiting:\n", f"rate_limiting:\n  redis: {redis}\n", 1)
+    # The shipped file shares counts through Redis; the benchmark's Usher either runs
+    # without it (local store) or with the benchmark's own redis-server.
+    text = re.sub(r"^  redis: .*\n", f"  redis: {redis}\n" if redis else "", text, count=1, flags=re.M)
     unlimited = "default_rate_limits: false"
     text = text.rstrip() + f"\n  - {{ name: bench-plain, match: {{ path: /bench/plain }}, upstream: tickets, public: true, {unlimited} }}\n"
     text += f"  - {{ name: bench-auth, match: {{ path: /bench/auth }}, upstream: tickets, {unlimited} }}\n"

@@ -80,10 +80,14 @@ def check_release(values, label):
     secret_paths = [m["mountPath"] for m in container["volumeMounts"] if "secret" in volumes[m["name"]]]
     auth = routes.get("authentication") or {}
     needed_files = [(auth.get("api_keys") or {}).get("file")]
+    redis = (routes.get("rate_limiting") or {}).get("redis") or {}
+    needed_env = [redis.get("url_env"), redis.get("password_env")]
+    needed_files += [redis.get("password_file")]
     for key in (auth.get("jwt") or {}).get("keys", []):
-        if "secret_env" in key:
-            check(key["secret_env"] in env_from_secret, f"{label}: {key['secret_env']} is not set from a Secret")
+        needed_env.append(key.get("secret_env"))
         needed_files += [key.get("secret_file"), key.get("public_key_file")]
+    for name in filter(None, needed_env):
+        check(name in env_from_secret, f"{label}: {name} is not set from a Secret")
     for path in filter(None, needed_files):
         check(any(path.startswith(mount + "/") for mount in secret_paths), f"{label}: {path} is not on a mounted Secret")
     # Secrets only by reference.
@@ -100,7 +104,8 @@ def metric_families(names_from):
 def exported_families():
     """Runs Usher against a tiny scenario that touches every metric family, then reads /metrics."""
     work = Path(tempfile.mkdtemp())
-    upstream_port, public, admin, dead = free_port(), free_port(), free_port(), free_port()
+    upstream_port, public, admin, dead, dead_redis = (free_port() for _ in range(5))
+    (work / "redis-password").write_text("unused\n")
     upstream = subprocess.Popen([sys.executable, "-m", "http.server", str(upstream_port), "--bind", "127.0.0.1"],
                                 cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     config = work / "routes.yaml"
@@ -113,6 +118,12 @@ routes:
   - {{ name: live, match: {{ path: /live }}, upstream: live, public: true }}
   - {{ name: dead, match: {{ path: /dead }}, upstream: dead, public: true }}
   - {{ name: private, match: {{ path: /private }}, upstream: live }}
+  - {{ name: limited, match: {{ path: /limited }}, upstream: live, public: true, rate_limits: [tight] }}
+rate_limiting:
+  # A Redis that is not there: store errors, the fallback, blocks and a bot signal.
+  redis: {{ url: "redis://127.0.0.1:{dead_redis}", password_file: "{work / 'redis-password'}", readiness: reported }}
+  policies:
+    tight: {{ limit: 1, window: 60s, key: [client], block: {{ after: 1, duration: 60s }}, bot_after: 1 }}
 """
     config.write_text(text)
     usher = subprocess.Popen([USHER, "run", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,7 +136,7 @@ routes:
                     break
             except OSError:
                 time.sleep(0.1)
-        for path in ["/live/", "/dead", "/dead", "/private", "/nope"]:
+        for path in ["/live/", "/dead", "/dead", "/private", "/nope"] + ["/limited"] * 5:
             try:
                 urllib.request.urlopen(base + path, timeout=5)
             except urllib.error.HTTPError:

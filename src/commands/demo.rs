@@ -39,6 +39,10 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
         document["upstreams"][name.as_str()]["targets"] =
             Value::Sequence(vec![Value::from(address.to_string())]);
     }
+    // One replica: its own in-process counts are the whole truth, no Redis needed.
+    if let Some(rate_limiting) = document["rate_limiting"].as_mapping_mut() {
+        rate_limiting.remove("redis");
+    }
     let directory = std::env::temp_dir().join(format!("usher-demo-{}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
     let credentials = demo_credentials(&directory, &mut document)?;

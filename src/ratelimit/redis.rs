@@ -71,15 +71,26 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
     };
     let url = read(&spec.url, "url");
     let password = read(&spec.password, "password");
-    if let (SecretRef::Env(_), Err(message)) = (&spec.url, crate::config::check_redis_url(&url)) {
-        errors.push((format!("{at}.url_env"), message));
-    } else if !url.is_empty() {
-        if let Err(e) = Config::from_url(&url) {
-            errors.push((
-                format!("{at}.url"),
-                format!("not a Redis URL Usher can use: {}", e.details()),
-            ));
-        }
+    // An unset or empty URL was reported above. One from the environment gets the same
+    // checks as a literal one (which the configuration compiler already made).
+    let problem = match &spec.url {
+        _ if url.is_empty() => None,
+        SecretRef::Env(_) => crate::config::check_redis_url(&url).err(),
+        _ => None,
+    }
+    .or_else(|| {
+        Config::from_url(&url)
+            .err()
+            .filter(|_| !url.is_empty())
+            .map(|e| format!("not a Redis URL Usher can use: {}", e.details()))
+    });
+    if let Some(message) = problem {
+        let key = if matches!(spec.url, SecretRef::Env(_)) {
+            "url_env"
+        } else {
+            "url"
+        };
+        errors.push((format!("{at}.{key}"), message));
     }
     if errors.is_empty() {
         Ok(RedisSettings {

@@ -116,10 +116,7 @@ impl Bucket {
     pub fn is_idle(&self, now: u64, window_us: u64) -> bool {
         self.blocked_until <= now
             && self.rejections_until <= now
-            && self
-                .admitted
-                .back()
-                .is_none_or(|&t| t + window_us <= now)
+            && self.admitted.back().is_none_or(|&t| t + window_us <= now)
     }
 }
 
