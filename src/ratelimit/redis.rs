@@ -11,8 +11,7 @@
 //!
 //! Each proxy worker thread gets its own connection, made on that thread's runtime the first
 //! time it needs one, so a decision never hops to another thread and back: measured, that
-//! hop cost more CPU than the Redis call itself. On one thread, the commands of concurrent
-//! requests also leave in one write.
+//! hop cost more CPU than the Redis call itself (docs/benchmarks.md).
 
 use super::window::{Block, Decision, Rule};
 use crate::config::{RedisSpec, SecretRef};
