@@ -181,7 +181,8 @@ async fn redis_counts_exactly_at_the_window_edge_in_one_round_trip_each() {
     assert_eq!(
         redis.command_calls("evalsha"),
         4,
-        "one EVALSHA per decision, nothing else: {}", gateway.stderr()
+        "one EVALSHA per decision, nothing else: {}",
+        gateway.stderr()
     );
     assert_eq!(redis.command_calls("eval"), 1, "the script was loaded once");
     // The keys expire by themselves.
