@@ -42,6 +42,8 @@ fn bad_files_report_every_error_with_its_place() {
         "bad-yaml",
         "bad-missing-listeners",
         "bad-rate-limits",
+        "bad-revocation",
+        "bad-revocation-store",
     ] {
         let (code, output) = usher("check", &format!("{fixture}.yaml"));
         assert_eq!(code, 1, "{fixture} must fail:\n{output}");

@@ -45,6 +45,14 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     }
     let directory = std::env::temp_dir().join(format!("usher-demo-{}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
+    // Without Redis, revoked token ids come from a file (re-read on SIGHUP).
+    if document["authentication"]["revocation"].is_mapping() {
+        let revoked = directory.join("revoked-tokens");
+        std::fs::write(&revoked, "# revoked token ids (jti), one per line\n")
+            .map_err(|e| e.to_string())?;
+        document["authentication"]["revocation"]["file"] =
+            Value::from(revoked.display().to_string());
+    }
     let credentials = demo_credentials(&directory, &mut document)?;
     let path = directory.join("routes.yaml");
     let text = serde_yaml::to_string(&document).map_err(|e| e.to_string())?;
@@ -117,13 +125,14 @@ fn demo_credentials(
     let issuer = jwt["issuer"].as_str().unwrap_or("").to_string();
     let audience = jwt["audiences"][0].as_str().unwrap_or("").to_string();
     document["authentication"]["api_keys"]["file"] = Value::from(keys_file.display().to_string());
-    let sign = |roles: &[&str]| {
+    let sign = |roles: &[&str], jti: &str| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let claims = serde_json::json!({
             "sub": "demo-user", "tenant_id": "tenant-demo", "roles": roles, "venue_ids": ["7"],
             "type": "access", "iss": issuer, "aud": audience, "iat": now, "exp": now + 3600,
+            "jti": jti,
         });
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         header.kid = Some("demo".into());
@@ -135,8 +144,8 @@ fn demo_credentials(
         .map_err(|e| e.to_string())
     };
     Ok(Credentials {
-        token: sign(&["customer", "venue_manager"])?,
-        admin_token: sign(&["admin"])?,
+        token: sign(&["customer", "venue_manager"], "demo-token")?,
+        admin_token: sign(&["admin"], "demo-admin-token")?,
         api_key,
     })
 }
@@ -171,12 +180,17 @@ Try:
   curl -si '{base}/api/v1/auth/login/..%2f..%2fvenues'
   # no such route
   curl -si {base}/nope
+  # revoke the token by its jti (demo-token) and reload: the same request is now 401
+  echo demo-token >> {revoked} && kill -HUP {pid}
+  curl -si {base}/api/v1/venues/7 -H "authorization: Bearer $TOKEN"
   # probes, health report and metrics on the admin port
   curl -s {admin}/health/ready
   curl -s {admin}/health
   curl -s {admin}/metrics | grep usher_http_requests_total
 "#,
         path = path.display(),
+        revoked = path.with_file_name("revoked-tokens").display(),
+        pid = std::process::id(),
         token = credentials.token,
         admin_token = credentials.admin_token,
         api_key = credentials.api_key,

@@ -83,6 +83,14 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
     let cors = raw.cors.as_ref().map(|raw| Arc::new(c.cors("cors", raw)));
     let listeners = c.listeners(&raw.listeners);
     let rate_limiting = c.rate_limiting(&raw.rate_limiting);
+    if let Some(revocation) = &authentication.revocation {
+        if revocation.file.is_none() && rate_limiting.redis.is_none() {
+            c.error(
+                "authentication.revocation",
+                "no store to look revoked tokens up in: configure rate_limiting.redis (shared with the auth service) or a file",
+            );
+        }
+    }
     if !raw.defaults.upstream.targets.is_empty() {
         c.error(
             "defaults.upstream.targets",
@@ -222,11 +230,41 @@ impl Compiler<'_> {
             .venue_access
             .as_ref()
             .map(|l| self.lookup("authentication.venue_access", l, &["{venue}", "{sub}"]));
+        let revocation = raw.revocation.as_ref().map(|r| self.revocation(r));
+        if revocation.is_some() && jwt.is_none() {
+            self.error(
+                "authentication.revocation",
+                "revocation applies to tokens: configure authentication.jwt",
+            );
+        }
         AuthenticationSpec {
             jwt,
             api_keys,
             user_status,
             venue_access,
+            revocation,
+        }
+    }
+
+    fn revocation(&mut self, raw: &RawRevocation) -> RevocationSpec {
+        let at = "authentication.revocation";
+        let key_template = raw
+            .key_template
+            .clone()
+            .unwrap_or_else(|| "session:blacklist:{jti}".to_string());
+        if !key_template.contains("{jti}") {
+            self.error(
+                format!("{at}.key_template"),
+                format!("\"{key_template}\" must contain {{jti}}"),
+            );
+        }
+        if raw.file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            self.error(format!("{at}.file"), "must name a file");
+        }
+        RevocationSpec {
+            key_template,
+            file: raw.file.clone(),
+            cache_ttl: raw.cache_ttl.map_or(Duration::from_secs(1), |d| d.0),
         }
     }
 

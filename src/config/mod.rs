@@ -170,6 +170,20 @@ pub struct AuthenticationSpec {
     pub user_status: Option<LookupSpec>,
     /// Asked whether a user may act on a venue (`{venue}`, `{sub}`, `{tenant}`).
     pub venue_access: Option<LookupSpec>,
+    pub revocation: Option<RevocationSpec>,
+}
+
+/// Where a token's `jti` is looked up before the token is accepted. With revocation on,
+/// a token without `jti` is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationSpec {
+    /// The Redis key that marks a token revoked, `{jti}` filled in; asked in
+    /// `rate_limiting.redis` when that is configured.
+    pub key_template: String,
+    /// Revoked ids, one per line, read with every snapshot.
+    pub file: Option<String>,
+    /// How long one answer from Redis is reused for the same `jti`.
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -131,6 +131,17 @@ pub struct RawAuthentication {
     pub api_keys: Option<RawApiKeys>,
     pub user_status: Option<RawLookup>,
     pub venue_access: Option<RawLookup>,
+    pub revocation: Option<RawRevocation>,
+}
+
+/// Where revoked token ids (`jti`) are found: keys in the shared Redis that the auth
+/// service writes, and/or a file of ids.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    pub key_template: Option<String>,
+    pub file: Option<String>,
+    pub cache_ttl: Option<Dur>,
 }
 
 /// A question asked of another service about a caller, answered by the HTTP status.

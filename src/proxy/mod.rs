@@ -44,7 +44,7 @@ use crate::respond::{self, Rejection};
 use crate::router::{rewrite_path, RouteMatch};
 use crate::security::events::{self, Severity};
 use crate::security::lookup::Answer;
-use crate::security::{jwt, CredentialKind, Identity, Security};
+use crate::security::{jwt, revocation, CredentialKind, Identity};
 use crate::snapshot::Live;
 use crate::snapshot::Snapshot;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
@@ -91,13 +91,8 @@ impl UsherProxy {
         self.identify(session, ctx, &snapshot, route).await?;
         self.limit(session, ctx, &snapshot, route).await?;
         if let Some(identity) = ctx.identity.clone() {
-            self.confirm(
-                ctx,
-                &snapshot.security,
-                &snapshot.config.routes[route],
-                &identity,
-            )
-            .await?;
+            self.confirm(ctx, &snapshot, &snapshot.config.routes[route], &identity)
+                .await?;
         }
         self.reserve_upstream(session, ctx, &snapshot, route)
     }
@@ -275,17 +270,18 @@ impl UsherProxy {
         }
     }
 
-    /// Asks the services themselves where the route wants it: whether the token's user is
-    /// still active (a banned user's unexpired token stops working), and whether the user
-    /// may act on the venue. Answers are cached; when a service cannot answer, the route's
-    /// `on_dependency_failure` decides (closed: 503).
+    /// Asks the services themselves where the route wants it: whether the token was revoked
+    /// and whether its user is still active (a banned user's unexpired token stops
+    /// working), and whether the user may act on the venue. Answers are cached; when a
+    /// service cannot answer, the route's `on_dependency_failure` decides (closed: 503).
     async fn confirm(
         &self,
         ctx: &RequestCtx,
-        security: &Security,
+        snapshot: &Snapshot,
         route: &RouteSpec,
         identity: &Identity,
     ) -> Result<(), Rejection> {
+        let security = &snapshot.security;
         let auth = &route.auth;
         let unavailable = |reason: &'static str| {
             security_event(ctx, reason, Severity::Low);
@@ -295,6 +291,21 @@ impl UsherProxy {
                 Err(Rejection::AuthUnavailable)
             }
         };
+        if let (Some(revocation), CredentialKind::Jwt) = (&security.revocation, identity.source) {
+            let Some(jti) = &identity.token_id else {
+                security_event(ctx, "token_without_jti", Severity::Medium);
+                return Err(Rejection::Unauthenticated);
+            };
+            let redis = snapshot.config.rate_limiting.redis.as_ref();
+            match revocation.check(jti, &snapshot.limiter, redis).await {
+                revocation::Status::Valid => {}
+                revocation::Status::Revoked => {
+                    security_event(ctx, "token_revoked", Severity::High);
+                    return Err(Rejection::Unauthenticated);
+                }
+                revocation::Status::Unavailable => unavailable("revocation_unavailable")?,
+            }
+        }
         let values = [
             ("sub", identity.subject.as_str()),
             ("tenant", identity.tenant.as_str()),

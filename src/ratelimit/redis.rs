@@ -12,6 +12,9 @@
 //! Each proxy worker thread gets its own connection, made on that thread's runtime the first
 //! time it needs one, so a decision never hops to another thread and back: measured, that
 //! hop cost more CPU than the Redis call itself (docs/benchmarks.md).
+//!
+//! The same connections answer revocation lookups (`EXISTS` on a key the auth service
+//! writes), so a replica keeps one set of Redis connections.
 
 use super::window::{Block, Decision, Rule};
 use crate::config::{RedisSpec, SecretRef};
@@ -109,6 +112,13 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
         })
     } else {
         Err(errors)
+    }
+}
+
+fn store_error(error: fred::error::Error) -> StoreError {
+    match error.kind() {
+        ErrorKind::Timeout => StoreError::Timeout,
+        _ => StoreError::Failed(error.to_string()),
     }
 }
 
@@ -246,15 +256,29 @@ impl RedisStore {
                 }
                 other => other,
             }
-            .map_err(|e| match e.kind() {
-                ErrorKind::Timeout => StoreError::Timeout,
-                _ => StoreError::Failed(e.to_string()),
-            })
+            .map_err(store_error)
         };
         let reply = tokio::time::timeout(self.settings.timeout, call)
             .await
             .map_err(|_| StoreError::Timeout)??;
         decision(&reply).ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
+    }
+
+    /// Whether `key` exists, within the same deadline as a decision. The key is used as
+    /// given: it belongs to another service, so `key_prefix` does not apply.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let call = async {
+            let client = self.thread_client().await?;
+            client
+                .with_options(&self.options)
+                .exists::<i64, _>(key)
+                .await
+                .map_err(store_error)
+        };
+        let found = tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout)??;
+        Ok(found > 0)
     }
 
     /// Waits up to `limit` for the first connection, so a gateway that starts next to a

@@ -171,6 +171,29 @@ impl Limiter {
         }
     }
 
+    /// Whether `key` exists in Redis, behind the same breaker as decisions (it is the same
+    /// Redis). `None` without Redis; `Some(Err(()))` when Redis cannot answer now.
+    pub async fn key_exists(
+        &self,
+        key: &str,
+        spec: Option<&RedisSpec>,
+    ) -> Option<Result<bool, ()>> {
+        let (shared, spec) = (self.shared.as_ref()?, spec?);
+        if !shared.may_try(spec) {
+            return Some(Err(()));
+        }
+        Some(match shared.redis.exists(key).await {
+            Ok(found) => {
+                shared.succeeded();
+                Ok(found)
+            }
+            Err(error) => {
+                shared.failed(spec, &error);
+                Err(())
+            }
+        })
+    }
+
     fn decide_locally(&self, bucket: &str, rule: &Rule) -> Decision {
         let started = Instant::now();
         let decision = self.local.decide(bucket, rule);

@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod jwt;
 mod keys;
 pub mod lookup;
+pub mod revocation;
 
 pub use identity::{CredentialKind, Identity};
 
@@ -36,6 +37,7 @@ pub struct Security {
     pub api_keys: Option<api_keys::ApiKeyStore>,
     pub user_status: Option<lookup::Lookup>,
     pub venue_access: Option<lookup::Lookup>,
+    pub revocation: Option<revocation::Revocation>,
 }
 
 impl Security {
@@ -64,6 +66,11 @@ impl Security {
                 .map_err(|message| error("authentication.api_keys.file".to_string(), message))
                 .ok()
         });
+        let revocation = config.authentication.revocation.as_ref().and_then(|spec| {
+            revocation::Revocation::load(spec)
+                .map_err(|message| error("authentication.revocation.file".to_string(), message))
+                .ok()
+        });
         if errors.is_empty() {
             let auth = &config.authentication;
             Ok(Security {
@@ -71,6 +78,7 @@ impl Security {
                 api_keys,
                 user_status: auth.user_status.as_ref().map(lookup::Lookup::new),
                 venue_access: auth.venue_access.as_ref().map(lookup::Lookup::new),
+                revocation,
             })
         } else {
             Err(ConfigErrors(errors))

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub ratelimit_bot_signals: IntCounterVec,
     pub shed_requests: IntCounterVec,
     pub shed_level: IntGauge,
+    pub revocation_checks: IntCounterVec,
 }
 
 /// Store call buckets from 50 µs to the longest deadline a Redis call may have (1 s).
@@ -193,6 +194,11 @@ impl Metrics {
             shed_level: plain_gauge(
                 "usher_shed_level",
                 "Tiers being shed at the last admission decision: 0 none, up to the number of tiers with shed_at.",
+            ),
+            revocation_checks: counter(
+                "usher_revocation_checks_total",
+                "Token revocation checks by result (valid, revoked, unavailable) and by where the answer came from (file, cache, redis).",
+                &["result", "source"],
             ),
             registry,
         }

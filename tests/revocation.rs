@@ -1,0 +1,201 @@
+//! Token revocation by `jti` through the real gateway: keys the auth service writes in a
+//! real redis-server, a file of ids when there is no Redis, answers cached per `jti`, and
+//! the per-route fail-closed / fail-open choice while Redis is down. Every refusal is
+//! checked against the upstream's hit count.
+
+mod common;
+
+use common::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-revocation";
+
+fn token(jti: Option<&str>) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = json!({"sub": "u1", "tenant_id": "t1", "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600});
+    if let Some(jti) = jti {
+        claims["jti"] = json!(jti);
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn config(dir: &Path, upstream: std::net::SocketAddr, revocation: &str, extra: &str) -> String {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    format!(
+        r#"
+authentication:
+  jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_file: "{}" }}] }}
+  revocation: {revocation}
+{extra}
+upstreams:
+  svc: {{ targets: ["{upstream}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: strict, match: {{ path: /strict }}, upstream: svc }}
+  - {{ name: lenient, match: {{ path: /lenient }}, upstream: svc, auth: {{ on_dependency_failure: open }} }}
+"#,
+        secret.display()
+    )
+}
+
+async fn call(gateway: &Gateway, path: &str, token: &str) -> Response {
+    request(
+        gateway.public,
+        "GET",
+        path,
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
+    let mut redis = RedisServer::start().await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start(&config(
+        dir.path(),
+        upstream.addr,
+        "{ cache_ttl: 0s }",
+        &format!(
+            "rate_limiting:\n  redis: {}",
+            redis.settings(", timeout: 1s, failure_threshold: 1, retry_interval: 200ms")
+        ),
+    ))
+    .await;
+    let (kept, revoked) = (token(Some("jti-kept")), token(Some("jti-revoked")));
+
+    assert_eq!(call(&gateway, "/strict", &revoked).await.status, 200);
+    // The auth service revokes the token: the next request is refused, on every route.
+    redis.cli(&["SET", "session:blacklist:jti-revoked", "1", "EX", "600"]);
+    let hits = upstream.hits();
+    for path in ["/strict", "/lenient"] {
+        let response = call(&gateway, path, &revoked).await;
+        assert_eq!(response.status, 401, "{path}");
+        assert_eq!(response.error_code(), "unauthenticated");
+    }
+    let response = call(&gateway, "/strict", &token(None)).await;
+    assert_eq!(
+        response.status, 401,
+        "with revocation on, a token needs a jti"
+    );
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "no refused request reached the upstream"
+    );
+    assert_eq!(call(&gateway, "/strict", &kept).await.status, 200);
+    assert!(redis.command_calls("exists") >= 4);
+    let metrics = gateway.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            r#"usher_revocation_checks_total{result="revoked",source="redis"}"#
+        ) >= Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            r#"usher_security_events_total{reason="token_without_jti",severity="medium"}"#
+        ) == Some(1.0),
+        "{metrics}"
+    );
+
+    // Redis down: the strict route cannot tell, so it refuses (503); the lenient route
+    // lets the token through, as its configuration says.
+    redis.kill();
+    let response = call(&gateway, "/strict", &kept).await;
+    assert_eq!(response.status, 503);
+    assert_eq!(response.error_code(), "auth_unavailable");
+    assert_eq!(call(&gateway, "/lenient", &kept).await.status, 200);
+
+    // Redis back (empty: no persistence in this test) and the revocation written again.
+    redis.restart().await;
+    redis.cli(&["SET", "session:blacklist:jti-revoked", "1"]);
+    let recovered = eventually(Duration::from_secs(10), || async {
+        call(&gateway, "/strict", &kept).await.status == 200
+            && call(&gateway, "/strict", &revoked).await.status == 401
+    })
+    .await;
+    assert!(recovered, "{}", gateway.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_are_reused_for_cache_ttl() {
+    let redis = RedisServer::start().await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start(&config(
+        dir.path(),
+        upstream.addr,
+        "{ cache_ttl: 10m }",
+        &format!(
+            "rate_limiting:\n  redis: {}",
+            redis.settings(", timeout: 1s")
+        ),
+    ))
+    .await;
+    let valid = token(Some("jti-cached"));
+    for _ in 0..5 {
+        assert_eq!(call(&gateway, "/strict", &valid).await.status, 200);
+    }
+    assert_eq!(redis.command_calls("exists"), 1, "one question per jti");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_redis_a_file_of_ids_is_read_on_every_reload() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revoked");
+    std::fs::write(&file, "# revoked by hand\njti-old\n\n").unwrap();
+    let gateway = Gateway::start(&config(
+        dir.path(),
+        upstream.addr,
+        &format!("{{ file: \"{}\" }}", file.display()),
+        "",
+    ))
+    .await;
+    let (old, new) = (token(Some("jti-old")), token(Some("jti-new")));
+    let hits = upstream.hits();
+    assert_eq!(call(&gateway, "/strict", &old).await.status, 401);
+    assert_eq!(upstream.hits(), hits);
+    assert_eq!(call(&gateway, "/strict", &new).await.status, 200);
+
+    std::fs::write(&file, "jti-old\njti-new\n").unwrap();
+    gateway.signal("HUP");
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        call(&gateway, "/strict", &new).await.status == 401
+    })
+    .await;
+    assert!(reloaded, "{}", gateway.stderr());
+
+    // A reload that cannot read the file is refused; the ids already read stay in force.
+    std::fs::remove_file(&file).unwrap();
+    gateway.signal("HUP");
+    let refused = eventually(Duration::from_secs(10), || async {
+        gateway.stderr().contains("authentication.revocation.file")
+    })
+    .await;
+    assert!(refused, "{}", gateway.stderr());
+    assert_eq!(call(&gateway, "/strict", &new).await.status, 401);
+    assert_eq!(
+        call(&gateway, "/strict", &token(Some("jti-3")))
+            .await
+            .status,
+        200
+    );
+}
