@@ -1,9 +1,14 @@
 //! A minimal HTTP/1.1 GET on a fresh connection, for the few requests Usher makes itself:
-//! JWKS fetches, user-status and venue lookups, and `usher probe`. `http://` only.
+//! JWKS fetches, user-status and venue lookups, and `usher probe`.
+//!
+//! `https://` URLs are verified against the system's CA certificates (OpenSSL's defaults:
+//! `SSL_CERT_FILE` or `SSL_CERT_DIR` replace them, for a private CA) and the URL's host
+//! name; there is no way to turn verification off.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A GET on a fresh connection; the status of the answer.
 pub async fn get(url: &str) -> Result<http::StatusCode, String> {
@@ -14,19 +19,44 @@ pub async fn get(url: &str) -> Result<http::StatusCode, String> {
 pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, Bytes), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
     let host = uri.host().ok_or("no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") | None => false,
+        Some(other) => return Err(format!("unsupported scheme {other}")),
+    };
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    // An IPv6 literal comes bracketed in the URI, not in the socket address.
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = tokio::net::TcpStream::connect((address, port))
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    if tls {
+        let connector = native_tls::TlsConnector::new().map_err(|e| format!("tls: {e}"))?;
+        let stream = tokio_native_tls::TlsConnector::from(connector)
+            .connect(address, stream)
+            .await
+            .map_err(|e| format!("tls handshake: {e}"))?;
+        exchange(stream, &uri, max_body).await
+    } else {
+        exchange(stream, &uri, max_body).await
+    }
+}
+
+async fn exchange<S>(
+    stream: S,
+    uri: &http::Uri,
+    max_body: usize,
+) -> Result<(http::StatusCode, Bytes), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let connection = tokio::spawn(connection);
+    let authority = uri.authority().map_or("", |a| a.as_str());
     let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(
-            http::header::HOST,
-            uri.authority().map_or(host, |a| a.as_str()),
-        )
+        .header(http::header::HOST, authority)
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::CONNECTION, "close")
         .header(http::header::USER_AGENT, "usher")

@@ -1,6 +1,7 @@
 //! Keys from the issuer's JWKS through the real gateway: startup fetch, rotation picked up
 //! on an unknown kid, rate-limited refreshes, stale keys kept through an outage, JWKs
-//! without `alg` skipped, and 503 when no key can be obtained at all.
+//! without `alg` skipped, 503 when no key can be obtained at all, and key sets and lookups
+//! over HTTPS, verified against a private CA.
 
 mod common;
 
@@ -247,5 +248,160 @@ async fn no_key_at_all_is_unavailable_not_unauthenticated() {
         status(&gateway, "garbage").await,
         401,
         "a malformed token is still 401"
+    );
+}
+
+/// A private CA and a certificate for 127.0.0.1 it signed: (the CA's PEM file, the
+/// server's identity).
+fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, native_tls::Identity) {
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=usher-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    let identity = native_tls::Identity::from_pkcs8(
+        &std::fs::read(dir.join("server.pem")).unwrap(),
+        &std::fs::read(dir.join("server.key")).unwrap(),
+    )
+    .unwrap();
+    (dir.join("ca.pem"), identity)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_key_sets_and_lookups_are_verified_against_the_trusted_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rs_pem, _, rs_jwk, _) = keys(dir.path());
+    let (ca, identity) = certificates(dir.path());
+    let keys = json!({"keys": [rs_jwk]}).to_string();
+    let issuer = StubServer::start_tls(
+        move |path| match path {
+            "/.well-known/jwks.json" => (200, keys.clone()),
+            "/internal/users/u1/status" => (200, String::new()),
+            _ => (404, String::new()),
+        },
+        identity,
+    )
+    .await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let body = format!(
+        r#"
+authentication:
+  jwt:
+    issuer: issuer
+    audiences: [api]
+    jwks: {{ url: "https://{0}/.well-known/jwks.json", timeout: 1s }}
+  user_status: {{ url: "https://{0}/internal/users/{{sub}}/status", timeout: 1s }}
+upstreams:
+  svc: {{ targets: ["{1}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: private, match: {{ path: /private }}, upstream: svc, auth: {{ user_status: true }} }}
+"#,
+        issuer.addr, upstream.addr
+    );
+    let token = token(
+        "k1",
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&rs_pem).unwrap(),
+    );
+
+    // Trusting the private CA (as a pod would with the CA mounted and SSL_CERT_FILE set):
+    // the key set and the user status both come over TLS.
+    let trusting = Gateway::start_with_env(&body, &[("SSL_CERT_FILE", ca.to_str().unwrap())]).await;
+    assert_eq!(
+        status(&trusting, &token).await,
+        200,
+        "{}",
+        trusting.stderr()
+    );
+    assert_eq!(
+        issuer.asked(),
+        ["/.well-known/jwks.json", "/internal/users/u1/status"]
+    );
+
+    // The same server is not trusted without its CA: no key can be obtained (503), and no
+    // request carried on past the handshake.
+    let asked = issuer.asked().len();
+    let strict = Gateway::start_with_env(&body, &[("SSL_CERT_FILE", "/nonexistent")]).await;
+    let response = request(
+        strict.public,
+        "GET",
+        "/private/x",
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status, 503);
+    assert_eq!(issuer.asked().len(), asked);
+    assert!(
+        strict.stderr().contains("tls handshake"),
+        "{}",
+        strict.stderr()
     );
 }

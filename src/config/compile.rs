@@ -269,14 +269,14 @@ impl Compiler<'_> {
     }
 
     fn lookup(&mut self, at: &str, raw: &RawLookup, required: &[&str]) -> LookupSpec {
-        let valid = raw.url.starts_with("http://")
+        let valid = (raw.url.starts_with("http://") || raw.url.starts_with("https://"))
             && raw
                 .url
                 .replace(['{', '}'], "")
                 .parse::<http::Uri>()
                 .is_ok_and(|u| u.host().is_some());
         if !valid {
-            self.error(format!("{at}.url"), format!("invalid URL \"{}\": expected http://host[:port]/path with {{sub}}, {{tenant}} or {{venue}} placeholders", raw.url));
+            self.error(format!("{at}.url"), format!("invalid URL \"{}\": expected http(s)://host[:port]/path with {{sub}}, {{tenant}} or {{venue}} placeholders", raw.url));
         }
         for placeholder in required {
             if !raw.url.contains(placeholder) {
@@ -340,18 +340,29 @@ impl Compiler<'_> {
         let jwks = raw.jwks.as_ref().and_then(|jwks| {
             let at = format!("{at}.jwks");
             let url = match jwks.url.parse::<http::Uri>() {
-                Ok(url) if url.scheme_str() == Some("http") && url.host().is_some() => url,
-                Ok(url) if url.scheme_str() == Some("https") => {
-                    self.error(format!("{at}.url"), "https JWKS URLs are not supported yet; use the issuer's in-cluster http:// address");
-                    return None;
+                Ok(url)
+                    if matches!(url.scheme_str(), Some("http" | "https"))
+                        && url.host().is_some() =>
+                {
+                    url
                 }
                 _ => {
-                    self.error(format!("{at}.url"), format!("invalid URL \"{}\": expected http://host[:port]/path", jwks.url));
+                    self.error(
+                        format!("{at}.url"),
+                        format!(
+                            "invalid URL \"{}\": expected http(s)://host[:port]/path",
+                            jwks.url
+                        ),
+                    );
                     return None;
                 }
             };
-            let refresh_interval = jwks.refresh_interval.map_or(Duration::from_secs(300), |d| d.0);
-            let min_refresh_interval = jwks.min_refresh_interval.map_or(Duration::from_secs(30), |d| d.0);
+            let refresh_interval = jwks
+                .refresh_interval
+                .map_or(Duration::from_secs(300), |d| d.0);
+            let min_refresh_interval = jwks
+                .min_refresh_interval
+                .map_or(Duration::from_secs(30), |d| d.0);
             self.positive(&format!("{at}.min_refresh_interval"), min_refresh_interval);
             let timeout = jwks.timeout.map_or(Duration::from_secs(2), |d| d.0);
             self.positive(&format!("{at}.refresh_interval"), refresh_interval);

@@ -211,7 +211,7 @@ pub struct JwtSpec {
 /// Keys published by the token issuer as a JSON Web Key Set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwksSpec {
-    /// An `http://` URL (the issuer's in-cluster address).
+    /// An `http://` or `https://` URL (the issuer's in-cluster address).
     pub url: http::Uri,
     pub refresh_interval: Duration,
     /// A token with an unknown `kid` triggers a refresh at most this often.

@@ -48,10 +48,29 @@ impl Gateway {
         Self::launch_with_log(text, "info").await
     }
 
+    /// Like [`Gateway::start`], with environment variables set for the process.
+    pub async fn start_with_env(body: &str, env: &[(&str, &str)]) -> Gateway {
+        let server = "threads: 2\n  grace_period: 5s";
+        Self::spawn(
+            |public, admin| Self::document(public, admin, server, body),
+            "info",
+            env,
+        )
+        .await
+    }
+
     /// Like [`Gateway::launch`], with a `USHER_LOG` filter.
     pub async fn launch_with_log(
         text: impl FnOnce(SocketAddr, SocketAddr) -> String,
         log_filter: &str,
+    ) -> Gateway {
+        Self::spawn(text, log_filter, &[]).await
+    }
+
+    async fn spawn(
+        text: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        log_filter: &str,
+        env: &[(&str, &str)],
     ) -> Gateway {
         let dir = tempfile::tempdir().expect("temporary directory");
         let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -64,6 +83,7 @@ impl Gateway {
             .args(["run", "--config"])
             .arg(&config_path)
             .env("USHER_LOG", log_filter)
+            .envs(env.iter().copied())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr))
             .spawn()
@@ -340,6 +360,22 @@ impl StubServer {
     where
         F: Fn(&str) -> (u16, String) + Send + Sync + 'static,
     {
+        Self::serve(answer, None).await
+    }
+
+    /// Like [`StubServer::start`], over TLS with `identity`'s certificate.
+    pub async fn start_tls<F>(answer: F, identity: native_tls::Identity) -> StubServer
+    where
+        F: Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    {
+        let acceptor = native_tls::TlsAcceptor::new(identity).unwrap();
+        Self::serve(answer, Some(tokio_native_tls::TlsAcceptor::from(acceptor))).await
+    }
+
+    async fn serve<F>(answer: F, tls: Option<tokio_native_tls::TlsAcceptor>) -> StubServer
+    where
+        F: Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    {
         use hyper::service::service_fn;
         use std::sync::{Arc, Mutex};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -352,7 +388,7 @@ impl StubServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (log, answer) = (Arc::clone(&log), Arc::clone(&answer));
+                let (log, answer, tls) = (Arc::clone(&log), Arc::clone(&answer), tls.clone());
                 tokio::spawn(async move {
                     let service =
                         service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -368,9 +404,17 @@ impl StubServer {
                                 )
                             }
                         });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
