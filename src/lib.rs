@@ -9,10 +9,11 @@
 //! computed when the snapshot was built.
 //!
 //! ```text
-//!  client ──► request_filter ─────────────────────────────────────────► upstream_peer ──► upstream
+//!  client ──► head_deadline (408) ──► request_filter ────────────────────► upstream_peer ──► upstream
 //!             ids, CORS preflight, snapshot, filters::hardening,        pool.select:
 //!             path::normalize, router, filters::identity_headers,        healthy, untried,
 //!             filters::access → authenticate → authorize (security),     timeouts ≤ deadline
+//!             ratelimit (shedding, policies), revocation and lookups,
 //!             body limit, bulkhead, circuit breaker
 //!  client ◄── response_filter ◄── upstream_response_filter ◄──────────────────────────── upstream
 //!             ids, security headers, CORS   status, breaker outcome    fail_to_connect: eject, retry
@@ -33,6 +34,7 @@ pub mod control;
 pub mod echo;
 pub mod fetch;
 pub mod filters;
+pub mod head_deadline;
 pub mod path;
 pub mod prepare;
 pub mod proxy;

@@ -48,6 +48,8 @@ pub enum Rejection {
     /// The request's framing or headers are ambiguous or abusive; the text says which.
     Malformed(&'static str),
     UriTooLong,
+    /// The request head did not arrive within `limits.request_head_timeout`.
+    RequestTimeout,
     HeadersTooLarge,
     Forbidden,
     /// A CORS preflight that the route's policy does not allow.
@@ -75,6 +77,7 @@ impl Rejection {
             Rejection::BadPath(_) | Rejection::BadRequest | Rejection::Malformed(_) => 400,
             Rejection::Forbidden | Rejection::CorsRefused => 403,
             Rejection::UriTooLong => 414,
+            Rejection::RequestTimeout => 408,
             Rejection::HeadersTooLarge => 431,
             Rejection::Unauthenticated => 401,
             Rejection::NoRoute => 404,
@@ -103,6 +106,7 @@ impl Rejection {
             Rejection::CorsRefused => "cors_refused",
             Rejection::AuthUnavailable => "auth_unavailable",
             Rejection::UriTooLong => "uri_too_long",
+            Rejection::RequestTimeout => "request_timeout",
             Rejection::HeadersTooLarge => "headers_too_large",
             Rejection::Unauthenticated => "unauthenticated",
             Rejection::NoRoute => "route_not_found",
@@ -131,6 +135,7 @@ impl Rejection {
             Rejection::CorsRefused => "this cross-origin request is not allowed".into(),
             Rejection::AuthUnavailable => "credentials cannot be verified right now".into(),
             Rejection::UriTooLong => "the request target is too long".into(),
+            Rejection::RequestTimeout => "the request was not received in time".into(),
             Rejection::HeadersTooLarge => "the request headers are too many or too large".into(),
             Rejection::Unauthenticated => "authentication is required".into(),
             Rejection::NoRoute => "no route matches this request".into(),

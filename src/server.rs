@@ -8,6 +8,7 @@
 
 use crate::admin::AdminApp;
 use crate::control::ControlPlane;
+use crate::head_deadline::HeadDeadline;
 use crate::prepare::Prepared;
 use crate::proxy::UsherProxy;
 use crate::snapshot::Live;
@@ -41,9 +42,13 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
 
     let live = Arc::new(Live::default());
     let access_log = config.server.access_log.then(AccessLog::start);
-    let mut proxy = pingora::proxy::http_proxy_service(
+    let app = pingora::proxy::http_proxy(
         &server.configuration,
         UsherProxy::new(Arc::clone(&live), access_log),
+    );
+    let mut proxy = Service::new(
+        "usher proxy".to_string(),
+        HeadDeadline::new(app, Arc::clone(&live)),
     );
     proxy.threads = Some(threads);
     let public = config.listeners.public.to_string();
@@ -59,7 +64,7 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
         }
     }
     if config.listeners.h2c {
-        if let Some(app) = proxy.app_logic_mut() {
+        if let Some(app) = proxy.app_logic_mut().and_then(HeadDeadline::inner_mut) {
             let mut options = HttpServerOptions::default();
             options.h2c = true;
             app.server_options = Some(options);

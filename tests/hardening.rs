@@ -79,3 +79,138 @@ routes:
         "{metrics}"
     );
 }
+
+/// Reads until the server closes the connection or `limit` passes; returns what came and
+/// whether the server closed.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_heads_have_a_total_deadline_but_bodies_and_idle_keepalive_do_not() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&format!(
+        r#"
+limits: {{ request_head_timeout: 1s }}
+upstreams:
+  svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: open, match: {{ path: / }}, upstream: svc, public: true }}
+"#,
+        upstream.addr
+    ))
+    .await;
+    let hits = upstream.hits();
+
+    // Slowloris: a header byte every 200 ms would satisfy any per-read timeout forever.
+    let mut slow = TcpStream::connect(gateway.public).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Drip: ")
+        .await
+        .unwrap();
+    let drip = async {
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if slow.write_all(b"a").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(1600), drip).await;
+    let (answer, closed) = read_until_closed(&mut slow, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer:?}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    assert!(closed, "the connection is closed after the 408");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A connection that never sends anything is closed at the deadline too.
+    let mut silent = TcpStream::connect(gateway.public).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408 ") && closed, "{answer:?}");
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "no timed-out head reached the upstream"
+    );
+
+    // A quick head with a slow body is fine, and so is idling between keep-alive requests
+    // for longer than the deadline.
+    let mut patient = TcpStream::connect(gateway.public).await.unwrap();
+    patient
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        .await
+        .unwrap();
+    for chunk in [b"ab", b"cd", b"ef"] {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        patient.write_all(chunk).await.unwrap();
+    }
+    let response = read_response(&mut patient).await;
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    patient
+        .write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut patient).await;
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"usher_security_events_total{reason="request_head_timeout",severity="low"}"#
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+}
+
+/// Reads one response with a Content-Length body from a kept-alive connection.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return;
+                }
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -42,6 +42,7 @@ mod builtin {
     pub const MAX_HEADERS: usize = 100;
     pub const MAX_HEADER_BYTES: u64 = 32 << 10;
     pub const MAX_URI_BYTES: u64 = 8 << 10;
+    pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// Client headers that carry identity or steer internal routing: removed from every request,
@@ -601,7 +602,11 @@ impl Compiler<'_> {
                 .max_header_bytes
                 .map_or(builtin::MAX_HEADER_BYTES, |s| s.0),
             max_uri_bytes: raw.max_uri_bytes.map_or(builtin::MAX_URI_BYTES, |s| s.0),
+            request_head_timeout: raw
+                .request_head_timeout
+                .map_or(builtin::REQUEST_HEAD_TIMEOUT, |d| d.0),
         };
+        self.positive("limits.request_head_timeout", limits.request_head_timeout);
         for (key, zero) in [
             ("max_headers", limits.max_headers == 0),
             ("max_header_bytes", limits.max_header_bytes == 0),

@@ -269,6 +269,9 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_header_bytes: u64,
     pub max_uri_bytes: u64,
+    /// The most a client may take to send a request head, from the connection's start
+    /// (first request) or from the head's first byte (later requests on the connection).
+    pub request_head_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -221,6 +221,7 @@ pub struct RawLimits {
     pub max_headers: Option<usize>,
     pub max_header_bytes: Option<ByteSize>,
     pub max_uri_bytes: Option<ByteSize>,
+    pub request_head_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

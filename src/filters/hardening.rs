@@ -153,6 +153,7 @@ mod tests {
             max_headers: 5,
             max_header_bytes: 200,
             max_uri_bytes: 40,
+            request_head_timeout: std::time::Duration::from_secs(10),
         }
     }
 

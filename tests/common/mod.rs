@@ -24,12 +24,22 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
-/// A port nothing listens on right now (bound, read, released).
+/// A port nothing listens on right now (bound, read, released), and not handed out before
+/// by this test process: the kernel may give a just-released port again, and a gateway
+/// whose two listeners got the same one refuses to start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding an ephemeral port")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("binding an ephemeral port")
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Gateway {

@@ -1,0 +1,406 @@
+//! A total deadline for receiving each request head (408, `limits.request_head_timeout`).
+//!
+//! Pingora times each read of a head (60 s) but not the head as a whole, and runs no Usher
+//! code before the head is complete, so a client that sends a byte every few seconds holds
+//! a connection for as long as it likes (slowloris). [`HeadDeadline`] wraps the proxy
+//! application and puts each HTTP/1 connection's stream inside a [`DeadlineStream`], which
+//! watches the bytes going by:
+//! - a head starts when the connection opens, and on a reused connection with the first
+//!   byte read after a final response began (idle time between requests is Pingora's
+//!   keep-alive timeout, not a head);
+//! - it ends at the blank line that ends every HTTP/1 head;
+//! - a read while a head is open past its deadline writes a 408 in the common error shape,
+//!   records a `request_head_timeout` security event and fails, so Pingora closes the
+//!   connection.
+//!
+//! HTTP/2 (negotiated by ALPN) frames its own headers and is passed through untouched;
+//! after a `101 Switching Protocols` the connection is a tunnel and no longer watched.
+
+use crate::respond::Rejection;
+use crate::security::events::{self, Severity};
+use crate::snapshot::Live;
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::TlsRef;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The proxy application, with a head deadline on each HTTP/1 connection. The deadline in
+/// force when a connection opens applies to it (so reloads change it for new connections).
+pub struct HeadDeadline<A> {
+    inner: Arc<A>,
+    live: Arc<Live>,
+}
+
+impl<A> HeadDeadline<A> {
+    pub fn new(inner: A, live: Arc<Live>) -> Self {
+        HeadDeadline {
+            inner: Arc::new(inner),
+            live,
+        }
+    }
+
+    pub fn inner_mut(&mut self) -> Option<&mut A> {
+        Arc::get_mut(&mut self.inner)
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.inner.process_new(stream, shutdown).await;
+        }
+        let Some(limit) = self
+            .live
+            .current()
+            .map(|s| s.config.limits.request_head_timeout)
+        else {
+            return self.inner.process_new(stream, shutdown).await;
+        };
+        // Pingora's HTTP application serves every request of the connection in this call
+        // and hands nothing back for reuse, so the stream is wrapped once.
+        let stream: Stream = Box::new(DeadlineStream::new(stream, limit));
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Receiving a head that must be complete by this instant.
+    Head(Instant),
+    /// The head is in; the body, the upstream and the response follow.
+    Message,
+    /// A final response began: the next byte read starts the next head.
+    BetweenRequests,
+    /// Upgraded (WebSocket), or the deadline passed: nothing more to watch.
+    Done,
+}
+
+/// A connection's stream with a deadline on each request head; everything else is passed
+/// to the stream inside.
+#[derive(Debug)]
+pub struct DeadlineStream {
+    inner: Stream,
+    limit: Duration,
+    phase: Phase,
+    /// Progress towards the blank line: 1 after `\n`, 2 after `\n\r`.
+    blank_line: u8,
+    /// Made only when a read of an open head has to wait.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl DeadlineStream {
+    pub fn new(inner: Stream, limit: Duration) -> Self {
+        DeadlineStream {
+            inner,
+            limit,
+            phase: Phase::Head(Instant::now() + limit),
+            blank_line: 0,
+            timer: None,
+        }
+    }
+
+    /// Follows the bytes just read through the head.
+    fn read(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.phase == Phase::BetweenRequests {
+            self.phase = Phase::Head(Instant::now() + self.limit);
+            self.blank_line = 0;
+        }
+        if !matches!(self.phase, Phase::Head(_)) {
+            return;
+        }
+        for &byte in bytes {
+            self.blank_line = match (self.blank_line, byte) {
+                (1 | 2, b'\n') => {
+                    self.phase = Phase::Message;
+                    return;
+                }
+                (_, b'\n') => 1,
+                (1, b'\r') => 2,
+                _ => 0,
+            };
+        }
+    }
+
+    /// Follows a write: the status line of a final response ends the message.
+    fn wrote(&mut self, bytes: &[u8]) {
+        if self.phase != Phase::Message || !bytes.starts_with(b"HTTP/1.") || bytes.len() < 12 {
+            return;
+        }
+        match &bytes[9..12] {
+            b"101" => self.phase = Phase::Done,
+            [b'1', _, _] => {}
+            _ => self.phase = Phase::BetweenRequests,
+        }
+    }
+
+    /// True when an open head is past its deadline (and registers a wake-up for it when
+    /// not, if the read has to wait).
+    fn expired(&mut self, cx: &mut Context<'_>, waiting: bool) -> bool {
+        let Phase::Head(deadline) = self.phase else {
+            return false;
+        };
+        if Instant::now() >= deadline {
+            return true;
+        }
+        if waiting {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            return timer.as_mut().poll(cx).is_ready();
+        }
+        false
+    }
+
+    /// Answers 408 if the socket takes it at once, and records the event.
+    fn refuse(&mut self, cx: &mut Context<'_>) -> std::io::Error {
+        self.phase = Phase::Done;
+        let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
+        let response = timeout_response(&request_id);
+        let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        let client = self
+            .inner
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        events::record(
+            "request_head_timeout",
+            Severity::Low,
+            &events::Context {
+                request_id: &request_id,
+                client,
+                route: None,
+                path: "-",
+            },
+        );
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "request head not received within limits.request_head_timeout",
+        )
+    }
+}
+
+/// The 408 in the common error shape, closing the connection.
+fn timeout_response(request_id: &str) -> Vec<u8> {
+    let rejection = Rejection::RequestTimeout;
+    let body = rejection.body(request_id);
+    let mut response = b"HTTP/1.1 408 Request Timeout\r\n".to_vec();
+    if let Ok(header) = rejection.header(request_id, body.len(), &[]) {
+        for (name, value) in header.headers.iter() {
+            response.extend_from_slice(name.as_str().as_bytes());
+            response.extend_from_slice(b": ");
+            response.extend_from_slice(value.as_bytes());
+            response.extend_from_slice(b"\r\n");
+        }
+    }
+    response.extend_from_slice(b"connection: close\r\n\r\n");
+    response.extend_from_slice(&body);
+    response
+}
+
+impl AsyncRead for DeadlineStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.read(&buf.filled()[before..]);
+                if this.expired(cx, false) {
+                    return Poll::Ready(Err(this.refuse(cx)));
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx, true) => Poll::Ready(Err(this.refuse(cx))),
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for DeadlineStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        this.wrote(buf);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            this.wrote(first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for DeadlineStream {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for DeadlineStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for DeadlineStream {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for DeadlineStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for DeadlineStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for DeadlineStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for DeadlineStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> DeadlineStream {
+        let io = tokio_test_stream();
+        DeadlineStream::new(io, Duration::from_secs(10))
+    }
+
+    /// A real socket pair end, as a Pingora stream (never read here).
+    fn tokio_test_stream() -> Stream {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let a = tokio::net::UnixStream::from_std(a).unwrap();
+        Box::new(pingora::protocols::l4::stream::Stream::from(a))
+    }
+
+    #[tokio::test]
+    async fn heads_end_at_the_blank_line_in_any_split() {
+        for ending in [&b"\r\n\r\n"[..], b"\n\n", b"\n\r\n"] {
+            let mut s = stream();
+            s.read(b"GET / HTTP/1.1\r\nhost: a");
+            assert!(matches!(s.phase, Phase::Head(_)));
+            for byte in ending {
+                s.read(&[*byte]);
+            }
+            assert_eq!(s.phase, Phase::Message, "{ending:?}");
+        }
+        let mut s = stream();
+        s.read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody with\r\n\r\n");
+        assert_eq!(s.phase, Phase::Message);
+    }
+
+    #[tokio::test]
+    async fn the_next_head_starts_after_a_final_response() {
+        let mut s = stream();
+        s.read(b"POST / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n");
+        s.wrote(b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.read(b"a body without a blank line");
+        assert_eq!(s.phase, Phase::Message, "an interim response ends nothing");
+        s.wrote(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(s.phase, Phase::BetweenRequests);
+        s.wrote(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(s.phase, Phase::BetweenRequests);
+        s.read(b"G");
+        assert!(matches!(s.phase, Phase::Head(_)));
+        s.read(b"ET / HTTP/1.1\r\n\r\n");
+        s.wrote(b"HTTP/1.1 101 Switching Protocols\r\n");
+        assert_eq!(s.phase, Phase::Done, "a tunnel is not watched");
+        s.read(b"frames");
+        assert_eq!(s.phase, Phase::Done);
+    }
+}
