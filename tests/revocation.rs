@@ -115,19 +115,31 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         "{metrics}"
     );
 
-    // Redis down: the strict route cannot tell, so it refuses (503); the lenient route
-    // lets the token through, as its configuration says.
+    // Redis down: a token Redis answered for within stale_if_error keeps its answer; for
+    // a token never seen the strict route cannot tell, so it refuses (503), and the lenient
+    // route lets it through, as its configuration says.
     redis.kill();
-    let response = call(&gateway, "/strict", &kept).await;
+    assert_eq!(call(&gateway, "/strict", &kept).await.status, 200);
+    assert_eq!(call(&gateway, "/strict", &revoked).await.status, 401);
+    let unseen = token(Some("jti-unseen"));
+    let response = call(&gateway, "/strict", &unseen).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.error_code(), "auth_unavailable");
-    assert_eq!(call(&gateway, "/lenient", &kept).await.status, 200);
+    assert_eq!(call(&gateway, "/lenient", &unseen).await.status, 200);
+    let metrics = gateway.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            r#"usher_revocation_checks_total{result="valid",source="stale"}"#
+        ) >= Some(1.0),
+        "{metrics}"
+    );
 
     // Redis back (empty: no persistence in this test) and the revocation written again.
     redis.restart().await;
     redis.cli(&["SET", "session:blacklist:jti-revoked", "1"]);
     let recovered = eventually(Duration::from_secs(10), || async {
-        call(&gateway, "/strict", &kept).await.status == 200
+        call(&gateway, "/strict", &unseen).await.status == 200
             && call(&gateway, "/strict", &revoked).await.status == 401
     })
     .await;

@@ -170,6 +170,12 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     # The shipped file shares counts through Redis; the benchmark's Usher either runs
     # without it (local store) or with the benchmark's own redis-server.
     text = re.sub(r"^  redis: .*\n", f"  redis: {redis}\n" if redis else "", text, count=1, flags=re.M)
+    # Revoked tokens: in the benchmark's Redis (answers cached per jti for the shipped
+    # cache_ttl), or without Redis from an empty file.
+    if not redis:
+        revoked = directory / "revoked-tokens"
+        revoked.write_text("")
+        text = text.replace('    key_template: "session:blacklist:{jti}"\n', f'    file: "{revoked}"\n', 1)
     unlimited = "default_rate_limits: false"
     text = text.rstrip() + f"\n  - {{ name: bench-plain, match: {{ path: /bench/plain }}, upstream: tickets, public: true, {unlimited} }}\n"
     text += f"  - {{ name: bench-auth, match: {{ path: /bench/auth }}, upstream: tickets, {unlimited} }}\n"
@@ -233,6 +239,7 @@ def bench_token():
     claims = b64(json.dumps({
         "sub": "bench-user", "tenant_id": "tenant-bench", "roles": ["customer"], "type": "access",
         "iss": "tickettoken-auth", "aud": "tickettoken-api", "iat": now, "exp": now + 3600,
+        "jti": "bench-token",
     }).encode())
     signature = hmac.new(JWT_SECRET.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
     return f"{header}.{claims}.{b64(signature)}"
@@ -374,6 +381,7 @@ def main():
             ("usher-limited-local", usher, "/bench/limited", ()),
             ("usher-limited-redis", usher_redis, "/bench/limited", ()),
             ("usher-redis-unlimited", usher_redis, "/bench/plain", ()),
+            ("usher-jwt-redis", usher_redis, "/bench/auth", (f"Authorization: Bearer {bench_token()}",)),
             ("usher-429", usher, "/bench/refused", ()),
             ("usher-401", usher, "/api/v1/venues/7", ()),
             ("usher-404", usher, "/nope", ()),

@@ -266,6 +266,7 @@ impl Compiler<'_> {
             key_template,
             file: raw.file.clone(),
             cache_ttl: raw.cache_ttl.map_or(Duration::from_secs(1), |d| d.0),
+            stale_if_error: raw.stale_if_error.map_or(Duration::from_secs(300), |d| d.0),
         }
     }
 

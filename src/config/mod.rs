@@ -184,6 +184,8 @@ pub struct RevocationSpec {
     pub file: Option<String>,
     /// How long one answer from Redis is reused for the same `jti`.
     pub cache_ttl: Duration,
+    /// While Redis cannot answer, an answer up to this old still counts.
+    pub stale_if_error: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

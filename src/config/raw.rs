@@ -142,6 +142,7 @@ pub struct RawRevocation {
     pub key_template: Option<String>,
     pub file: Option<String>,
     pub cache_ttl: Option<Dur>,
+    pub stale_if_error: Option<Dur>,
 }
 
 /// A question asked of another service about a caller, answered by the HTTP status.

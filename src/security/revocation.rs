@@ -4,7 +4,9 @@
 //! where there is no Redis, and on top of it.
 //!
 //! Redis answers are reused for `cache_ttl` per `jti`, so a revocation reaches every
-//! replica within that time. When Redis cannot answer, the route's `on_dependency_failure`
+//! replica within that time. When Redis cannot answer, an answer up to `stale_if_error`
+//! old still counts (callers active before the outage keep working; nothing revoked during
+//! it could be learned anyway); for other tokens the route's `on_dependency_failure`
 //! decides (closed: 503).
 
 use crate::config::{RedisSpec, RevocationSpec};
@@ -25,6 +27,7 @@ pub enum Status {
 pub struct Revocation {
     key_template: String,
     cache_ttl: std::time::Duration,
+    stale_if_error: std::time::Duration,
     /// Ids listed in the file.
     listed: HashSet<String>,
     /// Redis's answers: revoked or not, and when.
@@ -50,6 +53,7 @@ impl Revocation {
         Ok(Revocation {
             key_template: spec.key_template.clone(),
             cache_ttl: spec.cache_ttl,
+            stale_if_error: spec.stale_if_error,
             listed,
             answers: Mutex::new(HashMap::new()),
         })
@@ -60,7 +64,7 @@ impl Revocation {
         if self.listed.contains(jti) {
             return counted(Status::Revoked, "file");
         }
-        if let Some(revoked) = self.cached(jti) {
+        if let Some(revoked) = self.cached(jti, self.cache_ttl) {
             return counted(status(revoked), "cache");
         }
         let key = self.key_template.replace("{jti}", jti);
@@ -74,14 +78,17 @@ impl Revocation {
                 answers.insert(jti.to_string(), (revoked, Instant::now()));
                 counted(status(revoked), "redis")
             }
-            Some(Err(())) => counted(Status::Unavailable, "redis"),
+            Some(Err(())) => match self.cached(jti, self.stale_if_error) {
+                Some(revoked) => counted(status(revoked), "stale"),
+                None => counted(Status::Unavailable, "redis"),
+            },
         }
     }
 
-    fn cached(&self, jti: &str) -> Option<bool> {
+    fn cached(&self, jti: &str, max_age: std::time::Duration) -> Option<bool> {
         let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         let (revoked, at) = answers.get(jti)?;
-        (at.elapsed() < self.cache_ttl).then_some(*revoked)
+        (at.elapsed() < max_age).then_some(*revoked)
     }
 }
 

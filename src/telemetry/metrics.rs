@@ -197,7 +197,7 @@ impl Metrics {
             ),
             revocation_checks: counter(
                 "usher_revocation_checks_total",
-                "Token revocation checks by result (valid, revoked, unavailable) and by where the answer came from (file, cache, redis).",
+                "Token revocation checks by result (valid, revoked, unavailable) and by where the answer came from (file, cache, redis, stale: an older answer while Redis cannot answer).",
                 &["result", "source"],
             ),
             registry,
