@@ -125,16 +125,7 @@ routes:
 }
 
 async fn status(gateway: &Gateway, token: &str) -> u16 {
-    request(
-        gateway.public,
-        "GET",
-        "/private/x",
-        &[("authorization", &format!("Bearer {token}"))],
-        None,
-    )
-    .await
-    .unwrap()
-    .status
+    bearer_get(gateway, "/private/x", token).await.status
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,15 +379,7 @@ routes:
     // request carried on past the handshake.
     let asked = issuer.asked().len();
     let strict = Gateway::start_with_env(&body, &[("SSL_CERT_FILE", "/nonexistent")]).await;
-    let response = request(
-        strict.public,
-        "GET",
-        "/private/x",
-        &[("authorization", &format!("Bearer {token}"))],
-        None,
-    )
-    .await
-    .unwrap();
+    let response = bearer_get(&strict, "/private/x", &token).await;
     assert_eq!(response.status, 503);
     assert_eq!(issuer.asked().len(), asked);
     assert!(

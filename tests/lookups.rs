@@ -85,20 +85,9 @@ routes:
         upstream.addr
     ))
     .await;
-    let call = |path: &'static str, token: String| {
-        let public = gateway.public;
-        async move {
-            request(
-                public,
-                "GET",
-                path,
-                &[("authorization", &format!("Bearer {token}"))],
-                None,
-            )
-            .await
-            .unwrap()
-            .status
-        }
+    let gateway = &gateway;
+    let call = |path: &'static str, token: String| async move {
+        bearer_get(gateway, path, &token).await.status
     };
 
     assert_eq!(call("/orders/1", token("u1", &[])).await, 200);

@@ -49,18 +49,6 @@ routes:
     )
 }
 
-async fn call(gateway: &Gateway, path: &str, token: &str) -> Response {
-    request(
-        gateway.public,
-        "GET",
-        path,
-        &[("authorization", &format!("Bearer {token}"))],
-        None,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
     let mut redis = RedisServer::start().await;
@@ -78,16 +66,16 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
     .await;
     let (kept, revoked) = (token(Some("jti-kept")), token(Some("jti-revoked")));
 
-    assert_eq!(call(&gateway, "/strict", &revoked).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/strict", &revoked).await.status, 200);
     // The auth service revokes the token: the next request is refused, on every route.
     redis.cli(&["SET", "session:blacklist:jti-revoked", "1", "EX", "600"]);
     let hits = upstream.hits();
     for path in ["/strict", "/lenient"] {
-        let response = call(&gateway, path, &revoked).await;
+        let response = bearer_get(&gateway, path, &revoked).await;
         assert_eq!(response.status, 401, "{path}");
         assert_eq!(response.error_code(), "unauthenticated");
     }
-    let response = call(&gateway, "/strict", &token(None)).await;
+    let response = bearer_get(&gateway, "/strict", &token(None)).await;
     assert_eq!(
         response.status, 401,
         "with revocation on, a token needs a jti"
@@ -97,7 +85,7 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         hits,
         "no refused request reached the upstream"
     );
-    assert_eq!(call(&gateway, "/strict", &kept).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/strict", &kept).await.status, 200);
     assert!(redis.command_calls("exists") >= 4);
     let metrics = gateway.metrics().await;
     assert!(
@@ -119,13 +107,13 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
     // a token never seen the strict route cannot tell, so it refuses (503), and the lenient
     // route lets it through, as its configuration says.
     redis.kill();
-    assert_eq!(call(&gateway, "/strict", &kept).await.status, 200);
-    assert_eq!(call(&gateway, "/strict", &revoked).await.status, 401);
+    assert_eq!(bearer_get(&gateway, "/strict", &kept).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/strict", &revoked).await.status, 401);
     let unseen = token(Some("jti-unseen"));
-    let response = call(&gateway, "/strict", &unseen).await;
+    let response = bearer_get(&gateway, "/strict", &unseen).await;
     assert_eq!(response.status, 503);
     assert_eq!(response.error_code(), "auth_unavailable");
-    assert_eq!(call(&gateway, "/lenient", &unseen).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/lenient", &unseen).await.status, 200);
     let metrics = gateway.metrics().await;
     assert!(
         metric_value(
@@ -139,8 +127,8 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
     redis.restart().await;
     redis.cli(&["SET", "session:blacklist:jti-revoked", "1"]);
     let recovered = eventually(Duration::from_secs(10), || async {
-        call(&gateway, "/strict", &unseen).await.status == 200
-            && call(&gateway, "/strict", &revoked).await.status == 401
+        bearer_get(&gateway, "/strict", &unseen).await.status == 200
+            && bearer_get(&gateway, "/strict", &revoked).await.status == 401
     })
     .await;
     assert!(recovered, "{}", gateway.stderr());
@@ -163,7 +151,7 @@ async fn answers_are_reused_for_cache_ttl() {
     .await;
     let valid = token(Some("jti-cached"));
     for _ in 0..5 {
-        assert_eq!(call(&gateway, "/strict", &valid).await.status, 200);
+        assert_eq!(bearer_get(&gateway, "/strict", &valid).await.status, 200);
     }
     assert_eq!(redis.command_calls("exists"), 1, "one question per jti");
 }
@@ -183,14 +171,14 @@ async fn without_redis_a_file_of_ids_is_read_on_every_reload() {
     .await;
     let (old, new) = (token(Some("jti-old")), token(Some("jti-new")));
     let hits = upstream.hits();
-    assert_eq!(call(&gateway, "/strict", &old).await.status, 401);
+    assert_eq!(bearer_get(&gateway, "/strict", &old).await.status, 401);
     assert_eq!(upstream.hits(), hits);
-    assert_eq!(call(&gateway, "/strict", &new).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/strict", &new).await.status, 200);
 
     std::fs::write(&file, "jti-old\njti-new\n").unwrap();
     gateway.signal("HUP");
     let reloaded = eventually(Duration::from_secs(10), || async {
-        call(&gateway, "/strict", &new).await.status == 401
+        bearer_get(&gateway, "/strict", &new).await.status == 401
     })
     .await;
     assert!(reloaded, "{}", gateway.stderr());
@@ -203,9 +191,9 @@ async fn without_redis_a_file_of_ids_is_read_on_every_reload() {
     })
     .await;
     assert!(refused, "{}", gateway.stderr());
-    assert_eq!(call(&gateway, "/strict", &new).await.status, 401);
+    assert_eq!(bearer_get(&gateway, "/strict", &new).await.status, 401);
     assert_eq!(
-        call(&gateway, "/strict", &token(Some("jti-3")))
+        bearer_get(&gateway, "/strict", &token(Some("jti-3")))
             .await
             .status,
         200

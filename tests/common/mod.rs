@@ -240,6 +240,19 @@ pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     request(addr, "GET", path, &[], None).await
 }
 
+/// A GET on a fresh connection with `token` as its bearer credential.
+pub async fn bearer_get(gateway: &Gateway, path: &str, token: &str) -> Response {
+    request(
+        gateway.public,
+        "GET",
+        path,
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .await
+    .unwrap()
+}
+
 /// One request on a fresh connection. `path` is sent exactly as given.
 pub async fn request(
     addr: SocketAddr,
