@@ -169,7 +169,7 @@ impl Metrics {
             ratelimit_store_duration,
             ratelimit_store_errors: counter(
                 "usher_ratelimit_store_errors_total",
-                "Redis calls that gave no decision, by kind (timeout, error) and calls skipped while the store is marked down (circuit_open).",
+                "Redis calls (rate-limit decisions, revocation lookups) that gave no answer, by kind (timeout, error), and calls skipped while the store is marked down (circuit_open).",
                 &["kind"],
             ),
             ratelimit_fallback_active: plain_gauge(
