@@ -209,6 +209,50 @@ async fn redis_counts_exactly_at_the_window_edge_in_one_round_trip_each() {
     assert_eq!(setup.upstream.hits(), 6);
 }
 
+/// The `RateLimit` item of `policy`: (r, t).
+fn item(value: &str, policy: &str) -> (u64, u64) {
+    let item = value
+        .split(", ")
+        .find(|item| item.starts_with(&format!("\"{policy}\"")))
+        .unwrap_or_else(|| panic!("no {policy} in {value}"));
+    parse_state(item)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_by_one_policy_does_not_use_up_the_others() {
+    let redis = RedisServer::start().await;
+    let setup = Setup::new().await;
+    let policies = "  policies:\n    tight: { limit: 1, window: 1h, key: [client] }\n    wide: { limit: 3, window: 1h, key: [client] }";
+    let routes = "  - { name: open, match: { path: /open }, upstream: svc, public: true, rate_limits: [tight, wide] }";
+    let local = setup.gateway(policies, routes).await;
+    let shared = setup
+        .gateway(
+            &format!("  redis: {}\n{policies}", redis.settings(", timeout: 1s")),
+            routes,
+        )
+        .await;
+    for gateway in [&local, &shared] {
+        let first = call(gateway, "/open", &[]).await;
+        assert_eq!(first.status, 200);
+        assert_eq!(item(first.header("ratelimit").unwrap(), "wide").0, 2);
+        for _ in 0..5 {
+            let refused = call(gateway, "/open", &[]).await;
+            assert_eq!(refused.status, 429);
+            let state = refused.header("ratelimit").unwrap();
+            assert_eq!(
+                item(state, "wide").0,
+                2,
+                "wide gave its entry back: {state}"
+            );
+        }
+    }
+    assert_eq!(
+        redis.cli(&["ZCARD", "usher:rl:{wide|c=127.0.0.1}"]).trim(),
+        "1",
+        "Redis holds only the admitted request"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn three_gateways_sharing_redis_enforce_one_limit() {
     let redis = RedisServer::start().await;

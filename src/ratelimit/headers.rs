@@ -8,8 +8,10 @@
 //!
 //! `q` is the caller's quota (its tier applied), `w` the window in seconds, `r` what is left
 //! after this request and `t` the seconds until `r` grows again (until the oldest counted
-//! request leaves the window). Both come from the sliding-window log itself, so from one
-//! request to the next `r` falls by one and `t` counts down; they never jump about.
+//! request leaves the window). Both come from the sliding-window log itself: from one
+//! request to the next `r` falls by one and `t` counts down, except when a counted request
+//! leaves the window (`r` grows, `t` moves to the next oldest) or the store changes
+//! (Redis to its fallback share and back, `q` with it).
 
 use super::Quota;
 use std::fmt::Write;

@@ -1,11 +1,17 @@
 //! Which bucket a request counts against.
 //!
-//! A key is built only from what a client cannot vary at will: the verified identity, the
-//! client address Usher worked out itself (through trusted proxies only, so a rotated
-//! `X-Forwarded-For` changes nothing), and values taken from the normalized path. Values are
-//! lower-cased and trimmed, IPv6 clients are grouped by /64 (one host owns a whole /64), and
-//! a query parameter is read by name, so added parameters are noise. A new token for the same
-//! user has the same `sub`, hence the same bucket.
+//! Identity parts come only from what a client cannot vary at will: the verified identity
+//! and the client address Usher worked out itself (through trusted proxies only, so a
+//! rotated `X-Forwarded-For` changes nothing). A new token for the same user has the same
+//! `sub`, hence the same bucket; IPv6 clients are grouped by /64 (one host owns a whole /64).
+//!
+//! Path parameters are read from the normalized path, cut at `;` (servlet containers drop
+//! `;...` parameters), percent-decoded, trimmed and lower-cased, so spelling variants of one
+//! value share a bucket. Header and query values are chosen by the client: every value of
+//! the name counts (a repeated name cannot pick the one that is keyed), added parameters are
+//! noise, and the values are hashed, so a credential used as a key never reaches Redis in
+//! clear. A policy keyed on them alone limits what the client says, not who it is: pair them
+//! with an identity or `client` part.
 //!
 //! Unauthenticated callers have no identity: where a policy keys on tenant, user or API key,
 //! the client address stands in for them.
@@ -49,34 +55,38 @@ pub fn bucket_key(policy: &PolicySpec, attached: &RouteLimit, source: &KeySource
                 client_added = true;
                 ("c", Some(client_group(source.client)))
             }
-            (KeyPart::Header(name), _) => (
-                "h",
-                source
+            (KeyPart::Header(name), _) => {
+                let values: Vec<String> = source
                     .headers
-                    .get(name.as_str())
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_lowercase()),
-            ),
+                    .get_all(name.as_str())
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_lowercase())
+                    .collect();
+                ("h", (!values.is_empty()).then(|| digest(&values.join(","))))
+            }
             (KeyPart::Param(_), _) => (
                 "p",
                 params
                     .next()
                     .and_then(|&index| source.params.get(index))
-                    .map(|v| v.to_lowercase()),
+                    .map(|v| param_value(v)),
             ),
-            (KeyPart::Query(name), _) => (
-                "q",
-                source
+            (KeyPart::Query(name), _) => {
+                let values = source
                     .query
-                    .and_then(|q| query_value(q, name))
-                    .map(|v| v.trim().to_lowercase()),
-            ),
+                    .map(|q| query_values(q, name))
+                    .unwrap_or_default();
+                ("q", (!values.is_empty()).then(|| digest(&values.join("&"))))
+            }
         };
         key.push('|');
         key.push_str(tag);
         key.push('=');
-        match value {
-            Some(value) => push_escaped(&mut key, &value),
-            None => key.push('-'),
+        match (tag, value) {
+            (_, None) => key.push('-'),
+            // Digests: `#` and hex, which no escaped value can imitate.
+            ("h" | "q", Some(digest)) => key.push_str(&digest),
+            (_, Some(value)) => push_escaped(&mut key, &value),
         }
     }
     key
@@ -97,12 +107,32 @@ fn client_group(client: Option<IpAddr>) -> String {
     }
 }
 
-/// The first value of query parameter `name`, percent-decoded.
-fn query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key) == name).then(|| percent_decode(value))
-    })
+/// Every value of query parameter `name`, percent-decoded, trimmed and lower-cased.
+fn query_values(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| percent_decode(value).trim().to_lowercase())
+        })
+        .collect()
+}
+
+/// A path parameter as the upstream most likely reads it.
+fn param_value(raw: &str) -> String {
+    let value = raw.split(';').next().unwrap_or_default();
+    percent_decode(value).trim().to_lowercase()
+}
+
+/// `#` and the first 16 bytes of the value's SHA-256, in hex.
+fn digest(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    let mut out = String::with_capacity(33);
+    out.push('#');
+    for byte in &digest[..16] {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 fn percent_decode(text: &str) -> String {
@@ -131,22 +161,18 @@ fn percent_decode(text: &str) -> String {
 /// Appends `value` so that no value can imitate a separator or a Redis hash tag.
 fn push_escaped(key: &mut String, value: &str) {
     if value.len() > MAX_VALUE {
-        let digest = Sha256::digest(value.as_bytes());
-        key.push('#');
-        for byte in &digest[..16] {
-            let _ = write!(key, "{byte:02x}");
-        }
+        key.push_str(&digest(value));
         return;
     }
+
     for c in value.chars() {
-        match c {
-            '|' | '=' | '{' | '}' | '%' | '#' => {
-                let _ = write!(key, "%{:02X}", c as u32);
+        if matches!(c, '|' | '=' | '{' | '}' | '%' | '#') || c.is_control() || c.is_whitespace() {
+            let mut utf8 = [0u8; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                let _ = write!(key, "%{byte:02X}");
             }
-            c if c.is_control() || c.is_whitespace() => {
-                let _ = write!(key, "%{:02X}", c as u32);
-            }
-            c => key.push(c),
+        } else {
+            key.push(c);
         }
     }
 }
@@ -207,31 +233,71 @@ mod tests {
     }
 
     #[test]
-    fn case_noise_and_separators_do_not_make_new_buckets() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-device", " Phone|1 ".parse().unwrap());
+    fn spelling_variants_of_one_value_share_a_bucket() {
+        let headers = http::HeaderMap::new();
+        let p = policy(vec![KeyPart::Param("eventId".into())]);
+        let key = |raw: &str| {
+            let params = vec![raw.to_string()];
+            let source = KeySource {
+                identity: None,
+                client: None,
+                headers: &headers,
+                params: &params,
+                query: None,
+            };
+            key_for(&p, vec![0], &source)
+        };
+        for variant in [
+            "EVT-9",
+            "evt-9;jsessionid=1",
+            "evt-9;2",
+            "%45VT-9",
+            "evt-9%20",
+        ] {
+            assert_eq!(key(variant), "p|p=evt-9", "{variant}");
+        }
+        assert_eq!(key("a|b=c"), "p|p=a%7Cb%3Dc", "separators are escaped");
+        assert_eq!(
+            key("a\u{2028}b"),
+            "p|p=a%E2%80%A8b",
+            "escapes are UTF-8 bytes"
+        );
+    }
+
+    #[test]
+    fn header_and_query_values_count_all_repeats_and_are_hashed() {
         let p = policy(vec![
-            KeyPart::Param("eventId".into()),
             KeyPart::Query("seat".into()),
             KeyPart::Header("x-device".into()),
         ]);
-        let params = vec!["EVT-9".to_string()];
-        let source = KeySource {
-            identity: None,
-            client: None,
-            headers: &headers,
-            params: &params,
-            query: Some("utm=1&seat=A%2012&seat=B"),
+        let key = |query: &str, devices: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for device in devices {
+                headers.append("x-device", device.parse().unwrap());
+            }
+            let source = KeySource {
+                identity: None,
+                client: None,
+                headers: &headers,
+                params: &[],
+                query: Some(query),
+            };
+            key_for(&p, vec![], &source)
         };
+        let base = key("utm=1&seat=A%2012", &[" Phone "]);
         assert_eq!(
-            key_for(&p, vec![0], &source),
-            "p|p=evt-9|q=a%2012|h=phone%7C1"
+            base,
+            key("seat=a 12&utm=2", &["phone"]),
+            "noise, case and spaces"
         );
-        let no_query = KeySource {
-            query: Some("utm=2"),
-            ..source
-        };
-        assert_eq!(key_for(&p, vec![0], &no_query), "p|p=evt-9|q=-|h=phone%7C1");
+        assert_ne!(
+            base,
+            key("seat=a 12&seat=b", &["phone"]),
+            "a repeat cannot hide"
+        );
+        assert_ne!(base, key("seat=a 12", &["phone", "tablet"]));
+        assert!(!base.contains("phone") && !base.contains("12"), "{base}");
+        assert!(key("utm=2", &[]).ends_with("|q=-|h=-"));
     }
 
     #[test]

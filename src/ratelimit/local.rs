@@ -35,11 +35,13 @@ impl Default for LocalStore {
 }
 
 impl LocalStore {
-    pub fn decide(&self, key: &str, rule: &Rule) -> Decision {
-        let now = self.epoch.elapsed().as_micros() as u64;
+    /// The decision, and the arrival time it recorded (for [`LocalStore::give_back`]).
+    pub fn decide(&self, key: &str, rule: &Rule) -> (Decision, u64) {
         let mut shard = self.shards[shard_of(key)]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Read under the lock, so each bucket's log stays in arrival order.
+        let now = self.epoch.elapsed().as_micros() as u64;
         shard.decisions += 1;
         if shard.decisions >= SWEEP_EVERY {
             shard.decisions = 0;
@@ -61,7 +63,17 @@ impl LocalStore {
                 decision
             }
         };
-        decision
+        (decision, now)
+    }
+
+    /// Forgets the request `decide` admitted at `at` in `key`'s bucket.
+    pub fn give_back(&self, key: &str, at: u64) {
+        let mut shard = self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((bucket, _)) = shard.buckets.get_mut(key) {
+            bucket.give_back(at);
+        }
     }
 
     /// Buckets currently held, for the health report.
@@ -99,9 +111,9 @@ mod tests {
     fn each_key_has_its_own_bucket() {
         let store = LocalStore::default();
         let minute = rule(60_000_000);
-        assert!(store.decide("a", &minute).allowed);
-        assert!(!store.decide("a", &minute).allowed);
-        assert!(store.decide("b", &minute).allowed);
+        assert!(store.decide("a", &minute).0.allowed);
+        assert!(!store.decide("a", &minute).0.allowed);
+        assert!(store.decide("b", &minute).0.allowed);
     }
 
     #[test]

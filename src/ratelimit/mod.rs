@@ -9,8 +9,9 @@
 //! - [`shedding`]: lower tiers first when Usher or an upstream is near capacity.
 //!
 //! A request counts against every policy on its route; they are asked concurrently, one
-//! store call each. A request refused by one policy has still been counted by the others
-//! (checking first and counting after would need a second round trip).
+//! store call each. When one policy refuses, the others that admitted the request give
+//! their entry back (one more store call each, on the refusal path only), so a refusal
+//! never uses up another policy's quota.
 
 pub mod headers;
 pub mod key;
@@ -90,14 +91,16 @@ pub async fn admit(
                     policy.on_store_failure,
                 )
                 .await;
-            (policy, verdict)
+            (policy, bucket, verdict)
         }
     });
     let verdicts = futures_util::future::join_all(checks).await;
     let mut quotas = Vec::with_capacity(verdicts.len());
     let mut retry_after: Option<Duration> = None;
     let mut unavailable = false;
-    for (policy, verdict) in verdicts {
+    // Policies that admitted the request: their bucket, receipt and quota's index.
+    let mut admitted = Vec::new();
+    for (policy, bucket, verdict) in verdicts {
         let name = &*policy.name;
         let (result, store) = match verdict {
             Verdict::Unlimited => ("unlimited", "none"),
@@ -109,7 +112,11 @@ pub async fn admit(
                 decision,
                 store,
                 limit,
+                receipt,
             } => {
+                if decision.allowed {
+                    admitted.push((bucket, receipt, quotas.len()));
+                }
                 let reset = Duration::from_micros(decision.wait_us);
                 quotas.push(Quota {
                     policy: Arc::clone(&policy.name),
@@ -147,6 +154,15 @@ pub async fn admit(
             .ratelimit_decisions
             .with_label_values(&[name, result, store])
             .inc();
+    }
+    if unavailable || retry_after.is_some() {
+        let give_backs = admitted
+            .iter()
+            .map(|(bucket, receipt, _)| limiter.give_back(bucket, *receipt));
+        futures_util::future::join_all(give_backs).await;
+        for (_, _, quota) in &admitted {
+            quotas[*quota].remaining += 1;
+        }
     }
     if unavailable {
         let retry_after = config

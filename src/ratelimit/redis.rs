@@ -89,9 +89,15 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
         _ => None,
     }
     .or_else(|| {
-        Config::from_url(&url)
-            .err()
-            .filter(|_| !url.is_empty())
+        // Building the client (without connecting) is the check `RedisStore::connect` relies
+        // on: past this point it cannot fail, so no configuration goes live without its store.
+        (!url.is_empty())
+            .then(|| {
+                Config::from_url(&url)
+                    .and_then(|config| Builder::from_config(config).build().map(|_| ()))
+                    .err()
+            })
+            .flatten()
             .map(|e| format!("not a Redis URL Usher can use: {}", e.details()))
     });
     if let Some(message) = problem {
@@ -208,6 +214,13 @@ impl RedisStore {
             .get(&thread)
             .cloned();
         if let Some(client) = existing {
+            // Other requests on the thread may arrive while its connection is still being
+            // made: they wait for it too (within the deadline) rather than fail at once and
+            // count as Redis failures.
+            if !client.is_connected() {
+                let _ =
+                    tokio::time::timeout(self.settings.timeout, client.wait_for_connect()).await;
+            }
             return Ok(client);
         }
         let client = self
@@ -224,14 +237,12 @@ impl RedisStore {
         Ok(client)
     }
 
-    /// One decision, in one round trip (two only right after Redis lost its script cache).
-    pub async fn decide(&self, bucket: &str, rule: &Rule) -> Result<Decision, StoreError> {
-        let tag = format!("{}{{{bucket}}}", self.settings.key_prefix);
-        let member = format!(
-            "{:x}-{:x}",
-            self.member_prefix,
-            self.members.fetch_add(1, Ordering::Relaxed)
-        );
+    /// One decision, in one round trip (two only right after Redis lost its script cache),
+    /// and the number of the member it logged (for [`RedisStore::give_back`]).
+    pub async fn decide(&self, bucket: &str, rule: &Rule) -> Result<(Decision, u64), StoreError> {
+        let tag = self.log_key(bucket);
+        let sequence = self.members.fetch_add(1, Ordering::Relaxed);
+        let member = self.member(sequence);
         let keys = || [tag.clone(), format!("{tag}:r"), format!("{tag}:b")];
         let args = || {
             [
@@ -261,7 +272,36 @@ impl RedisStore {
         let reply = tokio::time::timeout(self.settings.timeout, call)
             .await
             .map_err(|_| StoreError::Timeout)??;
-        decision(&reply).ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
+        decision(&reply)
+            .map(|decision| (decision, sequence))
+            .ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
+    }
+
+    /// Removes the request `decide` logged as member `sequence` from `bucket`'s log.
+    pub async fn give_back(&self, bucket: &str, sequence: u64) -> Result<(), StoreError> {
+        let call = async {
+            let client = self.thread_client().await?;
+            client
+                .with_options(&self.options)
+                .custom::<i64, _>(
+                    fred::cmd!("ZREM"),
+                    vec![self.log_key(bucket), self.member(sequence)],
+                )
+                .await
+                .map_err(store_error)
+        };
+        tokio::time::timeout(self.settings.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout)??;
+        Ok(())
+    }
+
+    fn log_key(&self, bucket: &str) -> String {
+        format!("{}{{{bucket}}}", self.settings.key_prefix)
+    }
+
+    fn member(&self, sequence: u64) -> String {
+        format!("{:x}-{:x}", self.member_prefix, sequence)
     }
 
     /// Whether `key` exists, within the same deadline as a decision. The key is used as

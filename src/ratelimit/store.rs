@@ -22,11 +22,21 @@ pub enum Verdict {
         store: StoreKind,
         /// The limit applied: the policy's for the caller's tier, or the fallback share.
         limit: u32,
+        /// Where the admitted request was logged, to give it back if another policy
+        /// refuses the request.
+        receipt: Receipt,
     },
     /// The shared store is down and the policy fails open.
     Unlimited,
     /// The shared store is down and the policy fails closed.
     Unavailable,
+}
+
+/// Which entry a decision logged: an arrival time in this process, or a member in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    Local(u64),
+    Redis(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +134,12 @@ impl Limiter {
         on_failure: StoreFailure,
     ) -> Verdict {
         let (Some(shared), Some(spec)) = (&self.shared, spec) else {
+            let (decision, at) = self.decide_locally(bucket, rule);
             return Verdict::Decided {
-                decision: self.decide_locally(bucket, rule),
+                decision,
                 store: StoreKind::Local,
                 limit: rule.limit,
+                receipt: Receipt::Local(at),
             };
         };
         if shared.may_try(spec) {
@@ -138,12 +150,13 @@ impl Limiter {
                 .with_label_values(&["redis"])
                 .observe(started.elapsed().as_secs_f64());
             match result {
-                Ok(decision) => {
+                Ok((decision, member)) => {
                     shared.succeeded();
                     return Verdict::Decided {
                         decision,
                         store: StoreKind::Redis,
                         limit: rule.limit,
+                        receipt: Receipt::Redis(member),
                     };
                 }
                 Err(error) => shared.failed(spec, &error),
@@ -159,13 +172,18 @@ impl Limiter {
             StoreFailure::Closed => Verdict::Unavailable,
             StoreFailure::Local => {
                 let share = Rule {
-                    limit: ((f64::from(rule.limit) * spec.fallback_share).floor() as u32).max(1),
+                    // The epsilon keeps 6 × 0.3333… from rounding down to 1; a share below
+                    // one request still admits one (documented).
+                    limit: ((f64::from(rule.limit) * spec.fallback_share + 1e-6).floor() as u32)
+                        .max(1),
                     ..*rule
                 };
+                let (decision, at) = self.decide_locally(bucket, &share);
                 Verdict::Decided {
-                    decision: self.decide_locally(bucket, &share),
+                    decision,
                     store: StoreKind::Local,
                     limit: share.limit,
+                    receipt: Receipt::Local(at),
                 }
             }
         }
@@ -194,7 +212,25 @@ impl Limiter {
         })
     }
 
-    fn decide_locally(&self, bucket: &str, rule: &Rule) -> Decision {
+    /// Forgets an admitted request that another policy refused, so it does not use up this
+    /// policy's quota. Best effort: if Redis cannot take it now, the entry ages out with its
+    /// window.
+    pub async fn give_back(&self, bucket: &str, receipt: Receipt) {
+        match (receipt, &self.shared) {
+            (Receipt::Local(at), _) => self.local.give_back(bucket, at),
+            (Receipt::Redis(member), Some(shared)) => {
+                if let Err(error) = shared.redis.give_back(bucket, member).await {
+                    METRICS
+                        .ratelimit_store_errors
+                        .with_label_values(&[error.kind()])
+                        .inc();
+                }
+            }
+            (Receipt::Redis(_), None) => {}
+        }
+    }
+
+    fn decide_locally(&self, bucket: &str, rule: &Rule) -> (Decision, u64) {
         let started = Instant::now();
         let decision = self.local.decide(bucket, rule);
         METRICS

@@ -112,6 +112,13 @@ impl Bucket {
         }
     }
 
+    /// Forgets the request admitted at `at` (another policy refused it).
+    pub fn give_back(&mut self, at: u64) {
+        if let Some(index) = self.admitted.iter().rposition(|&t| t == at) {
+            self.admitted.remove(index);
+        }
+    }
+
     /// Whether the bucket holds nothing that still matters at `now` under `window_us`.
     pub fn is_idle(&self, now: u64, window_us: u64) -> bool {
         self.blocked_until <= now
@@ -123,6 +130,19 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_given_back_request_frees_its_place() {
+        let rule = rule(2, 60);
+        let mut bucket = Bucket::default();
+        assert!(bucket.decide(SECOND, &rule).allowed);
+        assert!(bucket.decide(2 * SECOND, &rule).allowed);
+        bucket.give_back(2 * SECOND);
+        let again = bucket.decide(3 * SECOND, &rule);
+        assert!(again.allowed);
+        assert_eq!(again.remaining, 0);
+        assert!(!bucket.decide(4 * SECOND, &rule).allowed);
+    }
 
     const SECOND: u64 = 1_000_000;
 

@@ -177,10 +177,19 @@ impl Compiler<'_> {
             username: raw.username.clone(),
             password,
             timeout,
-            key_prefix: raw
-                .key_prefix
-                .clone()
-                .unwrap_or_else(|| builtin::KEY_PREFIX.to_string()),
+            key_prefix: {
+                let prefix = raw
+                    .key_prefix
+                    .clone()
+                    .unwrap_or_else(|| builtin::KEY_PREFIX.to_string());
+                if prefix.contains(['{', '}']) {
+                    self.error(
+                        format!("{at}.key_prefix"),
+                        "must not contain { or }: Usher tags each bucket's keys itself, and a tag in the prefix would put every bucket in one Cluster slot",
+                    );
+                }
+                prefix
+            },
             failure_threshold,
             retry_interval: raw.retry_interval.map_or(builtin::RETRY_INTERVAL, |d| {
                 self.positive(&format!("{at}.retry_interval"), d.0)
@@ -206,7 +215,8 @@ impl Compiler<'_> {
         }
         let window = self.positive(&format!("{at}.window"), raw.window.0);
         let key = match &raw.key {
-            None => vec![KeyPart::User],
+            // Users are unique within a tenant only.
+            None => vec![KeyPart::Tenant, KeyPart::User],
             Some(parts) if parts.is_empty() => {
                 self.error(
                     format!("{at}.key"),
