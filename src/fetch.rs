@@ -1,13 +1,14 @@
 //! A minimal HTTP/1.1 GET on a fresh connection, for the few requests Usher makes itself:
 //! JWKS fetches, user-status and venue lookups, and `usher probe`.
 //!
-//! `https://` URLs are verified against the system's CA certificates (OpenSSL's defaults:
-//! `SSL_CERT_FILE` or `SSL_CERT_DIR` replace them, for a private CA) and the URL's host
+//! `https://` URLs are verified against the system's CA certificates, plus the file in
+//! `SSL_CERT_FILE` or the directory in `SSL_CERT_DIR` (for a private CA), and the URL's host
 //! name; there is no way to turn verification off.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+use std::sync::OnceLock;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A GET on a fresh connection; the status of the answer.
@@ -31,8 +32,18 @@ pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, B
         .await
         .map_err(|e| format!("connect: {e}"))?;
     if tls {
-        let connector = native_tls::TlsConnector::new().map_err(|e| format!("tls: {e}"))?;
-        let stream = tokio_native_tls::TlsConnector::from(connector)
+        // Loading the CA certificates is the costly part: once per process.
+        static CONNECTOR: OnceLock<Result<tokio_native_tls::TlsConnector, String>> =
+            OnceLock::new();
+        let connector = CONNECTOR
+            .get_or_init(|| {
+                native_tls::TlsConnector::new()
+                    .map(tokio_native_tls::TlsConnector::from)
+                    .map_err(|e| format!("tls: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let stream = connector
             .connect(address, stream)
             .await
             .map_err(|e| format!("tls handshake: {e}"))?;
@@ -54,7 +65,10 @@ where
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let connection = tokio::spawn(connection);
-    let authority = uri.authority().map_or("", |a| a.as_str());
+    // Never user information, should a URL carry any.
+    let authority = uri
+        .authority()
+        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or_default());
     let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
         .header(http::header::HOST, authority)
         .header(http::header::ACCEPT, "application/json")

@@ -5,17 +5,23 @@
 //! a connection for as long as it likes (slowloris). [`HeadDeadline`] wraps the proxy
 //! application and puts each HTTP/1 connection's stream inside a [`DeadlineStream`], which
 //! watches the bytes going by:
-//! - a head starts when the connection opens, and on a reused connection with the first
-//!   byte read after a final response began (idle time between requests is Pingora's
-//!   keep-alive timeout, not a head);
-//! - it ends at the blank line that ends every HTTP/1 head;
-//! - a read while a head is open past its deadline writes a 408 in the common error shape,
-//!   records a `request_head_timeout` security event and fails, so Pingora closes the
-//!   connection.
+//! - a head starts when the connection opens (after the TLS handshake), and on a reused
+//!   connection with the first byte read after a final response that keeps the connection
+//!   open (idle time between requests is Pingora's keep-alive timeout, not a head);
+//! - it ends at the blank line that ends every HTTP/1 head (blank lines before the request
+//!   line, which parsers skip, do not count);
+//! - a read while a head is open past its deadline writes a 408 in the common error shape
+//!   (unless response bytes went out meanwhile), records a `request_head_timeout` security
+//!   event and fails, so Pingora closes the connection. The h2c preface peek is bounded by
+//!   the same deadline.
 //!
-//! HTTP/2 (negotiated by ALPN) frames its own headers and is passed through untouched;
-//! after a `101 Switching Protocols` the connection is a tunnel and no longer watched.
+//! A final response with `Connection: close` ends the watch: Pingora sends it whenever the
+//! request body may not have been read to its end, so body bytes are never taken for a head.
+//! HTTP/2 negotiated by ALPN frames its own headers and is passed through untouched; after a
+//! `101 Switching Protocols` the connection is a tunnel and no longer watched. Pingora closes
+//! a connection whose client pipelines requests, so every head passes through `poll_read`.
 
+use crate::filters::security_headers::HSTS;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::snapshot::Live;
@@ -67,13 +73,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.inner.process_new(stream, shutdown).await;
         }
-        let Some(limit) = self
+        let limit = self
             .live
             .current()
-            .map(|s| s.config.limits.request_head_timeout)
-        else {
-            return self.inner.process_new(stream, shutdown).await;
-        };
+            .map_or(FIRST_HEAD_TIMEOUT, |s| s.config.limits.request_head_timeout);
         // Pingora's HTTP application serves every request of the connection in this call
         // and hands nothing back for reuse, so the stream is wrapped once.
         let stream: Stream = Box::new(DeadlineStream::new(stream, limit));
@@ -85,6 +88,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
     }
 }
 
+/// For connections accepted before the first configuration is live (the built-in default).
+const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Receiving a head that must be complete by this instant.
@@ -93,7 +99,8 @@ enum Phase {
     Message,
     /// A final response began: the next byte read starts the next head.
     BetweenRequests,
-    /// Upgraded (WebSocket), or the deadline passed: nothing more to watch.
+    /// Upgraded (WebSocket), closing after this response, or the deadline passed: nothing
+    /// more to watch.
     Done,
 }
 
@@ -104,8 +111,11 @@ pub struct DeadlineStream {
     inner: Stream,
     limit: Duration,
     phase: Phase,
-    /// Progress towards the blank line: 1 after `\n`, 2 after `\n\r`.
+    /// Progress towards the blank line: 0 before the request line's first byte, 1 within a
+    /// line, 2 after `\n`, 3 after `\n\r`.
     blank_line: u8,
+    /// Bytes were written since the current head began (a response still under way).
+    wrote_during_head: bool,
     /// Made only when a read of an open head has to wait.
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -117,6 +127,7 @@ impl DeadlineStream {
             limit,
             phase: Phase::Head(Instant::now() + limit),
             blank_line: 0,
+            wrote_during_head: false,
             timer: None,
         }
     }
@@ -129,31 +140,38 @@ impl DeadlineStream {
         if self.phase == Phase::BetweenRequests {
             self.phase = Phase::Head(Instant::now() + self.limit);
             self.blank_line = 0;
+            self.wrote_during_head = false;
         }
         if !matches!(self.phase, Phase::Head(_)) {
             return;
         }
         for &byte in bytes {
             self.blank_line = match (self.blank_line, byte) {
-                (1 | 2, b'\n') => {
+                (0, b'\r' | b'\n') => 0,
+                (2 | 3, b'\n') => {
                     self.phase = Phase::Message;
                     return;
                 }
-                (_, b'\n') => 1,
-                (1, b'\r') => 2,
-                _ => 0,
+                (_, b'\n') => 2,
+                (2, b'\r') => 3,
+                _ => 1,
             };
         }
     }
 
-    /// Follows a write: the status line of a final response ends the message.
+    /// Follows a write: the status line of a final response ends the message; what comes
+    /// next depends on whether the response keeps the connection open.
     fn wrote(&mut self, bytes: &[u8]) {
+        if matches!(self.phase, Phase::Head(_)) {
+            self.wrote_during_head = true;
+        }
         if self.phase != Phase::Message || !bytes.starts_with(b"HTTP/1.") || bytes.len() < 12 {
             return;
         }
         match &bytes[9..12] {
             b"101" => self.phase = Phase::Done,
             [b'1', _, _] => {}
+            _ if closes(bytes) => self.phase = Phase::Done,
             _ => self.phase = Phase::BetweenRequests,
         }
     }
@@ -179,13 +197,16 @@ impl DeadlineStream {
         false
     }
 
-    /// Answers 408 if the socket takes it at once, and records the event.
+    /// Answers 408 if no response is under way and the socket takes it at once, and
+    /// records the event.
     fn refuse(&mut self, cx: &mut Context<'_>) -> std::io::Error {
         self.phase = Phase::Done;
         let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
-        let response = timeout_response(&request_id);
-        let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
-        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        if !self.wrote_during_head {
+            let response = timeout_response(&request_id, self.inner.get_ssl().is_some());
+            let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
+            let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        }
         let client = self
             .inner
             .get_socket_digest()
@@ -207,12 +228,27 @@ impl DeadlineStream {
     }
 }
 
+/// Whether a response head says `Connection: close`.
+fn closes(response: &[u8]) -> bool {
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    response[..end].split(|&b| b == b'\n').any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.strip_prefix(b"connection:")
+            .is_some_and(|value| value.windows(5).any(|w| w == b"close"))
+    })
+}
+
 /// The 408 in the common error shape, closing the connection.
-fn timeout_response(request_id: &str) -> Vec<u8> {
+fn timeout_response(request_id: &str, tls: bool) -> Vec<u8> {
     let rejection = Rejection::RequestTimeout;
     let body = rejection.body(request_id);
     let mut response = b"HTTP/1.1 408 Request Timeout\r\n".to_vec();
-    if let Ok(header) = rejection.header(request_id, body.len(), &[]) {
+    let hsts = [("strict-transport-security", HSTS.to_string())];
+    let extra: &[(&'static str, String)] = if tls { &hsts } else { &[] };
+    if let Ok(header) = rejection.header(request_id, body.len(), extra) {
         for (name, value) in header.headers.iter() {
             response.extend_from_slice(name.as_str().as_bytes());
             response.extend_from_slice(b": ");
@@ -346,8 +382,15 @@ impl GetSocketDigest for DeadlineStream {
 
 #[async_trait]
 impl Peek for DeadlineStream {
+    /// Pingora peeks for the h2c preface before reading anything: within the deadline too.
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        self.inner.try_peek(buf).await
+        let Phase::Head(deadline) = self.phase else {
+            return self.inner.try_peek(buf).await;
+        };
+        match tokio::time::timeout_at(deadline, self.inner.try_peek(buf)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::future::poll_fn(|cx| Poll::Ready(self.refuse(cx))).await),
+        }
     }
 }
 
@@ -382,6 +425,35 @@ mod tests {
         let mut s = stream();
         s.read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody with\r\n\r\n");
         assert_eq!(s.phase, Phase::Message);
+    }
+
+    #[tokio::test]
+    async fn blank_lines_before_the_request_line_are_not_a_head() {
+        let mut s = stream();
+        s.read(b"\r\n\r\n\n");
+        assert!(matches!(s.phase, Phase::Head(_)));
+        s.read(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(s.phase, Phase::Message);
+    }
+
+    #[tokio::test]
+    async fn a_closing_response_ends_the_watch_and_late_writes_are_noticed() {
+        let mut s = stream();
+        s.read(b"POST / HTTP/1.1\r\ncontent-length: 9000\r\n\r\n");
+        s.wrote(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            s.phase,
+            Phase::Done,
+            "body bytes that follow are not a head"
+        );
+        let mut s = stream();
+        s.read(b"GET / HTTP/1.1\r\n\r\n");
+        s.wrote(b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n\r\n");
+        assert_eq!(s.phase, Phase::BetweenRequests);
+        s.read(b"G");
+        assert!(!s.wrote_during_head);
+        s.wrote(b"the rest of a long response body");
+        assert!(s.wrote_during_head, "a 408 now would land inside that body");
     }
 
     #[tokio::test]

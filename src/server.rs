@@ -26,6 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
+/// Pingora's keep-alive timeout for HTTP/1, applied to idle HTTP/2 connections too.
+const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Serves `config` (already validated, read from `path`) until a shutdown signal.
 pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
     let config = &prepared.config;
@@ -63,12 +66,13 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
             proxy.add_tls_with_settings(&public, None, settings);
         }
     }
-    if config.listeners.h2c {
-        if let Some(app) = proxy.app_logic_mut().and_then(HeadDeadline::inner_mut) {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            app.server_options = Some(options);
-        }
+    if let Some(app) = proxy.app_logic_mut().and_then(HeadDeadline::inner_mut) {
+        let mut options = HttpServerOptions::default();
+        options.h2c = config.listeners.h2c;
+        // HTTP/2 connections with no stream open are closed like idle HTTP/1 keep-alive
+        // ones (the head deadline watches HTTP/1 only).
+        options.h2_idle_timeout = Some(H2_IDLE_TIMEOUT);
+        app.server_options = Some(options);
     }
 
     let mut admin = Service::new("usher admin".to_string(), AdminApp::new(Arc::clone(&live)));

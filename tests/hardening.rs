@@ -142,6 +142,15 @@ routes:
     assert!(closed, "the connection is closed after the 408");
     assert!(started.elapsed() < Duration::from_secs(4));
 
+    // Blank lines before the request line (which parsers skip) do not end the head.
+    let mut blank_first = TcpStream::connect(gateway.public).await.unwrap();
+    blank_first
+        .write_all(b"\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut blank_first, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408 ") && closed, "{answer:?}");
+
     // A connection that never sends anything is closed at the deadline too.
     let mut silent = TcpStream::connect(gateway.public).await.unwrap();
     let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(3)).await;
@@ -179,7 +188,7 @@ routes:
             &metrics,
             r#"usher_security_events_total{reason="request_head_timeout",severity="low"}"#
         ),
-        Some(2.0),
+        Some(3.0),
         "{metrics}"
     );
 }

@@ -123,6 +123,20 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         "{metrics}"
     );
 
+    // A reload during the outage keeps what Redis said: the answers live in the rate
+    // limiter's store, which outlives reloads that keep the Redis settings.
+    gateway.signal("HUP");
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        metric_value(
+            &gateway.metrics().await,
+            r#"usher_config_reloads_total{result="success"}"#,
+        ) == Some(1.0)
+    })
+    .await;
+    assert!(reloaded, "{}", gateway.stderr());
+    assert_eq!(bearer_get(&gateway, "/strict", &kept).await.status, 200);
+    assert_eq!(bearer_get(&gateway, "/strict", &revoked).await.status, 401);
+
     // Redis back (empty: no persistence in this test) and the revocation written again.
     redis.restart().await;
     redis.cli(&["SET", "session:blacklist:jti-revoked", "1"]);
@@ -142,7 +156,7 @@ async fn answers_are_reused_for_cache_ttl() {
     let gateway = Gateway::start(&config(
         dir.path(),
         upstream.addr,
-        "{ cache_ttl: 10m }",
+        "{ cache_ttl: 1m }",
         &format!(
             "rate_limiting:\n  redis: {}",
             redis.settings(", timeout: 1s")

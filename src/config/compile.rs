@@ -262,11 +262,25 @@ impl Compiler<'_> {
         if raw.file.as_deref().is_some_and(|f| f.trim().is_empty()) {
             self.error(format!("{at}.file"), "must name a file");
         }
+        let cache_ttl = raw.cache_ttl.map_or(Duration::from_secs(1), |d| d.0);
+        let stale_if_error = raw.stale_if_error.map_or(Duration::from_secs(300), |d| d.0);
+        if cache_ttl > Duration::from_secs(60) {
+            self.error(
+                format!("{at}.cache_ttl"),
+                "at most 1m: a revocation takes this long to reach every replica",
+            );
+        }
+        if stale_if_error < cache_ttl {
+            self.error(
+                format!("{at}.stale_if_error"),
+                "must be at least cache_ttl (an answer is reused that long anyway)",
+            );
+        }
         RevocationSpec {
             key_template,
             file: raw.file.clone(),
-            cache_ttl: raw.cache_ttl.map_or(Duration::from_secs(1), |d| d.0),
-            stale_if_error: raw.stale_if_error.map_or(Duration::from_secs(300), |d| d.0),
+            cache_ttl,
+            stale_if_error,
         }
     }
 

@@ -21,7 +21,7 @@ pub mod shedding;
 pub mod store;
 pub mod window;
 
-pub use store::{Limiter, StoreKind, Verdict};
+pub use store::{Limiter, Lookup, StoreKind, Verdict};
 
 use crate::config::{PolicySpec, RateLimiting, RouteSpec};
 use crate::security::events::Severity;

@@ -11,7 +11,9 @@ use super::redis::{RedisSettings, RedisStore, StoreError};
 use super::window::{Decision, Rule};
 use crate::config::{RedisSpec, StoreFailure};
 use crate::telemetry::metrics::METRICS;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What a store said about one request under one policy.
@@ -55,11 +57,30 @@ impl StoreKind {
 }
 
 /// The stores one process uses. Kept across reloads while the Redis settings stay the same,
-/// so counts survive a configuration change.
+/// so counts (and remembered key lookups) survive a configuration change.
 pub struct Limiter {
     local: LocalStore,
     shared: Option<Shared>,
+    /// Answers of [`Limiter::key_exists`], by key: found or not, and when.
+    lookups: Mutex<HashMap<String, (bool, Instant)>>,
 }
+
+/// What [`Limiter::key_exists`] learned about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// No Redis is configured.
+    NoStore,
+    /// Redis answered now.
+    Fresh(bool),
+    /// Redis answered within `fresh_for`.
+    Cached(bool),
+    /// Redis cannot answer; it answered within `stale_for`.
+    Stale(bool),
+    Unavailable,
+}
+
+/// Remembered lookups beyond this drop those past any use, or all of them.
+const MAX_LOOKUPS: usize = 100_000;
 
 struct Shared {
     redis: RedisStore,
@@ -75,6 +96,7 @@ impl Limiter {
         Limiter {
             local: LocalStore::default(),
             shared: None,
+            lookups: Mutex::default(),
         }
     }
 
@@ -89,6 +111,7 @@ impl Limiter {
                 next_try: AtomicU64::new(0),
                 epoch: Instant::now(),
             }),
+            lookups: Mutex::default(),
         })
     }
 
@@ -190,26 +213,55 @@ impl Limiter {
     }
 
     /// Whether `key` exists in Redis, behind the same breaker as decisions (it is the same
-    /// Redis). `None` without Redis; `Some(Err(()))` when Redis cannot answer now.
+    /// Redis). An answer is reused for `fresh_for`, and while Redis cannot answer, for
+    /// `stale_for`.
     pub async fn key_exists(
         &self,
         key: &str,
         spec: Option<&RedisSpec>,
-    ) -> Option<Result<bool, ()>> {
-        let (shared, spec) = (self.shared.as_ref()?, spec?);
-        if !shared.may_try(spec) {
-            return Some(Err(()));
+        fresh_for: Duration,
+        stale_for: Duration,
+    ) -> Lookup {
+        let (Some(shared), Some(spec)) = (&self.shared, spec) else {
+            return Lookup::NoStore;
+        };
+        if let Some(found) = self.remembered(key, fresh_for) {
+            return Lookup::Cached(found);
         }
-        Some(match shared.redis.exists(key).await {
-            Ok(found) => {
-                shared.succeeded();
-                Ok(found)
+        let answer = if shared.may_try(spec) {
+            match shared.redis.exists(key).await {
+                Ok(found) => {
+                    shared.succeeded();
+                    Some(found)
+                }
+                Err(error) => {
+                    shared.failed(spec, &error);
+                    None
+                }
             }
-            Err(error) => {
-                shared.failed(spec, &error);
-                Err(())
+        } else {
+            None
+        };
+        let Some(found) = answer else {
+            return self
+                .remembered(key, stale_for)
+                .map_or(Lookup::Unavailable, Lookup::Stale);
+        };
+        let mut lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        if lookups.len() >= MAX_LOOKUPS {
+            lookups.retain(|_, (_, at)| at.elapsed() < stale_for.max(fresh_for));
+            if lookups.len() >= MAX_LOOKUPS {
+                lookups.clear();
             }
-        })
+        }
+        lookups.insert(key.to_string(), (found, Instant::now()));
+        Lookup::Fresh(found)
+    }
+
+    fn remembered(&self, key: &str, max_age: Duration) -> Option<bool> {
+        let lookups = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+        let (found, at) = lookups.get(key)?;
+        (at.elapsed() < max_age).then_some(*found)
     }
 
     /// Forgets an admitted request that another policy refused, so it does not use up this

@@ -5,16 +5,15 @@
 //!
 //! Redis answers are reused for `cache_ttl` per `jti`, so a revocation reaches every
 //! replica within that time. When Redis cannot answer, an answer up to `stale_if_error`
-//! old still counts (callers active before the outage keep working; nothing revoked during
-//! it could be learned anyway); for other tokens the route's `on_dependency_failure`
-//! decides (closed: 503).
+//! old still counts, so callers active before the outage keep working (a token revoked
+//! after its last answer then passes until Redis is back or the answer is too old); for
+//! other tokens the route's `on_dependency_failure` decides (closed: 503).
 
 use crate::config::{RedisSpec, RevocationSpec};
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, Lookup};
 use crate::telemetry::metrics::METRICS;
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::collections::HashSet;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -26,16 +25,11 @@ pub enum Status {
 
 pub struct Revocation {
     key_template: String,
-    cache_ttl: std::time::Duration,
-    stale_if_error: std::time::Duration,
+    cache_ttl: Duration,
+    stale_if_error: Duration,
     /// Ids listed in the file.
     listed: HashSet<String>,
-    /// Redis's answers: revoked or not, and when.
-    answers: Mutex<HashMap<String, (bool, Instant)>>,
 }
-
-/// Answers beyond this empty the cache (the cheapest bounded policy).
-const MAX_ANSWERS: usize = 100_000;
 
 impl Revocation {
     /// Reads the file of revoked ids, if one is configured.
@@ -55,40 +49,26 @@ impl Revocation {
             cache_ttl: spec.cache_ttl,
             stale_if_error: spec.stale_if_error,
             listed,
-            answers: Mutex::new(HashMap::new()),
         })
     }
 
     /// Whether the token `jti` is revoked: the file first, then Redis when configured.
+    /// Redis's answers are remembered by the rate limiter's store, which outlives reloads.
     pub async fn check(&self, jti: &str, limiter: &Limiter, redis: Option<&RedisSpec>) -> Status {
         if self.listed.contains(jti) {
             return counted(Status::Revoked, "file");
         }
-        if let Some(revoked) = self.cached(jti, self.cache_ttl) {
-            return counted(status(revoked), "cache");
-        }
         let key = self.key_template.replace("{jti}", jti);
-        match limiter.key_exists(&key, redis).await {
-            None => counted(Status::Valid, "file"),
-            Some(Ok(revoked)) => {
-                let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-                if answers.len() >= MAX_ANSWERS {
-                    answers.clear();
-                }
-                answers.insert(jti.to_string(), (revoked, Instant::now()));
-                counted(status(revoked), "redis")
-            }
-            Some(Err(())) => match self.cached(jti, self.stale_if_error) {
-                Some(revoked) => counted(status(revoked), "stale"),
-                None => counted(Status::Unavailable, "redis"),
-            },
+        match limiter
+            .key_exists(&key, redis, self.cache_ttl, self.stale_if_error)
+            .await
+        {
+            Lookup::NoStore => counted(Status::Valid, "file"),
+            Lookup::Fresh(revoked) => counted(status(revoked), "redis"),
+            Lookup::Cached(revoked) => counted(status(revoked), "cache"),
+            Lookup::Stale(revoked) => counted(status(revoked), "stale"),
+            Lookup::Unavailable => counted(Status::Unavailable, "redis"),
         }
-    }
-
-    fn cached(&self, jti: &str, max_age: std::time::Duration) -> Option<bool> {
-        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        let (revoked, at) = answers.get(jti)?;
-        (at.elapsed() < max_age).then_some(*revoked)
     }
 }
 
