@@ -24,7 +24,7 @@ pub fn client_address<'a>(
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        match parse_hop(hop) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             // Unparseable: nothing further left can be believed.
@@ -32,6 +32,14 @@ pub fn client_address<'a>(
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), as some proxies write it.
+fn parse_hop(hop: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| hop.trim_start_matches('[').trim_end_matches(']').parse())
 }
 
 /// The `X-Forwarded-For` to send upstream: the chain received from a trusted peer with the
@@ -83,6 +91,9 @@ mod tests {
             (vec!["198.51.100.7, garbage"], "10.0.0.5"),
             (vec!["10.9.9.9"], "10.9.9.9"),
             (vec![], "10.0.0.5"),
+            (vec!["198.51.100.7:5678"], "198.51.100.7"),
+            (vec!["[2001:db8::7]:443"], "2001:db8::7"),
+            (vec!["[2001:db8::8]"], "2001:db8::8"),
         ];
         for (headers, expected) in cases {
             let got = client_address(peer, headers.iter().copied(), &trusted);
