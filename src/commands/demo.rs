@@ -180,8 +180,9 @@ Try:
   curl -si '{base}/api/v1/auth/login/..%2f..%2fvenues'
   # no such route
   curl -si {base}/nope
-  # revoke the token by its jti (demo-token) and reload: the same request is now 401
-  echo demo-token >> {revoked} && kill -HUP {pid}
+  # revoke the token by its jti (demo-token) and reload (in the background, hence the
+  # pause): the same request is now 401
+  echo demo-token >> {revoked} && kill -HUP {pid} && sleep 1
   curl -si {base}/api/v1/venues/7 -H "authorization: Bearer $TOKEN"
   # probes, health report and metrics on the admin port
   curl -s {admin}/health/ready

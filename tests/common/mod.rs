@@ -1,6 +1,6 @@
 //! Test support: the real `usher` binary on free loopback ports, real upstream servers, and
 //! a plain HTTP/1.1 client that sends paths exactly as written.
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -1,0 +1,213 @@
+//! The README's first command: `usher demo` on free ports, followed the way its banner says,
+//! claim by claim, with the credentials the banner prints.
+
+mod common;
+
+use common::{eventually, free_port, get, request, Response};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `usher demo`; killed, and its directory removed, when dropped.
+struct Demo {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+    banner: String,
+    _output: tempfile::TempDir,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        let output = tempfile::tempdir().unwrap();
+        let stdout = output.path().join("stdout.log");
+        let stderr = output.path().join("stderr.log");
+        let (port, admin_port) = (free_port(), free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_usher"))
+            .args(["demo", "--port", &port.to_string()])
+            .args(["--admin-port", &admin_port.to_string()])
+            .stdout(Stdio::from(std::fs::File::create(&stdout).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
+            .spawn()
+            .expect("starting usher demo");
+        let public: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "usher demo exited early ({status}):\n{}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
+            }
+            let started = matches!(get(admin, "/health/startup").await, Ok(r) if r.status == 200)
+                && tokio::net::TcpStream::connect(public).await.is_ok();
+            if started {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usher demo did not start in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let banner = std::fs::read_to_string(&stdout).unwrap();
+        Demo {
+            child,
+            public,
+            admin,
+            banner,
+            _output: output,
+        }
+    }
+
+    /// What the banner prints between `start` and the next `end` (or the end of the line),
+    /// on the first line holding `start`.
+    fn printed(&self, start: &str, end: char) -> String {
+        self.banner
+            .lines()
+            .find_map(|line| {
+                let (_, rest) = line.split_once(start)?;
+                Some(rest.split(end).next().unwrap_or(rest).to_string())
+            })
+            .unwrap_or_else(|| panic!("the banner prints no {start:?}:\n{}", self.banner))
+    }
+
+    async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.public, method, path, headers, None)
+            .await
+            .expect("request to the demo")
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let directory = std::env::temp_dir().join(format!("usher-demo-{}", self.child.id()));
+        let _ = std::fs::remove_dir_all(directory);
+    }
+}
+
+/// What the echo upstream received: its service name, path and headers.
+fn echoed(response: &Response) -> serde_json::Value {
+    assert_eq!(
+        response.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json()
+}
+
+#[tokio::test]
+async fn the_demo_does_what_its_banner_says() {
+    let demo = Demo::start().await;
+    let token = demo.printed("TOKEN=", ' ');
+    // The admin token is the one printed in full, not as $TOKEN.
+    let admin_token = format!("eyJ{}", demo.printed("Bearer eyJ", '"'));
+    let api_key = demo.printed("x-api-key: ", '\'');
+    let bearer = format!("Bearer {token}");
+
+    let login = request(
+        demo.public,
+        "POST",
+        "/api/v1/auth/login",
+        &[("content-type", "application/json")],
+        Some(br#"{"email":"a@b.c"}"#),
+    )
+    .await
+    .unwrap();
+    let login = echoed(&login);
+    assert_eq!(login["service"], "auth");
+    assert_eq!(login["path"], "/auth/login");
+
+    let anonymous = demo.call("GET", "/api/v1/venues/7", &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.error_code(), "unauthenticated");
+
+    let venue = demo
+        .call(
+            "GET",
+            "/api/v1/venues/7",
+            &[("authorization", &bearer), ("x-tenant-id", "victim")],
+        )
+        .await;
+    let venue = echoed(&venue);
+    assert_eq!(
+        venue["headers"]["x-tenant-id"],
+        serde_json::json!(["tenant-demo"])
+    );
+    assert_eq!(
+        venue["headers"]["x-user-id"],
+        serde_json::json!(["demo-user"])
+    );
+
+    let other_venue = demo
+        .call("PATCH", "/api/v1/venues/8", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(other_venue.status, 403);
+
+    let dashboard = "/api/v1/minting/admin/dashboard";
+    let customer = demo
+        .call("GET", dashboard, &[("authorization", &bearer)])
+        .await;
+    assert_eq!(customer.status, 403);
+    let admin = format!("Bearer {admin_token}");
+    let admin = demo
+        .call("GET", dashboard, &[("authorization", &admin)])
+        .await;
+    assert_eq!(echoed(&admin)["service"], "minting");
+
+    let partner = demo
+        .call(
+            "GET",
+            "/api/v1/integrations/sync",
+            &[("x-api-key", &api_key)],
+        )
+        .await;
+    assert_eq!(
+        echoed(&partner)["headers"]["x-tenant-id"],
+        serde_json::json!(["partner-demo"])
+    );
+
+    let register = demo
+        .call(
+            "POST",
+            "/api/v1/auth/register",
+            &[("x-tenant-id", "victim")],
+        )
+        .await;
+    assert!(echoed(&register)["headers"].get("x-tenant-id").is_none());
+
+    let trick = demo
+        .call("GET", "/api/v1/auth/login/..%2f..%2fvenues", &[])
+        .await;
+    assert_eq!(trick.status, 400);
+    assert_eq!(demo.call("GET", "/nope", &[]).await.status, 404);
+
+    // Revoke the token the way the banner says, and reload.
+    let revoked = PathBuf::from(demo.printed("echo demo-token >> ", ' '));
+    let pid = demo.printed("kill -HUP ", ' ');
+    assert_eq!(pid, demo.child.id().to_string());
+    let mut ids = std::fs::read_to_string(&revoked).unwrap();
+    ids.push_str("demo-token\n");
+    std::fs::write(&revoked, ids).unwrap();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+    let refused = eventually(Duration::from_secs(5), || async {
+        let response = demo
+            .call("GET", "/api/v1/venues/7", &[("authorization", &bearer)])
+            .await;
+        response.status == 401
+    })
+    .await;
+    assert!(refused, "the revoked demo token is still accepted");
+
+    let ready = get(demo.admin, "/health/ready").await.unwrap();
+    assert_eq!(ready.status, 200);
+    let metrics = get(demo.admin, "/metrics").await.unwrap();
+    let metrics = String::from_utf8(metrics.body).unwrap();
+    assert!(metrics.contains("usher_http_requests_total"), "{metrics}");
+}
