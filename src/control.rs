@@ -113,7 +113,7 @@ impl ControlPlane {
             return;
         }
         let source = self.path.display().to_string();
-        let prepared = match prepare(&source, &text) {
+        let mut prepared = match prepare(&source, &text) {
             Ok(prepared) => prepared,
             Err(errors) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
@@ -129,6 +129,7 @@ impl ControlPlane {
             }
         };
         if let Some(current) = &current {
+            prepared.security.inherit(&current.security);
             if current.config.listeners != prepared.config.listeners
                 || current.config.server != prepared.config.server
             {

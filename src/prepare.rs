@@ -7,11 +7,10 @@ use crate::config::{self, Config, ConfigError, ConfigErrors};
 use crate::ratelimit::redis::{self, RedisSettings};
 use crate::security::Security;
 use std::path::Path;
-use std::sync::Arc;
 
 pub struct Prepared {
     pub config: Config,
-    pub security: Arc<Security>,
+    pub security: Security,
     /// The shared rate-limit store's settings, secrets resolved.
     pub redis: Option<RedisSettings>,
 }
@@ -48,7 +47,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     };
     Ok(Prepared {
         config,
-        security: Arc::new(security),
+        security,
         redis,
     })
 }

@@ -42,7 +42,7 @@ impl Snapshot {
             config, security, ..
         } = prepared;
         Snapshot {
-            security,
+            security: Arc::new(security),
             limiter,
             version,
             router: Router::new(&config.routes),

@@ -1,5 +1,6 @@
 //! Keys from the issuer's JWKS through the real gateway: startup fetch, rotation picked up
-//! on an unknown kid, rate-limited refreshes, stale keys kept through an outage, JWKs
+//! on an unknown kid, rate-limited refreshes, stale keys kept through an outage and through
+//! reloads (which keep the refresh schedule too), JWKs
 //! without `alg` skipped, 503 when no key can be obtained at all, and key sets and lookups
 //! over HTTPS, verified against a private CA.
 
@@ -196,12 +197,23 @@ async fn keys_come_from_the_issuer_and_follow_rotation_and_outages() {
         server.fetches() - before
     );
 
-    // Outage: the issuer is gone; the keys Usher has keep working.
+    // Outage: the issuer is gone; the keys Usher has keep working, through a reload too.
     drop(server);
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    let k2_token = token("k2", Algorithm::EdDSA, &ed);
+    assert_eq!(status(&gateway, &k2_token).await, 200);
+    let reloads = r#"usher_config_reloads_total{result="success"}"#;
+    let before = metric_value(&gateway.metrics().await, reloads).unwrap_or(0.0);
+    gateway.signal("HUP");
+    let reloaded = eventually(Duration::from_secs(5), || async {
+        metric_value(&gateway.metrics().await, reloads).unwrap_or(0.0) > before
+    })
+    .await;
+    assert!(reloaded, "{}", gateway.stderr());
     assert_eq!(
-        status(&gateway, &token("k2", Algorithm::EdDSA, &ed)).await,
-        200
+        status(&gateway, &k2_token).await,
+        200,
+        "a reload during the issuer's outage dropped the keys"
     );
 }
 
@@ -240,6 +252,35 @@ async fn no_key_at_all_is_unavailable_not_unauthenticated() {
         401,
         "a malformed token is still 401"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_keep_the_key_set_and_its_refresh_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ed_pem, _, ed_jwk) = keys(dir.path());
+    let server = KeySetServer::start(json!({"keys": [ed_jwk]})).await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&config(server.addr, &upstream)).await;
+    let ed_token = token(
+        "k2",
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(&ed_pem).unwrap(),
+    );
+    assert_eq!(status(&gateway, &ed_token).await, 200);
+
+    // Ten reloads in 2 s, more often than the 500 ms refresh interval: none fetches the set
+    // on its own, and none postpones the scheduled refreshes (about four).
+    let fetched = server.fetches();
+    for _ in 0..10 {
+        gateway.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fetches = server.fetches() - fetched;
+    assert!(
+        (2..=6).contains(&fetches),
+        "{fetches} fetches in 2 s, with a 500 ms refresh interval and 10 reloads"
+    );
+    assert_eq!(status(&gateway, &ed_token).await, 200);
 }
 
 /// A private CA and a certificate for 127.0.0.1 it signed: (the CA's PEM file, the

@@ -1,6 +1,6 @@
 //! User-status and venue-access checks against a stand-in service through the real gateway:
-//! banned users refused, answers cached, values encoded into one path segment, and the
-//! per-route fail-closed / fail-open choice when the service cannot answer.
+//! banned users refused, answers cached (across reloads too), values encoded into one path
+//! segment, and the per-route fail-closed / fail-open choice when the service cannot answer.
 
 mod common;
 
@@ -146,6 +146,23 @@ routes:
         200,
         "cached answers still serve"
     );
+
+    // A reload during the outage keeps the answers: the URLs asked are the same.
+    let reloads = r#"usher_config_reloads_total{result="success"}"#;
+    let before = metric_value(&gateway.metrics().await, reloads).unwrap_or(0.0);
+    gateway.signal("HUP");
+    let reloaded = eventually(std::time::Duration::from_secs(5), || async {
+        metric_value(&gateway.metrics().await, reloads).unwrap_or(0.0) > before
+    })
+    .await;
+    assert!(reloaded, "{}", gateway.stderr());
+    assert_eq!(
+        call("/orders/1", token("u1", &[])).await,
+        200,
+        "a reload forgot the cached answers"
+    );
+    assert_eq!(call("/venues/v7", token("u1", &["v7"])).await, 200);
+    assert_eq!(call("/orders/1", token("banned", &[])).await, 401);
 
     let metrics = gateway.metrics().await;
     for reason in ["user_inactive", "venue_denied"] {

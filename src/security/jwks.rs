@@ -3,13 +3,15 @@
 //! The set is fetched before a configuration goes live, then again every
 //! `refresh_interval`, and when a token names a `kid` Usher does not know (one refresh at a
 //! time, at most once per `min_refresh_interval`, so a stream of forged `kid`s cannot turn
-//! Usher into a load generator against the issuer). A failed refresh keeps the keys it had.
+//! Usher into a load generator against the issuer). A failed refresh keeps the keys it had,
+//! and a reload that fetches from the same URL takes over the running set, so an outage of
+//! the issuer during a reload does not leave Usher without keys.
 //! Each key's algorithm comes from the JWK's own `alg`; a JWK without one is skipped, since
 //! the token must never choose its algorithm.
 
 use super::jwt::VerifyingKey;
 use crate::config::{JwksSpec, JwtSpec};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
@@ -25,6 +27,8 @@ pub struct Jwks {
     spec: JwksSpec,
     jwt: JwtSpec,
     keys: ArcSwap<HashMap<String, Arc<VerifyingKey>>>,
+    /// The set the keys were made from, for a reload to take over.
+    document: ArcSwapOption<JwkSet>,
     loaded: AtomicBool,
     /// When the last refresh started; held while a refresh runs (single flight).
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
@@ -36,6 +40,7 @@ impl Jwks {
             spec: spec.clone(),
             jwt: jwt.clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
+            document: ArcSwapOption::empty(),
             loaded: AtomicBool::new(false),
             last_refresh: tokio::sync::Mutex::new(None),
         }
@@ -62,12 +67,37 @@ impl Jwks {
         true
     }
 
+    /// Takes over the set `previous` fetched, and its refresh schedule, when both fetch the
+    /// same URL. The keys are made again from that set, under this configuration's
+    /// verification settings.
+    pub fn inherit(&self, previous: &Jwks) {
+        if previous.spec.url != self.spec.url {
+            return;
+        }
+        if let Some(document) = previous.document.load_full() {
+            self.install(document);
+        }
+        // Unless a refresh is running there (then this one refreshes at once).
+        if let (Ok(mut mine), Ok(theirs)) = (
+            self.last_refresh.try_lock(),
+            previous.last_refresh.try_lock(),
+        ) {
+            *mine = *theirs;
+        }
+    }
+
+    fn install(&self, document: Arc<JwkSet>) {
+        self.keys.store(Arc::new(self.keys_of(&document)));
+        self.document.store(Some(document));
+        self.loaded.store(true, Ordering::Release);
+    }
+
     async fn refresh(&self) {
         match tokio::time::timeout(self.spec.timeout, self.fetch()).await {
-            Ok(Ok(keys)) => {
-                tracing::info!(url = %self.spec.url, keys = keys.len(), "JWKS refreshed");
-                self.keys.store(Arc::new(keys));
-                self.loaded.store(true, Ordering::Release);
+            Ok(Ok(document)) => {
+                self.install(Arc::new(document));
+                let keys = self.keys.load().len();
+                tracing::info!(url = %self.spec.url, keys, "JWKS refreshed");
             }
             Ok(Err(reason)) => {
                 tracing::warn!(url = %self.spec.url, reason, "JWKS refresh failed; keeping the previous keys");
@@ -78,14 +108,17 @@ impl Jwks {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
+    async fn fetch(&self) -> Result<JwkSet, String> {
         let (status, body) =
             crate::fetch::get_body(&self.spec.url.to_string(), MAX_DOCUMENT_BYTES).await?;
         if !status.is_success() {
             return Err(format!("answered {status}"));
         }
-        let set: JwkSet =
-            serde_json::from_slice(&body).map_err(|e| format!("not a JWK set: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("not a JWK set: {e}"))
+    }
+
+    /// The usable keys of `set`, by kid.
+    fn keys_of(&self, set: &JwkSet) -> HashMap<String, Arc<VerifyingKey>> {
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let (Some(kid), Some(alg)) = (&jwk.common.key_id, &jwk.common.key_algorithm) else {
@@ -119,22 +152,88 @@ impl Jwks {
                 Err(e) => tracing::warn!(kid, error = %e, "JWKS key skipped"),
             }
         }
-        Ok(keys)
+        keys
     }
 
-    /// Fetches now, then keeps the set fresh for as long as a configuration uses it.
+    /// Fetches now, unless the set was taken over from the running configuration, then keeps
+    /// it fresh for as long as a configuration uses it: `refresh_interval` after the last
+    /// refresh, so reloads more frequent than that do not postpone it.
     pub async fn start(self: &Arc<Self>) {
-        self.refresh_if_due().await;
+        if !self.loaded() {
+            self.refresh_if_due().await;
+        }
         let weak: Weak<Jwks> = Arc::downgrade(self);
         let interval = self.spec.refresh_interval;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
+                let Some(last) = weak.upgrade().map(|jwks| jwks.last_refresh()) else {
+                    return;
+                };
+                tokio::time::sleep_until(last.map_or_else(Instant::now, |at| at + interval)).await;
                 let Some(jwks) = weak.upgrade() else {
                     return;
                 };
                 jwks.refresh_if_due().await;
             }
         });
+    }
+
+    /// When the last refresh started; `None` before the first, or while one runs.
+    fn last_refresh(&self) -> Option<Instant> {
+        self.last_refresh.try_lock().ok().and_then(|last| *last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwks(url: &str, audience: &str) -> Jwks {
+        let config = crate::config::load(
+            "t.yaml",
+            &format!(
+                r#"
+listeners: {{ public: {{ address: "127.0.0.1:1" }}, admin: {{ address: "127.0.0.1:2" }} }}
+authentication: {{ jwt: {{ issuer: i, audiences: [{audience}], jwks: {{ url: "{url}" }} }} }}
+upstreams: {{ svc: {{ targets: ["127.0.0.1:3"] }} }}
+routes: [{{ name: a, match: {{ path: /a }}, upstream: svc }}]
+"#
+            ),
+        )
+        .unwrap();
+        let jwt = config.authentication.jwt.unwrap();
+        Jwks::new(jwt.jwks.as_ref().unwrap(), &jwt)
+    }
+
+    /// RFC 8037's example Ed25519 public key.
+    fn document() -> Arc<JwkSet> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({"keys": [{
+                "kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+            }]}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_reload_takes_over_the_set_only_from_the_same_url() {
+        let running = jwks("http://issuer/jwks", "a");
+        running.install(document());
+        assert!(running.key("k1").is_some());
+
+        let same_url = jwks("http://issuer/jwks", "b");
+        same_url.inherit(&running);
+        assert!(same_url.loaded());
+        let key = same_url.key("k1").expect("taken over");
+        assert!(
+            !Arc::ptr_eq(&key, &running.key("k1").unwrap()),
+            "made again under the new settings"
+        );
+
+        let other_url = jwks("http://other-issuer/jwks", "a");
+        other_url.inherit(&running);
+        assert!(!other_url.loaded());
+        assert!(other_url.key("k1").is_none());
     }
 }

@@ -3,12 +3,15 @@
 //! ones for the shorter `negative_cache_ttl`, "could not answer" for one second. What a failure means for
 //! the request is each route's choice (`on_dependency_failure`), closed by default.
 //!
+//! A reload keeps the answers when the URL template stays the same, so a configuration
+//! change during the service's outage does not forget who was confirmed a moment ago.
+//!
 //! Caller-supplied values are percent-encoded into the URL template, so a `sub` such as
 //! `../admin` cannot change which resource is asked about.
 
 use crate::config::LookupSpec;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What the service said.
@@ -22,7 +25,8 @@ pub enum Answer {
 
 pub struct Lookup {
     spec: LookupSpec,
-    cache: Mutex<HashMap<String, (Answer, Instant)>>,
+    /// Answers by URL; shared with the configuration this one took them over from.
+    cache: Arc<Mutex<HashMap<String, (Answer, Instant)>>>,
 }
 
 /// Entries beyond this empty the cache (the cheapest bounded policy).
@@ -35,7 +39,14 @@ impl Lookup {
     pub fn new(spec: &LookupSpec) -> Lookup {
         Lookup {
             spec: spec.clone(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Takes over the answers `previous` holds when both ask the same URLs.
+    pub fn inherit(&mut self, previous: &Lookup) {
+        if previous.spec.url_template == self.spec.url_template {
+            self.cache = Arc::clone(&previous.cache);
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! [`Security`] holds what the configuration's `authentication` section names, loaded:
 //! decoding keys and hashed API keys. It is built with every snapshot (so key files are
-//! read again on reload) and is immutable afterwards.
+//! read again on reload), takes over what the running one learned from other services (the
+//! issuer's key set, lookup answers), and is immutable afterwards.
 
 pub mod api_keys;
 pub mod events;
@@ -82,6 +83,22 @@ impl Security {
             })
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Takes over from the running configuration what it fetched or was told by other
+    /// services, where this one asks the same places: the issuer's key set and the
+    /// user-status and venue answers. Files are always read anew.
+    pub fn inherit(&mut self, previous: &Security) {
+        let jwks = |security: &Security| security.jwt.as_ref().and_then(|jwt| jwt.jwks().cloned());
+        if let (Some(jwks), Some(running)) = (jwks(self), jwks(previous)) {
+            jwks.inherit(&running);
+        }
+        if let (Some(lookup), Some(running)) = (&mut self.user_status, &previous.user_status) {
+            lookup.inherit(running);
+        }
+        if let (Some(lookup), Some(running)) = (&mut self.venue_access, &previous.venue_access) {
+            lookup.inherit(running);
         }
     }
 }
