@@ -2,8 +2,9 @@
 //!
 //! Pingora times each read of a head (60 s) but not the head as a whole, and runs no Usher
 //! code before the head is complete, so a client that sends a byte every few seconds holds
-//! a connection for as long as it likes (slowloris). [`HeadDeadline`] wraps the proxy
-//! application and puts each HTTP/1 connection's stream inside a [`DeadlineStream`], which
+//! a connection for as long as it likes (slowloris); its HTTP/2 handshake waits for the
+//! client's connection preface without any limit. [`HeadDeadline`] wraps the proxy
+//! application and puts each connection's stream inside a [`DeadlineStream`], which
 //! watches the bytes going by:
 //! - a head starts when the connection opens (after the TLS handshake), and on a reused
 //!   connection with the first byte read after a final response that keeps the connection
@@ -17,9 +18,12 @@
 //!
 //! A final response with `Connection: close` ends the watch: Pingora sends it whenever the
 //! request body may not have been read to its end, so body bytes are never taken for a head.
-//! HTTP/2 negotiated by ALPN frames its own headers and is passed through untouched; after a
-//! `101 Switching Protocols` the connection is a tunnel and no longer watched. Pingora closes
-//! a connection whose client pipelines requests, so every head passes through `poll_read`.
+//! HTTP/2 (by ALPN, or h2c) is watched only until its connection preface is in (the preface
+//! holds a blank line), and refused without a 408, which an HTTP/2 client could not read;
+//! after that it frames its own headers, and Pingora closes its idle connections
+//! (`h2_idle_timeout`, set in server.rs). After a `101 Switching Protocols` the connection
+//! is a tunnel and no longer watched. Pingora closes a connection whose client pipelines
+//! requests, so every head passes through `poll_read`.
 
 use crate::filters::security_headers::HSTS;
 use crate::respond::Rejection;
@@ -70,16 +74,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return self.inner.process_new(stream, shutdown).await;
-        }
         let limit = self
             .live
             .current()
             .map_or(FIRST_HEAD_TIMEOUT, |s| s.config.limits.request_head_timeout);
+        let http2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         // Pingora's HTTP application serves every request of the connection in this call
         // and hands nothing back for reuse, so the stream is wrapped once.
-        let stream: Stream = Box::new(DeadlineStream::new(stream, limit));
+        let stream: Stream = Box::new(DeadlineStream::new(stream, limit, http2));
         self.inner.process_new(stream, shutdown).await
     }
 
@@ -116,18 +118,21 @@ pub struct DeadlineStream {
     blank_line: u8,
     /// Bytes were written since the current head began (a response still under way).
     wrote_during_head: bool,
+    /// HTTP/2 by ALPN: the head is the connection preface, and no 408 is written.
+    http2: bool,
     /// Made only when a read of an open head has to wait.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeadlineStream {
-    pub fn new(inner: Stream, limit: Duration) -> Self {
+    pub fn new(inner: Stream, limit: Duration, http2: bool) -> Self {
         DeadlineStream {
             inner,
             limit,
             phase: Phase::Head(Instant::now() + limit),
             blank_line: 0,
             wrote_during_head: false,
+            http2,
             timer: None,
         }
     }
@@ -202,7 +207,7 @@ impl DeadlineStream {
     fn refuse(&mut self, cx: &mut Context<'_>) -> std::io::Error {
         self.phase = Phase::Done;
         let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
-        if !self.wrote_during_head {
+        if !self.wrote_during_head && !self.http2 {
             let response = timeout_response(&request_id, self.inner.get_ssl().is_some());
             let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
             let _ = Pin::new(&mut self.inner).poll_flush(cx);
@@ -400,7 +405,7 @@ mod tests {
 
     fn stream() -> DeadlineStream {
         let io = tokio_test_stream();
-        DeadlineStream::new(io, Duration::from_secs(10))
+        DeadlineStream::new(io, Duration::from_secs(10), false)
     }
 
     /// A real socket pair end, as a Pingora stream (never read here).
@@ -425,6 +430,21 @@ mod tests {
         let mut s = stream();
         s.read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody with\r\n\r\n");
         assert_eq!(s.phase, Phase::Message);
+    }
+
+    #[tokio::test]
+    async fn the_http2_preface_is_the_head_and_frames_are_not_watched() {
+        let mut s = DeadlineStream::new(tokio_test_stream(), Duration::from_secs(10), true);
+        s.wrote(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        s.read(b"PRI * HTTP/2.0\r\n\r\n");
+        assert_eq!(s.phase, Phase::Message);
+        s.read(b"SM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        s.wrote(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00");
+        assert_eq!(
+            s.phase,
+            Phase::Message,
+            "nothing after the preface is timed"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The public listener's protocols: TLS with HTTP/2 through ALPN, HTTP/1.1 fallback, and
-//! HTTP/2 over cleartext when `h2c` is on. Driven with curl; the certificate is made with
-//! the openssl command line tool.
+//! HTTP/2 over cleartext when `h2c` is on; an HTTP/2 client that never sends its preface is
+//! closed at the head deadline. Driven with curl and `openssl s_client`; the certificate is
+//! made with the openssl command line tool.
 
 mod common;
 
@@ -39,11 +40,9 @@ routes:
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tls_offers_http2_through_alpn() {
-    let upstream = EchoServer::start("svc").await.unwrap();
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("tls.crt"), certs.path().join("tls.key"));
+/// A self-signed certificate for localhost: (certificate file, key file).
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
     let made = Command::new("openssl")
         .args([
             "req",
@@ -65,15 +64,26 @@ async fn tls_offers_http2_through_alpn() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    (cert.display().to_string(), key.display().to_string())
+}
 
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let gateway = Gateway::launch(|public, admin| {
+/// Usher with a TLS public listener and `extra` settings.
+async fn tls_gateway(upstream: &EchoServer, certs: &std::path::Path, extra: &str) -> Gateway {
+    let (cert, key) = self_signed(certs);
+    Gateway::launch(|public, admin| {
         format!(
-            "listeners:\n  public:\n    address: \"{public}\"\n    tls: {{ cert_file: \"{cert}\", key_file: \"{key}\" }}\n  admin: {{ address: \"{admin}\" }}\n{}",
-            upstream_yaml(&upstream)
+            "listeners:\n  public:\n    address: \"{public}\"\n    tls: {{ cert_file: \"{cert}\", key_file: \"{key}\" }}\n  admin: {{ address: \"{admin}\" }}\n{extra}\n{}",
+            upstream_yaml(upstream)
         )
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_offers_http2_through_alpn() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let gateway = tls_gateway(&upstream, certs.path(), "").await;
     let port = gateway.public.port();
     let url = format!("https://localhost:{port}/x");
     let h2 = curl(&["-k", "--http2", &url]);
@@ -82,6 +92,56 @@ async fn tls_offers_http2_through_alpn() {
     assert_eq!(h2, ("2".into(), "200".into()), "HTTP/2 through ALPN");
     assert_eq!(h1, ("1.1".into(), "200".into()), "HTTP/1.1 fallback");
     assert_ne!(plain.1, "200", "cleartext is not served on the TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_clients_that_never_send_the_preface_are_closed_at_the_head_deadline() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let limits = "limits: { request_head_timeout: 1s }";
+    let gateway = tls_gateway(&upstream, certs.path(), limits).await;
+
+    // TLS with HTTP/2 chosen by ALPN, then silence: Pingora's handshake would wait forever.
+    let started = Instant::now();
+    let mut silent = Command::new("openssl")
+        .args(["s_client", "-connect", &gateway.public.to_string()])
+        .args(["-alpn", "h2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running openssl s_client");
+    let mut closed = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Some(status) = silent.try_wait().unwrap() {
+            closed = Some((status, started.elapsed()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = silent.kill();
+    let _ = silent.wait();
+    let mut report = String::new();
+    std::io::Read::read_to_string(silent.stdout.as_mut().unwrap(), &mut report).unwrap();
+    assert!(report.contains("ALPN protocol: h2"), "{report}");
+    let (_, after) = closed.unwrap_or_else(|| panic!("still open after 5 s: {report}"));
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed after {after:?}"
+    );
+
+    // Clients that do send it are served.
+    let url = format!("https://localhost:{}/x", gateway.public.port());
+    assert_eq!(curl(&["-k", "--http2", &url]), ("2".into(), "200".into()));
+    assert_eq!(
+        metric_value(
+            &gateway.metrics().await,
+            r#"usher_security_events_total{reason="request_head_timeout",severity="low"}"#
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
