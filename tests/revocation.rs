@@ -44,6 +44,7 @@ upstreams:
 routes:
   - {{ name: strict, match: {{ path: /strict }}, upstream: svc }}
   - {{ name: lenient, match: {{ path: /lenient }}, upstream: svc, auth: {{ on_dependency_failure: open }} }}
+  - {{ name: admin, match: {{ path: /admin }}, upstream: svc, auth: {{ roles: [admin] }} }}
 "#,
         secret.display()
     )
@@ -67,10 +68,13 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
     let (kept, revoked) = (token(Some("jti-kept")), token(Some("jti-revoked")));
 
     assert_eq!(bearer_get(&gateway, "/strict", &revoked).await.status, 200);
-    // The auth service revokes the token: the next request is refused, on every route.
+    assert_eq!(bearer_get(&gateway, "/admin", &revoked).await.status, 403);
+    // The auth service revokes the token: the next request is refused, on every route,
+    // also where its roles would not do (a stolen token shows as revoked, not as a role
+    // refusal).
     redis.cli(&["SET", "session:blacklist:jti-revoked", "1", "EX", "600"]);
     let hits = upstream.hits();
-    for path in ["/strict", "/lenient"] {
+    for path in ["/strict", "/lenient", "/admin"] {
         let response = bearer_get(&gateway, path, &revoked).await;
         assert_eq!(response.status, 401, "{path}");
         assert_eq!(response.error_code(), "unauthenticated");
@@ -92,7 +96,7 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         metric_value(
             &metrics,
             r#"usher_revocation_checks_total{result="revoked",source="redis"}"#
-        ) >= Some(2.0),
+        ) >= Some(3.0),
         "{metrics}"
     );
     assert!(

@@ -4,7 +4,8 @@
 //! request_filter      correlation ids → CORS preflight answered at the edge (204/403)
 //!                     → snapshot → hardening (400/405/414/431) → normalize path (400)
 //!                     → route (404/405) → Upgrade only where allowed → strip client
-//!                     identity headers → authenticate (401; 503 without keys) → roles and
+//!                     identity headers → authenticate (401; 503 without keys) → revoked
+//!                     token (401; 503 when unknown and Redis is down) → roles and
 //!                     venue scope (403) → overload shedding by tier (503) → rate limits
 //!                     (429; 503 when a fail-closed policy's store is down) → user status
 //!                     / venue service (401/403/503) → body limit (413) → bulkhead (503)
@@ -25,7 +26,9 @@
 //! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
 //! probes), so anonymous traffic cannot exhaust them. Rate limits come after it, because
 //! they are keyed by the verified identity, and before the calls to other services (user
-//! status, venue access), so a flood is refused before it costs them anything.
+//! status, venue access), so a flood is refused before it costs them anything. Revocation
+//! belongs to authentication: a revoked token is no credential, whatever it grants, and its
+//! answer is cached per `jti`, so a flood with one token costs one lookup per `cache_ttl`.
 
 mod context;
 
@@ -136,8 +139,8 @@ impl UsherProxy {
         Ok(matched.route)
     }
 
-    /// Strips client identity headers, then authenticates the caller and checks its roles
-    /// and venue scope where the route requires it.
+    /// Strips client identity headers, then authenticates the caller, refuses a revoked
+    /// token, and checks the caller's roles and venue scope where the route requires it.
     async fn identify(
         &self,
         session: &mut Session,
@@ -189,6 +192,8 @@ impl UsherProxy {
                 Rejection::Unauthenticated
             }
         })?;
+        self.check_revocation(ctx, snapshot, route, &identity)
+            .await?;
         authorize(&identity, &route.auth, &ctx.params).map_err(|reason| {
             security_event(ctx, reason, Severity::Medium);
             Rejection::Forbidden
@@ -270,10 +275,42 @@ impl UsherProxy {
         }
     }
 
-    /// Asks the services themselves where the route wants it: whether the token was revoked
-    /// and whether its user is still active (a banned user's unexpired token stops
-    /// working), and whether the user may act on the venue. Answers are cached; when a
-    /// service cannot answer, the route's `on_dependency_failure` decides (closed: 503).
+    /// Refuses a revoked token, by its `jti`, before anything else looks at what it grants:
+    /// a stolen token shows as `token_revoked` on every route, not as a role refusal. When
+    /// the answer cannot be had, the route's `on_dependency_failure` decides (closed: 503).
+    async fn check_revocation(
+        &self,
+        ctx: &RequestCtx,
+        snapshot: &Snapshot,
+        route: &RouteSpec,
+        identity: &Identity,
+    ) -> Result<(), Rejection> {
+        let (Some(revocation), CredentialKind::Jwt) =
+            (&snapshot.security.revocation, identity.source)
+        else {
+            return Ok(());
+        };
+        let Some(jti) = &identity.token_id else {
+            security_event(ctx, "token_without_jti", Severity::Medium);
+            return Err(Rejection::Unauthenticated);
+        };
+        let redis = snapshot.config.rate_limiting.redis.as_ref();
+        match revocation.check(jti, &snapshot.limiter, redis).await {
+            revocation::Status::Valid => Ok(()),
+            revocation::Status::Revoked => {
+                security_event(ctx, "token_revoked", Severity::High);
+                Err(Rejection::Unauthenticated)
+            }
+            revocation::Status::Unavailable => {
+                dependency_unavailable(ctx, route, "revocation_unavailable")
+            }
+        }
+    }
+
+    /// Asks the services themselves where the route wants it: whether the token's user is
+    /// still active (a banned user's unexpired token stops working), and whether the user
+    /// may act on the venue. Answers are cached; when a service cannot answer, the route's
+    /// `on_dependency_failure` decides (closed: 503).
     async fn confirm(
         &self,
         ctx: &RequestCtx,
@@ -283,29 +320,7 @@ impl UsherProxy {
     ) -> Result<(), Rejection> {
         let security = &snapshot.security;
         let auth = &route.auth;
-        let unavailable = |reason: &'static str| {
-            security_event(ctx, reason, Severity::Low);
-            if auth.fail_open {
-                Ok(())
-            } else {
-                Err(Rejection::AuthUnavailable)
-            }
-        };
-        if let (Some(revocation), CredentialKind::Jwt) = (&security.revocation, identity.source) {
-            let Some(jti) = &identity.token_id else {
-                security_event(ctx, "token_without_jti", Severity::Medium);
-                return Err(Rejection::Unauthenticated);
-            };
-            let redis = snapshot.config.rate_limiting.redis.as_ref();
-            match revocation.check(jti, &snapshot.limiter, redis).await {
-                revocation::Status::Valid => {}
-                revocation::Status::Revoked => {
-                    security_event(ctx, "token_revoked", Severity::High);
-                    return Err(Rejection::Unauthenticated);
-                }
-                revocation::Status::Unavailable => unavailable("revocation_unavailable")?,
-            }
-        }
+        let unavailable = |reason| dependency_unavailable(ctx, route, reason);
         let values = [
             ("sub", identity.subject.as_str()),
             ("tenant", identity.tenant.as_str()),
@@ -953,6 +968,21 @@ fn client_addresses(session: &Session, trusted: &[ipnet::IpNet]) -> Option<(IpAd
         client_address::client_address(peer, forwarded(), trusted),
         client_address::forwarded_for(peer, forwarded(), trusted),
     ))
+}
+
+/// A service the route asks about its callers could not answer: the route's
+/// `on_dependency_failure` decides (closed: 503 `auth_unavailable`).
+fn dependency_unavailable(
+    ctx: &RequestCtx,
+    route: &RouteSpec,
+    reason: &'static str,
+) -> Result<(), Rejection> {
+    security_event(ctx, reason, Severity::Low);
+    if route.auth.fail_open {
+        Ok(())
+    } else {
+        Err(Rejection::AuthUnavailable)
+    }
 }
 
 /// The caller's tier: the one its credential names, else the default; anonymous callers
