@@ -204,6 +204,10 @@ async fn the_demo_does_what_its_banner_says() {
     })
     .await;
     assert!(refused, "the revoked demo token is still accepted");
+    let dashboard_again = demo
+        .call("GET", dashboard, &[("authorization", &bearer)])
+        .await;
+    assert_eq!(dashboard_again.status, 401, "revoked, whatever its roles");
 
     let ready = get(demo.admin, "/health/ready").await.unwrap();
     assert_eq!(ready.status, 200);
