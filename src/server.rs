@@ -70,7 +70,7 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
         let mut options = HttpServerOptions::default();
         options.h2c = config.listeners.h2c;
         // HTTP/2 connections with no stream open are closed like idle HTTP/1 keep-alive
-        // ones (the head deadline watches HTTP/1 only).
+        // ones (the head deadline watches HTTP/2 only until its preface).
         options.h2_idle_timeout = Some(H2_IDLE_TIMEOUT);
         app.server_options = Some(options);
     }

@@ -37,9 +37,7 @@ impl Default for LocalStore {
 impl LocalStore {
     /// The decision, and the arrival time it recorded (for [`LocalStore::give_back`]).
     pub fn decide(&self, key: &str, rule: &Rule) -> (Decision, u64) {
-        let mut shard = self.shards[shard_of(key)]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut shard = self.shard(key);
         // Read under the lock, so each bucket's log stays in arrival order.
         let now = self.epoch.elapsed().as_micros() as u64;
         shard.decisions += 1;
@@ -68,12 +66,16 @@ impl LocalStore {
 
     /// Forgets the request `decide` admitted at `at` in `key`'s bucket.
     pub fn give_back(&self, key: &str, at: u64) {
-        let mut shard = self.shards[shard_of(key)]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((bucket, _)) = shard.buckets.get_mut(key) {
+        if let Some((bucket, _)) = self.shard(key).buckets.get_mut(key) {
             bucket.give_back(at);
         }
+    }
+
+    /// The locked shard that holds `key`'s bucket.
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Buckets currently held, for the health report.

@@ -18,6 +18,7 @@
 
 use super::window::{Block, Decision, Rule};
 use crate::config::{RedisSpec, SecretRef};
+use fred::clients::WithOptions;
 use fred::prelude::*;
 use fred::types::Value;
 use std::collections::HashMap;
@@ -253,25 +254,19 @@ impl RedisStore {
                 Value::from(rule.block_us as i64),
             ]
         };
-        let call = async {
-            let client = self.thread_client().await?;
-            let client = client.with_options(&self.options);
-            match client
-                .evalsha::<Vec<i64>, _, _, _>(self.sha.as_str(), keys().to_vec(), args().to_vec())
-                .await
-            {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    client
-                        .eval::<Vec<i64>, _, _, _>(SCRIPT, keys().to_vec(), args().to_vec())
-                        .await
+        let reply: Vec<i64> = self
+            .call(|client| async move {
+                match client
+                    .evalsha(self.sha.as_str(), keys().to_vec(), args().to_vec())
+                    .await
+                {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => {
+                        client.eval(SCRIPT, keys().to_vec(), args().to_vec()).await
+                    }
+                    other => other,
                 }
-                other => other,
-            }
-            .map_err(store_error)
-        };
-        let reply = tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout)??;
+            })
+            .await?;
         decision(&reply)
             .map(|decision| (decision, sequence))
             .ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
@@ -279,20 +274,11 @@ impl RedisStore {
 
     /// Removes the request `decide` logged as member `sequence` from `bucket`'s log.
     pub async fn give_back(&self, bucket: &str, sequence: u64) -> Result<(), StoreError> {
-        let call = async {
-            let client = self.thread_client().await?;
-            client
-                .with_options(&self.options)
-                .custom::<i64, _>(
-                    fred::cmd!("ZREM"),
-                    vec![self.log_key(bucket), self.member(sequence)],
-                )
-                .await
-                .map_err(store_error)
-        };
-        tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout)??;
+        let members = vec![self.log_key(bucket), self.member(sequence)];
+        self.call(
+            |client| async move { client.custom::<i64, _>(fred::cmd!("ZREM"), members).await },
+        )
+        .await?;
         Ok(())
     }
 
@@ -307,18 +293,28 @@ impl RedisStore {
     /// Whether `key` exists, within the same deadline as a decision. The key is used as
     /// given: it belongs to another service, so `key_prefix` does not apply.
     pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let found: i64 = self
+            .call(|client| async move { client.exists(key).await })
+            .await?;
+        Ok(found > 0)
+    }
+
+    /// Runs `command` on this thread's connection, with the per-command options, the whole
+    /// of it (connection included) within the deadline.
+    async fn call<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(WithOptions<Client>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
+    {
         let call = async {
             let client = self.thread_client().await?;
-            client
-                .with_options(&self.options)
-                .exists::<i64, _>(key)
+            command(client.with_options(&self.options))
                 .await
                 .map_err(store_error)
         };
-        let found = tokio::time::timeout(self.settings.timeout, call)
+        tokio::time::timeout(self.settings.timeout, call)
             .await
-            .map_err(|_| StoreError::Timeout)??;
-        Ok(found > 0)
+            .map_err(|_| StoreError::Timeout)?
     }
 
     /// Waits up to `limit` for the first connection, so a gateway that starts next to a
