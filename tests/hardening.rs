@@ -7,10 +7,9 @@ mod common;
 
 use common::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
-    let upstream = EchoServer::start("svc").await.unwrap();
-    let gateway = Gateway::start(&format!(
+/// One upstream `svc` behind a public catch-all route and a public WebSocket route.
+fn open_routes(upstream: &EchoServer) -> String {
+    format!(
         r#"
 upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
@@ -19,8 +18,13 @@ routes:
   - {{ name: socket, match: {{ path: /socket }}, upstream: svc, public: true, websocket: true }}
 "#,
         upstream.addr
-    ))
-    .await;
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&open_routes(&upstream)).await;
     let long_uri = format!("/{}", "a".repeat(9 * 1024));
     let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
     let big_header = format!("X-Big: {}\r\n", "b".repeat(33 * 1024));
@@ -222,4 +226,78 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
     })
     .await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A werkzeug upstream upper-cases methods: `delete` runs its DELETE handler. A case variant
+/// of DELETE must therefore not pass as some other method past the route that lists DELETE
+/// with a role rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn method_case_variants_cannot_bypass_a_method_specific_route() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-methods";
+    let framework = PythonServer::start("werkzeug_upstream.py");
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("jwt"), SECRET).unwrap();
+    let gateway = Gateway::start(&format!(
+        r#"
+authentication:
+  jwt:
+    issuer: i
+    audiences: [a]
+    keys: [{{ kid: k, algorithm: HS256, secret_file: "{}" }}]
+upstreams:
+  venues: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - name: venue-manage
+    match: {{ path: /api/v1/venues/:venue, methods: [DELETE] }}
+    upstream: venues
+    auth: {{ roles: [venue_manager] }}
+  - {{ name: venues, match: {{ path: /api/v1/venues }}, upstream: venues }}
+"#,
+        secret.path().join("jwt").display(),
+        framework.addr
+    ))
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": "fan", "tenant_id": "t1", "roles": ["customer"],
+        "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600});
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let send = |method: &str| {
+        format!("{method} /api/v1/venues/7 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+    };
+    let response = raw_request(gateway.public, send("GET").as_bytes()).await;
+    assert_eq!(raw_status(&response), 200, "{response}");
+    let response = raw_request(gateway.public, send("DELETE").as_bytes()).await;
+    assert_eq!(raw_status(&response), 403, "{response}");
+    for variant in ["delete", "dElEtE", "Delete"] {
+        let response = raw_request(gateway.public, send(variant).as_bytes()).await;
+        assert_eq!(raw_status(&response), 400, "{variant}: {response}");
+        assert!(response.contains("\"bad_request\""), "{response}");
+    }
+    let ran = get(framework.addr, "/ran").await.unwrap().json();
+    assert_eq!(
+        ran,
+        serde_json::json!(["GET /api/v1/venues/7"]),
+        "the framework ran only the GET"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn method_case_variants_are_refused_over_http2_too() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start_h2c(&open_routes(&upstream)).await;
+    let port = gateway.public.port();
+    let seen = h2_client(port, &["case", "DELETE", "/x"]).await;
+    assert_eq!(seen["statuses"], serde_json::json!([200]), "{seen}");
+    let seen = h2_client(port, &["case", "dElEtE", "/x"]).await;
+    assert_eq!(seen["statuses"], serde_json::json!([400]), "{seen}");
+    assert_eq!(upstream.hits(), 1, "only the DELETE reached the upstream");
 }

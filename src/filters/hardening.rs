@@ -21,6 +21,7 @@ pub fn check(
             "both Content-Length and Transfer-Encoding",
         ));
     }
+    check_method_case(&request.method)?;
     if request.method == Method::CONNECT || request.method == Method::TRACE {
         return Err(Rejection::MethodNotAllowed(Vec::new()));
     }
@@ -76,6 +77,26 @@ fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
         if length.is_empty() || !length.iter().all(u8::is_ascii_digit) {
             return Err(Rejection::Malformed("malformed Content-Length"));
         }
+    }
+    Ok(())
+}
+
+/// Methods are case-sensitive (RFC 9110 §9.1), so `delete` is not `DELETE` to the router,
+/// but many frameworks upper-case what they receive and would run the `DELETE` handler for
+/// it: a case variant of a standard method would slip past a route that lists `DELETE`.
+/// Such methods are refused; unknown methods of any case pass to routing as they are.
+fn check_method_case(method: &Method) -> Result<(), Rejection> {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    let name = method.as_str();
+    let is_variant = STANDARD
+        .iter()
+        .any(|standard| standard.eq_ignore_ascii_case(name) && *standard != name);
+    if is_variant {
+        return Err(Rejection::Malformed(
+            "method names are case-sensitive: send standard methods in upper case",
+        ));
     }
     Ok(())
 }
@@ -185,6 +206,9 @@ mod tests {
         let long = "x".repeat(150);
         let cases: Vec<(RequestHeader, u16)> = vec![
             (request("TRACE", "/a", &[("host", "x")]), 405),
+            (request("delete", "/a", &[("host", "x")]), 400),
+            (request("dElEtE", "/a", &[("host", "x")]), 400),
+            (request("Get", "/a", &[("host", "x")]), 400),
             (
                 request("GET", &format!("/{}", "a".repeat(40)), &[("host", "x")]),
                 414,
@@ -251,6 +275,14 @@ mod tests {
         for (request, status) in cases {
             let result = check(&request, None, &limits());
             assert_eq!(result.map_err(|r| r.status()), Err(status), "{request:?}");
+        }
+    }
+
+    #[test]
+    fn passes_standard_and_unknown_methods_as_sent() {
+        for method in ["GET", "DELETE", "PATCH", "PURGE", "purge", "MKCOL"] {
+            let ok = request(method, "/a", &[("host", "x")]);
+            assert_eq!(check(&ok, None, &limits()), Ok(()), "{method}");
         }
     }
 

@@ -752,11 +752,26 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        if *e.esource() == ErrorSource::Upstream {
+        // While the client has not sent its whole request, an upstream that times out or
+        // gives up is waiting for the client: the failure is the client's, and counting it
+        // would let anyone open the breaker with requests that declare a body and never
+        // send it.
+        let client_incomplete = !session.is_body_done();
+        if client_incomplete {
+            if matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            ) {
+                security_event(ctx, "request_body_timeout", Severity::Low);
+                ctx.failure = Some(Rejection::RequestTimeout);
+            }
+        } else if *e.esource() == ErrorSource::Upstream {
             Self::note_upstream_failure(ctx, &e);
         }
         let mut e = e.more_context(format!("upstream {}", ctx.upstream_name().unwrap_or("?")));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        if client_incomplete
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {

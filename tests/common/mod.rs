@@ -48,6 +48,16 @@ impl Gateway {
         Self::start_with_server(body, "threads: 2\n  grace_period: 5s").await
     }
 
+    /// Like [`Gateway::start`], with a public listener that accepts HTTP/2 over cleartext.
+    pub async fn start_h2c(body: &str) -> Gateway {
+        Self::launch(|public, admin| {
+            format!(
+                "server:\n  threads: 2\n  grace_period: 5s\nlisteners:\n  public: {{ address: \"{public}\", h2c: true }}\n  admin: {{ address: \"{admin}\" }}\n{body}"
+            )
+        })
+        .await
+    }
+
     /// Like [`Gateway::start`], with the `server:` section's contents given.
     pub async fn start_with_server(body: &str, server: &str) -> Gateway {
         Self::launch(|public, admin| Self::document(public, admin, server, body)).await
@@ -557,4 +567,83 @@ impl Drop for RedisServer {
         self.signal("CONT");
         self.kill();
     }
+}
+
+/// The Python interpreter of the tests' virtualenv (werkzeug, h2), which `.ci/setup` makes:
+/// `$USHER_TEST_PYTHON`, or `/var/tmp/usher-test-venv/bin/python`.
+pub fn test_python() -> PathBuf {
+    let python = std::env::var_os("USHER_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/usher-test-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run .ci/setup, which makes the tests' virtualenv",
+        python.display()
+    );
+    python
+}
+
+/// The path of a script in `tests/support/`.
+pub fn support_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
+/// A Python server from `tests/support/` that prints its port on its first line of output.
+/// Killed when dropped.
+pub struct PythonServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl PythonServer {
+    pub fn start(script: &str) -> PythonServer {
+        use std::io::BufRead;
+        let mut child = Command::new(test_python())
+            .arg(support_script(script))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting a Python test server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("reading the server's port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{script} printed {line:?}, not its port"));
+        PythonServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/support/h2_client.py` against `port` with `args` (see its doc for the modes)
+/// and returns what it printed: `{"statuses": [...], "closed": bool}`.
+pub async fn h2_client(port: u16, args: &[&str]) -> serde_json::Value {
+    let mut command = Command::new(test_python());
+    command
+        .arg(support_script("h2_client.py"))
+        .arg(port.to_string())
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("running the HTTP/2 client");
+    assert!(
+        output.status.success(),
+        "h2_client.py {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the HTTP/2 client's JSON")
 }

@@ -1,0 +1,108 @@
+"""An HTTP/2 (prior knowledge, cleartext) client that misbehaves on purpose, built on the
+`h2` library, for tests of what such clients can do to Usher.
+
+    h2_client.py PORT stall PATH              POST declaring a 10-byte body that never comes
+    h2_client.py PORT case METHOD PATH        a request with METHOD exactly as given
+    h2_client.py PORT zero-window N PATH SECS N GETs on one connection whose receive window
+                                              stays at zero, held open for SECS
+    h2_client.py PORT cancel N PATH MS        N GETs, each cancelled (RST_STREAM) after MS
+
+Prints one JSON object: the status of every stream that got a response head, and whether
+the server closed the connection. Every mode ends by itself within its time bound.
+"""
+
+import json
+import socket
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+
+def connect(port, window=None):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    if window is not None:
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def headers(method, path, extra=()):
+    return [(":method", method), (":path", path), (":scheme", "http"), (":authority", "x")] + list(extra)
+
+
+def pump(sock, conn, until, statuses, stop=lambda: False):
+    """Reads events until `until` (a monotonic time) or `stop()`; returns whether the server
+    closed the connection."""
+    while time.monotonic() < until and not stop():
+        sock.settimeout(max(0.01, min(0.2, until - time.monotonic())))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+        if not data:
+            return True
+        try:
+            events = conn.receive_data(data)
+        except Exception:
+            return True
+        for event in events:
+            if isinstance(event, h2.events.ResponseReceived):
+                statuses[event.stream_id] = int(dict(event.headers)[":status"])
+            if isinstance(event, h2.events.ConnectionTerminated):
+                return True
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    return False
+
+
+def main():
+    port, mode = int(sys.argv[1]), sys.argv[2]
+    statuses = {}
+    closed = False
+    if mode == "stall":
+        sock, conn = connect(port)
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, headers("POST", sys.argv[3], [("content-length", "10")]))
+        sock.sendall(conn.data_to_send())
+        closed = pump(sock, conn, time.monotonic() + 5, statuses, lambda: stream in statuses)
+    elif mode == "case":
+        sock, conn = connect(port)
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, headers(sys.argv[3], sys.argv[4]), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        closed = pump(sock, conn, time.monotonic() + 5, statuses, lambda: stream in statuses)
+    elif mode == "zero-window":
+        count, path, seconds = int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+        sock, conn = connect(port, window=0)
+        for _ in range(count):
+            conn.send_headers(conn.get_next_available_stream_id(), headers("GET", path), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        closed = pump(sock, conn, time.monotonic() + seconds, statuses)
+    elif mode == "cancel":
+        count, path, delay = int(sys.argv[3]), sys.argv[4], float(sys.argv[5]) / 1000
+        sock, conn = connect(port)
+        for _ in range(count):
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, headers("GET", path), end_stream=True)
+            sock.sendall(conn.data_to_send())
+            closed = pump(sock, conn, time.monotonic() + delay, statuses)
+            if closed:
+                break
+            conn.reset_stream(stream)
+            sock.sendall(conn.data_to_send())
+    else:
+        sys.exit(f"unknown mode {mode}")
+    print(json.dumps({"statuses": list(statuses.values()), "closed": closed}))
+
+
+main()
