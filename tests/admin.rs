@@ -165,6 +165,7 @@ rate_limiting:
             || [
                 "usher_upstream_errors_total",
                 "usher_upstream_rejected_total",
+                "usher_upstream_abandoned_total",
                 "usher_config_reloads_total",
                 "usher_security_events_total",
                 "usher_ratelimit_store_errors_total",

@@ -96,3 +96,152 @@ async fn http2_streams_that_never_send_their_body_do_not_open_the_breaker() {
         "{metrics}"
     );
 }
+
+/// A gateway whose routes all go to `upstream` through a bulkhead of `max_in_flight`, with
+/// a route deadline of one second.
+async fn bulkhead_gateway(upstream: std::net::SocketAddr, max_in_flight: u32) -> Gateway {
+    Gateway::start_h2c(&format!(
+        r#"
+upstreams:
+  svc: {{ targets: ["{upstream}"], max_in_flight: {max_in_flight}, health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: all, match: {{ path: / }}, upstream: svc, public: true, timeout: 1s }}
+"#
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_holds_no_slot_once_the_upstream_is_done() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = bulkhead_gateway(upstream.addr, 1).await;
+    let port = gateway.public.port();
+    // One stream on a connection whose receive window stays at zero: its small response is
+    // complete at Usher, but cannot be delivered.
+    let stuck =
+        tokio::spawn(async move { h2_client(port, &["zero-window", "1", "/x", "3"]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = gateway.get("/x").await;
+    assert_eq!(
+        response.status,
+        200,
+        "the slot was given back: {}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let seen = stuck.await.unwrap();
+    assert_eq!(seen["statuses"], serde_json::json!([200]), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_http2_connection_holds_at_most_its_share_of_the_bulkhead() {
+    let framework = PythonServer::start("werkzeug_upstream.py");
+    let gateway = bulkhead_gateway(framework.addr, 8).await;
+    let port = gateway.public.port();
+    // Twenty slow streams on one connection: two (a quarter of eight) reach the upstream.
+    let greedy =
+        tokio::spawn(async move { h2_client(port, &["zero-window", "20", "/slow", "1"]).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let response = gateway.get("/slow").await;
+    assert_eq!(response.status, 200, "others still get slots");
+    let seen = greedy.await.unwrap();
+    let statuses: Vec<u64> = seen["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 503).count(), 18, "{seen}");
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"usher_upstream_rejected_total{reason="connection_share",upstream="svc"}"#
+        ),
+        Some(18.0),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_reader_is_cut_off_at_the_route_deadline() {
+    let framework = PythonServer::start("werkzeug_upstream.py");
+    let gateway = bulkhead_gateway(framework.addr, 1).await;
+    // 32 MiB asked for and never read: more than the socket buffers hold, so the upstream's
+    // response cannot complete while the client does not read.
+    let mut reader = tokio::net::TcpStream::connect(gateway.public)
+        .await
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    reader
+        .write_all(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gateway.get("/slow").await.error_code(), "upstream_busy");
+    let started = Instant::now();
+    let freed = eventually(Duration::from_secs(5), || async {
+        gateway.get("/slow").await.status == 200
+    })
+    .await;
+    assert!(freed, "the slot came back");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "within the one-second deadline: {:?}",
+        started.elapsed()
+    );
+    drop(reader);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_requests_keep_their_slot_while_the_upstream_works() {
+    let framework = PythonServer::start("werkzeug_upstream.py");
+    let gateway = bulkhead_gateway(framework.addr, 4).await;
+    // Usher learns how long the upstream takes...
+    for _ in 0..3 {
+        assert_eq!(gateway.get("/slow").await.status, 200);
+    }
+    // ...then 60 clients, ten at a time, each leave 30 ms after asking, over HTTP/1.1 and
+    // HTTP/2 (stream cancelled).
+    let public = gateway.public;
+    let mut clients = Vec::new();
+    for round in 0..6 {
+        for _ in 0..10 {
+            clients.push(tokio::spawn(async move {
+                if round % 2 == 0 {
+                    use tokio::io::AsyncWriteExt;
+                    let mut stream = tokio::net::TcpStream::connect(public).await.unwrap();
+                    stream
+                        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                } else {
+                    h2_client(public.port(), &["cancel", "1", "/slow", "30"]).await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let quiet = eventually(Duration::from_secs(5), || async {
+        get(framework.addr, "/stats").await.unwrap().json()["running"] == 0
+    })
+    .await;
+    assert!(quiet);
+    let stats = get(framework.addr, "/stats").await.unwrap().json();
+    assert!(
+        stats["most"].as_u64().unwrap() <= 4,
+        "the upstream never worked on more than the bulkhead: {stats}"
+    );
+    let metrics = gateway.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            r#"usher_upstream_abandoned_total{upstream="svc"}"#
+        )
+        .is_some_and(|n| n >= 4.0),
+        "{metrics}"
+    );
+}

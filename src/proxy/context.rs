@@ -6,7 +6,7 @@ use crate::respond::Rejection;
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
-use crate::upstream::{BreakerPass, InFlightSlot, Pool};
+use crate::upstream::{BreakerPass, Pool, Slot};
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub struct RequestCtx {
     /// Whether normalization changed the path, so the upstream must get a new URI.
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
-    pub slot: Option<InFlightSlot>,
+    pub slot: Option<Slot>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,

@@ -383,12 +383,16 @@ impl UsherProxy {
                 .with_label_values(&[pool.name(), reason])
                 .inc();
         };
-        let Some(slot) = pool.try_acquire() else {
-            reject("bulkhead_full");
-            return Err(Rejection::Busy {
+        // An HTTP/2 connection's streams share one slot budget, keyed by the connection.
+        let connection = (session.req_header().version == http::Version::HTTP_2)
+            .then(|| session.client_addr().and_then(|a| a.as_inet()).copied())
+            .flatten();
+        let slot = pool.bulkhead.try_acquire(connection).map_err(|refusal| {
+            reject(refusal.as_str());
+            Rejection::Busy {
                 upstream: pool.name().to_string(),
-            });
-        };
+            }
+        })?;
         ctx.slot = Some(slot);
         match pool.admit() {
             Ok(pass) => ctx.breaker = Some(pass),
@@ -591,6 +595,48 @@ impl UsherProxy {
             (None, None) => Outcome::Neutral,
         };
         pass.settle(outcome);
+    }
+
+    /// The route's deadline covers delivering the response too: each write to the client
+    /// may take only what is left of it, so a client that stops reading (an HTTP/2 window
+    /// kept at zero, a full TCP window) is cut off at the deadline. Pingora times each write;
+    /// this runs before every one. Tunnels are not timed.
+    fn bound_delivery(session: &mut Session, ctx: &RequestCtx) {
+        if let (Some(deadline), false) = (ctx.deadline, ctx.upgraded) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            session.set_write_timeout(Some(left.max(Duration::from_millis(1))));
+        }
+    }
+
+    /// Frees the request's bulkhead slot, or parks it when the client left while the
+    /// upstream was still working on its request (see `upstream::bulkhead`).
+    fn give_back_slot(ctx: &mut RequestCtx, error: Option<&Error>) {
+        let Some(slot) = ctx.slot.take() else {
+            return;
+        };
+        let client_left = error.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
+        let (Some(pool), Some(started), None, true, false) = (
+            &ctx.pool,
+            ctx.attempt_started,
+            ctx.upstream_status,
+            client_left,
+            ctx.upgraded,
+        ) else {
+            return;
+        };
+        let attempt_limit = match ctx.deadline {
+            Some(deadline) => pool
+                .spec
+                .timeouts
+                .read
+                .min(deadline.saturating_duration_since(started)),
+            None => pool.spec.timeouts.read,
+        };
+        METRICS
+            .upstream_abandoned
+            .with_label_values(&[pool.name()])
+            .inc();
+        slot.park_until(started + pool.bulkhead.abandoned_hold(attempt_limit));
     }
 
     fn note_upstream_failure(ctx: &mut RequestCtx, error: &Error) {
@@ -818,6 +864,10 @@ impl ProxyHttp for UsherProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if end_of_stream && !ctx.upgraded {
+            // The upstream's part is done, whatever the client's reading speed.
+            ctx.slot = None;
+        }
         if !end_of_stream && !ctx.upgraded && ctx.deadline.is_some_and(|d| Instant::now() > d) {
             ctx.upstream_failure = Some("deadline");
             return Error::e_explain(
@@ -834,6 +884,7 @@ impl ProxyHttp for UsherProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        Self::bound_delivery(session, ctx);
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
         let tls = ctx
             .snapshot
@@ -854,11 +905,12 @@ impl ProxyHttp for UsherProxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        Self::bound_delivery(session, ctx);
         ctx.response_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         Ok(None)
     }
@@ -911,7 +963,7 @@ impl ProxyHttp for UsherProxy {
             .or(ctx.gateway_status)
             .unwrap_or(0);
         Self::settle_breaker(ctx);
-        ctx.slot = None;
+        Self::give_back_slot(ctx, e);
 
         let elapsed = ctx.started.elapsed();
         let route_metrics = match (&ctx.snapshot, ctx.route) {

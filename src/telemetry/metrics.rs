@@ -17,6 +17,7 @@ pub struct Metrics {
     pub upstream_attempt_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub upstream_rejections: IntCounterVec,
+    pub upstream_abandoned: IntCounterVec,
     pub breaker_state: IntGaugeVec,
     pub upstream_peers: IntGaugeVec,
     pub upstream_healthy_peers: IntGaugeVec,
@@ -129,6 +130,11 @@ impl Metrics {
                 "usher_upstream_rejected_total",
                 "Requests refused before reaching an upstream, by upstream and reason.",
                 &["upstream", "reason"],
+            ),
+            upstream_abandoned: counter(
+                "usher_upstream_abandoned_total",
+                "Requests whose client left while the upstream was working on them; their bulkhead slot is held for the upstream's typical wait.",
+                &["upstream"],
             ),
             breaker_state: gauge(
                 "usher_circuit_breaker_state",

@@ -2,9 +2,11 @@
 //! balancing, the bulkhead and the circuit breaker.
 
 pub mod breaker;
+pub mod bulkhead;
 mod discovery;
 mod health;
 mod pool;
 
 pub use breaker::{Admission, BreakerState, Outcome};
-pub use pool::{BreakerPass, InFlightSlot, Pool};
+pub use bulkhead::Slot;
+pub use pool::{BreakerPass, Pool};

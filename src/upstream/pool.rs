@@ -1,13 +1,14 @@
 //! One upstream pool: its peers, how one is chosen, and what protects it.
 //!
 //! A pool owns Pingora's load balancer (discovery plus active health checks), the circuit
-//! breaker, the bulkhead (`max_in_flight`) and passive ejection of peers that refuse
+//! breaker, the bulkhead (`max_in_flight`, see [`super::bulkhead`]) and passive ejection of peers that refuse
 //! connections. Pools are long-lived: a reload that leaves an upstream's definition unchanged
 //! hands the same `Arc<Pool>` to the new snapshot, so health state, breaker state and Pingora's
 //! pooled connections survive. [`Pool::maintain`] is the pool's background task; the control
 //! plane starts it and aborts it when a reload removes the pool.
 
 use super::breaker::{Admission, BreakerState, CircuitBreaker, Outcome};
+use super::bulkhead::Bulkhead;
 use super::discovery::DnsDiscovery;
 use super::health;
 use crate::config::{LoadBalancing, UpstreamSpec};
@@ -16,7 +17,6 @@ use pingora::lb::selection::{Consistent, Random, RoundRobin};
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use prometheus::{Histogram, IntGauge};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::{interval, MissedTickBehavior};
@@ -29,7 +29,7 @@ pub struct Pool {
     balancer: Balancer,
     refreshes: bool,
     breaker: CircuitBreaker,
-    in_flight: AtomicU32,
+    pub bulkhead: Arc<Bulkhead>,
     breaker_gauge: IntGauge,
     attempt_duration: Histogram,
 }
@@ -74,15 +74,6 @@ impl Drop for BreakerPass {
     }
 }
 
-/// A slot in the pool's bulkhead; dropping it frees the slot.
-pub struct InFlightSlot(Arc<Pool>);
-
-impl Drop for InFlightSlot {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Pool {
     /// Builds the pool. It has no peers until [`Pool::refresh`] has run once.
     pub fn new(spec: UpstreamSpec) -> Arc<Pool> {
@@ -108,12 +99,13 @@ impl Pool {
         let attempt_duration = METRICS
             .upstream_attempt_duration
             .with_label_values(&[&*spec.name]);
+        let bulkhead = Bulkhead::new(spec.max_in_flight);
         Arc::new(Pool {
             breaker: CircuitBreaker::new(spec.circuit_breaker.clone(), Instant::now()),
             spec,
             balancer,
             refreshes,
-            in_flight: AtomicU32::new(0),
+            bulkhead,
             breaker_gauge,
             attempt_duration,
         })
@@ -174,21 +166,7 @@ impl Pool {
 
     /// Requests in flight to this upstream and its bulkhead's capacity.
     pub fn bulkhead_fill(&self) -> (u32, u32) {
-        (
-            self.in_flight.load(Ordering::Relaxed),
-            self.spec.max_in_flight,
-        )
-    }
-
-    /// Takes a bulkhead slot, or `None` when `max_in_flight` requests are already in flight.
-    pub fn try_acquire(self: &Arc<Self>) -> Option<InFlightSlot> {
-        let limit = self.spec.max_in_flight;
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| InFlightSlot(Arc::clone(self)))
+        self.bulkhead.fill()
     }
 
     /// Asks the circuit breaker; `Err` holds how long until it may let requests through.
@@ -213,6 +191,7 @@ impl Pool {
     /// Records how long an attempt took to get the upstream's response header.
     pub fn observe_attempt(&self, elapsed: std::time::Duration) {
         self.attempt_duration.observe(elapsed.as_secs_f64());
+        self.bulkhead.observe_wait(elapsed);
     }
 
     pub fn breaker_state(&self) -> BreakerState {

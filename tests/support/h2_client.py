@@ -19,6 +19,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 
 
@@ -98,7 +99,10 @@ def main():
             closed = pump(sock, conn, time.monotonic() + delay, statuses)
             if closed:
                 break
-            conn.reset_stream(stream)
+            try:
+                conn.reset_stream(stream)
+            except h2.exceptions.StreamClosedError:
+                continue  # answered (say, 503 busy) before it could be cancelled
             sock.sendall(conn.data_to_send())
     else:
         sys.exit(f"unknown mode {mode}")
