@@ -107,6 +107,21 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A token whose header and claims are exactly the JSON texts given (duplicate members
+/// included), validly signed with the HS256 key `hs`.
+fn signed_text(header: &str, claims: &str) -> String {
+    let message = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{message}.{signature}")
+}
+
+/// The valid claims as JSON text, with `extra` members (`"name": value, ...`) appended.
+fn claims_text(extra: &str) -> String {
+    let text = claims().to_string();
+    format!("{}, {extra}}}", &text[..text.len() - 1])
+}
+
 /// A token with an arbitrary header, signed (or not) by the caller's choice.
 fn raw_token(header: Value, claims: &Value, signature: &str) -> String {
     format!(
@@ -401,6 +416,102 @@ async fn jwt_attack_classes_are_refused_and_valid_tokens_pass() {
                 signature,
             ),
         ),
+        (
+            "crit naming an unknown extension",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs","crit":["exp-ext"],"exp-ext":1}"#,
+                &claims().to_string(),
+            ),
+        ),
+        (
+            "empty crit",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs","crit":[]}"#,
+                &claims().to_string(),
+            ),
+        ),
+        (
+            "crit b64 false",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs","crit":["b64"],"b64":false}"#,
+                &claims().to_string(),
+            ),
+        ),
+        (
+            "duplicate kid",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs","kid":"hs"}"#,
+                &claims().to_string(),
+            ),
+        ),
+        (
+            "duplicate roles",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs"}"#,
+                &claims_text(r#""roles":["admin"]"#),
+            ),
+        ),
+        (
+            "duplicate tenant",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs"}"#,
+                &claims_text(r#""tenant_id":"tenant-b""#),
+            ),
+        ),
+        (
+            "duplicate type",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs"}"#,
+                &claims_text(r#""type":"access""#),
+            ),
+        ),
+        (
+            "duplicate exp",
+            signed_text(
+                r#"{"alg":"HS256","kid":"hs"}"#,
+                &claims_text(&format!(r#""exp":{}"#, now() + 60)),
+            ),
+        ),
+        (
+            "CR LF in the subject",
+            keys.sign(
+                "hs",
+                Algorithm::HS256,
+                &with(claims(), json!({"sub": "user\r\nx-tenant-id: evil"})),
+            ),
+        ),
+        (
+            "NUL in the tenant",
+            keys.sign(
+                "hs",
+                Algorithm::HS256,
+                &with(claims(), json!({"tenant_id": "tenant\u{0}a"})),
+            ),
+        ),
+        (
+            "DEL in a role",
+            keys.sign(
+                "hs",
+                Algorithm::HS256,
+                &with(claims(), json!({"roles": ["cust\u{7f}omer"]})),
+            ),
+        ),
+        (
+            "a comma in a role",
+            keys.sign(
+                "hs",
+                Algorithm::HS256,
+                &with(claims(), json!({"roles": ["customer,admin"]})),
+            ),
+        ),
+        (
+            "non-ASCII tenant",
+            keys.sign(
+                "hs",
+                Algorithm::HS256,
+                &with(claims(), json!({"tenant_id": "t\u{e9}nant"})),
+            ),
+        ),
         ("garbage", "not.a.token".to_string()),
         ("empty", String::new()),
     ];
@@ -466,6 +577,15 @@ async fn jwt_attack_classes_are_refused_and_valid_tokens_pass() {
             metric_value(&metrics, &series).unwrap_or(0.0) >= 1.0,
             "{series} missing:\n{metrics}"
         );
+    }
+    for (reason, count) in [
+        ("critical_extension", 3.0),
+        ("duplicate_member", 5.0),
+        ("invalid_identity_value", 5.0),
+    ] {
+        let series =
+            format!(r#"usher_security_events_total{{reason="{reason}",severity="medium"}}"#);
+        assert_eq!(metric_value(&metrics, &series), Some(count), "{series}");
     }
     let logs = gateway.stderr() + &gateway.access_log();
     assert!(!logs.contains(&valid), "a token reached the logs");

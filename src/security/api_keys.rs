@@ -15,7 +15,7 @@
 //! ```
 
 use super::events::Severity;
-use super::{AuthFailure, CredentialKind, Identity};
+use super::{is_identity_value, AuthFailure, CredentialKind, Identity};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -65,6 +65,17 @@ impl ApiKeyStore {
                 .ok_or_else(|| format!("keys[{index}].sha256 must be 64 hex digits (the SHA-256 of the key, never the key)"))?;
             if key.tenant.trim().is_empty() {
                 return Err(format!("keys[{index}].tenant must not be empty"));
+            }
+            let rule =
+                "1 to 256 visible ASCII characters without commas, as Usher sends it upstream";
+            if !is_identity_value(&key.tenant) {
+                return Err(format!("keys[{index}].tenant must be {rule}"));
+            }
+            if !is_identity_value(&format!("api-key:{}", key.name)) {
+                return Err(format!("keys[{index}].name must be {rule}"));
+            }
+            if let Some(role) = key.roles.iter().position(|role| !is_identity_value(role)) {
+                return Err(format!("keys[{index}].roles[{role}] must be {rule}"));
             }
             if entries.iter().any(|e| e.hash == hash || e.name == key.name) {
                 return Err(format!("keys[{index}] repeats another key's name or hash"));

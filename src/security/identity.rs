@@ -33,8 +33,59 @@ pub struct Identity {
     pub token_id: Option<String>,
 }
 
+/// The longest identity value Usher injects, in bytes.
+pub const MAX_IDENTITY_VALUE: usize = 256;
+
+/// The one rule for the values Usher sends upstream as identity headers (`x-user-id`,
+/// `x-tenant-id`, and each role of `x-user-roles`): 1 to [`MAX_IDENTITY_VALUE`] bytes of
+/// visible ASCII (`!` to `~`: no spaces, control characters or non-ASCII), and no comma,
+/// which separates roles. A credential whose values break it is refused when it is
+/// verified (a JWT: 401 `invalid_identity_value`) or loaded (an API key file).
+pub fn is_identity_value(value: &str) -> bool {
+    (1..=MAX_IDENTITY_VALUE).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
 impl Identity {
     pub fn has_any_role(&self, roles: &[String]) -> bool {
         roles.iter().any(|role| self.roles.contains(role))
+    }
+
+    /// Whether every value Usher injects for this identity follows [`is_identity_value`].
+    pub fn is_injectable(&self) -> bool {
+        is_identity_value(&self.subject)
+            && is_identity_value(&self.tenant)
+            && self.roles.iter().all(|role| is_identity_value(role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_values_are_visible_ascii_without_commas() {
+        for good in [
+            "user-1",
+            "tenant_a",
+            "auth0|5f1c",
+            "a@b.example",
+            "x".repeat(256).as_str(),
+        ] {
+            assert!(is_identity_value(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a\rb",
+            "a\nb",
+            "a\0b",
+            "a\u{7f}b",
+            "tënant",
+            "admin,customer",
+            "x".repeat(257).as_str(),
+        ] {
+            assert!(!is_identity_value(bad), "{bad:?}");
+        }
     }
 }

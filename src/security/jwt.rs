@@ -4,7 +4,10 @@
 //! - `jku`, `x5u`, `jwk` and `x5c` headers are never followed: a token carrying them is refused;
 //! - `exp`, `iss`, `aud`, `sub` and the tenant claim are required, `nbf` is checked, clock skew
 //!   is bounded by the configured leeway, and a token may not live longer than `max_lifetime`;
-//! - the token-type claim must say `access`, so a refresh token is not an access token.
+//! - the token-type claim must say `access`, so a refresh token is not an access token;
+//! - no member of the header or claims may appear twice, and no `crit` header (`jose.rs`);
+//! - the subject, tenant and roles Usher injects follow one character rule
+//!   ([`Identity::is_injectable`]), checked here rather than when headers are built.
 //!
 //! Verified tokens are cached (keyed by the whole token, bounded in size) until they expire,
 //! because clients send the same token with many requests and verification is the larger
@@ -13,6 +16,7 @@
 //! at once; expiry and not-before are checked again on every hit.
 
 use super::events::Severity;
+use super::jose;
 use super::jwks::Jwks;
 use super::keys;
 use super::{AuthFailure, CredentialKind, Identity};
@@ -134,6 +138,8 @@ struct Verification {
 
 /// A token's `kid` names no known key; a JWKS refresh may bring it.
 pub const UNKNOWN_KEY: &str = "unknown_key";
+/// The subject, tenant or a role breaks the identity value rule (see `Identity`).
+pub const INVALID_IDENTITY_VALUE: &str = "invalid_identity_value";
 /// No key could be obtained at all: the answer is 503, not 401.
 pub const KEYS_UNAVAILABLE: &str = "keys_unavailable";
 
@@ -231,6 +237,7 @@ impl JwtVerifier {
     }
 
     fn verify_uncached(&self, token: &str, now: SystemTime) -> Result<Verification, AuthFailure> {
+        jose::check(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             if names_alg_none(token) {
                 fail("alg_none", Severity::High)
@@ -296,7 +303,7 @@ impl JwtVerifier {
         }
         let tenant = text(&names.tenant).ok_or(fail("missing_tenant", Severity::Medium))?;
         self.check_lifetime(claims, now)?;
-        Ok(Identity {
+        let identity = Identity {
             subject: subject.to_string(),
             tenant: tenant.to_string(),
             roles: strings(claims.get(&names.roles)),
@@ -304,7 +311,11 @@ impl JwtVerifier {
             source: CredentialKind::Jwt,
             tier: text(&names.tier).map(Into::into),
             token_id: text("jti").map(str::to_string),
-        })
+        };
+        if !identity.is_injectable() {
+            return Err(fail(INVALID_IDENTITY_VALUE, Severity::Medium));
+        }
+        Ok(identity)
     }
 
     /// `exp - iat` (or `exp - now` without `iat`) may not exceed `max_lifetime`, and `iat`

@@ -8,13 +8,14 @@
 pub mod api_keys;
 pub mod events;
 mod identity;
+mod jose;
 pub mod jwks;
 pub mod jwt;
 mod keys;
 pub mod lookup;
 pub mod revocation;
 
-pub use identity::{CredentialKind, Identity};
+pub use identity::{is_identity_value, CredentialKind, Identity};
 
 use crate::config::{Config, ConfigError, ConfigErrors};
 
