@@ -144,7 +144,7 @@ routes:
             let mut request = request.clone();
             hardening::check(&request, None, &config.limits).unwrap();
             identity_headers::strip(&mut request, &config.identity);
-            let identity = authenticate(
+            let (identity, _) = authenticate(
                 &request,
                 &route.auth,
                 None,

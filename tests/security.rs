@@ -170,6 +170,7 @@ routes:
   - {{ name: partner, match: {{ path: /partner }}, upstream: svc, auth: {{ api_keys: true }} }}
   - {{ name: query-token, match: {{ path: /download }}, upstream: svc, auth: {{ token_from: [header, "query:access_token"] }} }}
   - {{ name: socket, match: {{ path: /socket }}, upstream: svc, public: true, websocket: true }}
+  - {{ name: cookie-token, match: {{ path: /web }}, upstream: svc, auth: {{ token_from: ["cookie:access_token", "query:access_token"], api_keys: true }} }}
 "#,
         hs = keys.path("hs.secret").display(),
         rs = keys.path("rs.pub").display(),
@@ -590,6 +591,118 @@ async fn jwt_attack_classes_are_refused_and_valid_tokens_pass() {
     let logs = gateway.stderr() + &gateway.access_log();
     assert!(!logs.contains(&valid), "a token reached the logs");
     assert!(!logs.contains(SECRET), "the secret reached the logs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_carries_one_credential_and_only_the_verified_one_is_forwarded() {
+    let keys = Keys::generate();
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&config(&keys, &upstream, "", "")).await;
+    let valid = keys.sign("hs", Algorithm::HS256, &claims());
+    let forged = keys.sign(
+        "hs",
+        Algorithm::HS384,
+        &with(
+            claims(),
+            json!({"tenant_id": "tenant-b", "roles": ["admin"]}),
+        ),
+    );
+    let bearer_valid = format!("Bearer {valid}");
+    let bearer_forged = format!("Bearer {forged}");
+    let hits = upstream.hits();
+    // Two of a kind, in either order: refused, whichever comes first.
+    for (path, headers) in [
+        (
+            "/private/x",
+            vec![
+                ("authorization", bearer_valid.as_str()),
+                ("authorization", bearer_forged.as_str()),
+            ],
+        ),
+        (
+            "/private/x",
+            vec![
+                ("authorization", bearer_forged.as_str()),
+                ("authorization", bearer_valid.as_str()),
+            ],
+        ),
+        (
+            "/partner",
+            vec![("x-api-key", "partner-key-1"), ("x-api-key", "other")],
+        ),
+    ] {
+        let response = get_with(&gateway, path, &headers).await;
+        assert_eq!(response.status, 401, "{headers:?}");
+        assert_eq!(response.error_code(), "unauthenticated");
+    }
+    let two_cookies = format!("access_token={valid}; access_token={forged}");
+    let response = get_with(&gateway, "/web", &[("cookie", &two_cookies)]).await;
+    assert_eq!(response.status, 401);
+    let (first, second) = (
+        format!("access_token={valid}"),
+        format!("a=1; access_token={forged}"),
+    );
+    let response = get_with(&gateway, "/web", &[("cookie", &first), ("cookie", &second)]).await;
+    assert_eq!(response.status, 401);
+    let response = gateway
+        .get(&format!("/web?access_token={valid}&access_token={forged}"))
+        .await;
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        upstream.hits(),
+        hits,
+        "no ambiguous request reached the upstream"
+    );
+
+    // A cookie token reaches the upstream as the Authorization header alone: the forged
+    // header beside it and the cookie itself are gone, other cookies stay.
+    let cookie = format!("theme=dark; access_token={valid}");
+    let response = get_with(
+        &gateway,
+        "/web",
+        &[("cookie", &cookie), ("authorization", &bearer_forged)],
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let seen = response.json();
+    assert_eq!(seen["headers"]["authorization"], json!([bearer_valid]));
+    assert_eq!(seen["headers"]["cookie"], json!(["theme=dark"]));
+    // A query token leaves the URL the upstream sees.
+    let response = gateway
+        .get(&format!("/web/f?lang=en&access_token={valid}"))
+        .await;
+    assert_eq!(response.status, 200);
+    let seen = response.json();
+    assert_eq!(seen["path"], "/web/f?lang=en");
+    assert_eq!(seen["headers"]["authorization"], json!([bearer_valid]));
+    // An API key goes alone too: no unverified token rides along.
+    let response = get_with(
+        &gateway,
+        "/web",
+        &[
+            ("x-api-key", "partner-key-1"),
+            ("cookie", &format!("access_token={forged}")),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let seen = response.json();
+    assert!(seen["headers"].get("cookie").is_none(), "{seen}");
+    assert_eq!(seen["headers"]["x-tenant-id"], json!(["acme"]));
+
+    let metrics = gateway.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"usher_security_events_total{reason="ambiguous_credentials",severity="medium"}"#
+        ),
+        Some(6.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,13 +2,31 @@
 //! bearer token from the sources the route allows (the `Authorization` header unless the
 //! route opts in to a query parameter or a cookie). Fails closed: no credential, no
 //! verifier, or a credential that does not verify is a 401.
+//!
+//! A credential is read from exactly one place. Two of a kind (two `Authorization`
+//! headers, two API key headers, a cookie or query parameter named twice) are refused
+//! (`ambiguous_credentials`): verifying the first and forwarding both would hand the
+//! upstream a forged token beside the verified one. What the upstream then receives is the
+//! verified credential alone, in its usual place ([`forward_verified`]).
 
 use crate::config::{RouteAuth, TokenSource};
 use crate::security::events::Severity;
 use crate::security::{AuthFailure, Identity, Security};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// Which credential a request was authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    ApiKey,
+    /// A bearer token from the route's `token_sources[i]`.
+    Token(usize),
+}
+
+const AMBIGUOUS: AuthFailure = AuthFailure::new("ambiguous_credentials", Severity::Medium);
 
 pub fn authenticate(
     request: &RequestHeader,
@@ -16,51 +34,171 @@ pub fn authenticate(
     api_key_header: Option<&str>,
     security: &Security,
     now: SystemTime,
-) -> Result<Arc<Identity>, AuthFailure> {
+) -> Result<(Arc<Identity>, Consumed), AuthFailure> {
     if let (true, Some(store), Some(header)) = (auth.api_keys, &security.api_keys, api_key_header) {
-        if let Some(key) = request.headers.get(header).and_then(|v| v.to_str().ok()) {
-            return store.verify(key);
+        let mut keys = request.headers.get_all(header).iter();
+        if let Some(key) = keys.next() {
+            if keys.next().is_some() {
+                return Err(AMBIGUOUS);
+            }
+            let key = key.to_str().map_err(|_| AMBIGUOUS)?;
+            return store
+                .verify(key)
+                .map(|identity| (identity, Consumed::ApiKey));
         }
     }
-    let token = auth
-        .token_sources
-        .iter()
-        .find_map(|source| token_from(request, source))
-        .ok_or(AuthFailure::new("missing_credentials", Severity::Low))?;
+    let mut found = None;
+    for (index, source) in auth.token_sources.iter().enumerate() {
+        if let Some(token) = token_from(request, source)? {
+            found = Some((index, token));
+            break;
+        }
+    }
+    let (index, token) = found.ok_or(AuthFailure::new("missing_credentials", Severity::Low))?;
     let verifier = security
         .jwt
         .as_ref()
         .ok_or(AuthFailure::new("no_verifier_configured", Severity::Low))?;
-    verifier.verify(token, now)
+    verifier
+        .verify(token, now)
+        .map(|identity| (identity, Consumed::Token(index)))
 }
 
-fn token_from<'a>(request: &'a RequestHeader, source: &TokenSource) -> Option<&'a str> {
+/// The token at `source`, when there is exactly one; two are refused.
+fn token_from<'a>(
+    request: &'a RequestHeader,
+    source: &'a TokenSource,
+) -> Result<Option<&'a str>, AuthFailure> {
     match source {
-        TokenSource::BearerHeader => {
-            let value = request
+        TokenSource::BearerHeader => only_one(
+            request
                 .headers
-                .get(http::header::AUTHORIZATION)?
-                .to_str()
-                .ok()?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        }
-        TokenSource::Query(name) => request.uri.query()?.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key == name).then_some(value)
-        }),
-        TokenSource::Cookie(name) => request
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                (key == name).then_some(value)
-            }),
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(|value| bearer(value).unwrap_or("")),
+        ),
+        TokenSource::Query(name) => only_one(query_values(request.uri.query(), name)),
+        TokenSource::Cookie(name) => only_one(cookie_values(request, name)),
     }
-    .filter(|token| !token.is_empty())
+}
+
+fn only_one<'a>(mut values: impl Iterator<Item = &'a str>) -> Result<Option<&'a str>, AuthFailure> {
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AMBIGUOUS);
+    }
+    Ok(first.filter(|token| !token.is_empty()))
+}
+
+/// The token of an `Authorization: Bearer` value.
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn query_values<'a>(query: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
+    query.unwrap_or("").split('&').filter_map(move |pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+fn cookie_values<'a>(request: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
+    request
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
+        })
+}
+
+/// Makes the upstream request carry the verified credential alone: every other place the
+/// route accepts a token from is emptied (an unverified `Authorization` beside an API key,
+/// a cookie or query token beside a header token), and a token read from a cookie or the
+/// query moves to `Authorization: Bearer`, out of the URL upstreams log. Returns the query
+/// to forward when it changed.
+pub fn forward_verified(
+    upstream: &mut RequestHeader,
+    auth: &RouteAuth,
+    consumed: Consumed,
+) -> Option<String> {
+    let sources = &auth.token_sources;
+    if consumed == Consumed::Token(0) && sources.len() == 1 {
+        return None; // the one source, read once: nothing else to remove
+    }
+    let token = match consumed {
+        Consumed::Token(index) => token_from(upstream, &sources[index])
+            .ok()
+            .flatten()
+            .map(str::to_string),
+        Consumed::ApiKey => None,
+    };
+    let mut query = None;
+    for (index, source) in sources.iter().enumerate() {
+        if consumed == Consumed::Token(index) && *source == TokenSource::BearerHeader {
+            continue;
+        }
+        match source {
+            TokenSource::BearerHeader => {
+                upstream.remove_header(&AUTHORIZATION);
+            }
+            TokenSource::Query(name) => {
+                let current = query.as_deref().or(upstream.uri.query()).unwrap_or("");
+                let kept: Vec<&str> = current
+                    .split('&')
+                    .filter(|pair| pair.split('=').next() != Some(name.as_str()))
+                    .collect();
+                if kept.len() != current.split('&').count() {
+                    query = Some(kept.join("&"));
+                }
+            }
+            TokenSource::Cookie(name) => remove_cookie(upstream, name),
+        }
+    }
+    if let Some(token) = token.filter(|_| consumed != Consumed::Token(bearer_index(sources))) {
+        // Only a token that verified moves; it is visible ASCII, so this cannot fail.
+        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+            let _ = upstream.insert_header(AUTHORIZATION, value);
+        }
+    }
+    query
+}
+
+/// The index of the `Authorization` source, or one past the end.
+fn bearer_index(sources: &[TokenSource]) -> usize {
+    sources
+        .iter()
+        .position(|s| *s == TokenSource::BearerHeader)
+        .unwrap_or(sources.len())
+}
+
+/// Removes the cookie `name` from every `Cookie` header, dropping headers left empty.
+fn remove_cookie(request: &mut RequestHeader, name: &str) {
+    if cookie_values(request, name).next().is_none() {
+        return;
+    }
+    let kept: Vec<String> = request
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|pair| pair.split('=').next() != Some(name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    request.remove_header(&COOKIE);
+    for value in kept {
+        let _ = request.append_header(COOKIE, value);
+    }
 }
 
 #[cfg(test)]
@@ -81,19 +219,133 @@ mod tests {
             "/a?access_token=q",
             &[("authorization", "Bearer h"), ("cookie", "a=1; session=c")],
         );
-        assert_eq!(token_from(&r, &TokenSource::BearerHeader), Some("h"));
+        assert_eq!(token_from(&r, &TokenSource::BearerHeader), Ok(Some("h")));
         assert_eq!(
             token_from(&r, &TokenSource::Query("access_token".into())),
-            Some("q")
+            Ok(Some("q"))
         );
         assert_eq!(
             token_from(&r, &TokenSource::Cookie("session".into())),
-            Some("c")
+            Ok(Some("c"))
         );
         let basic = request("/", &[("authorization", "Basic abc")]);
-        assert_eq!(token_from(&basic, &TokenSource::BearerHeader), None);
+        assert_eq!(token_from(&basic, &TokenSource::BearerHeader), Ok(None));
         let lower = request("/", &[("authorization", "bearer t")]);
-        assert_eq!(token_from(&lower, &TokenSource::BearerHeader), Some("t"));
+        assert_eq!(
+            token_from(&lower, &TokenSource::BearerHeader),
+            Ok(Some("t"))
+        );
+    }
+
+    #[test]
+    fn two_credentials_of_a_kind_are_refused() {
+        let cookie = TokenSource::Cookie("access_token".into());
+        let query = TokenSource::Query("access_token".into());
+        let cases = [
+            (
+                request(
+                    "/",
+                    &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+                ),
+                TokenSource::BearerHeader,
+            ),
+            (
+                request(
+                    "/",
+                    &[("authorization", "Basic x"), ("authorization", "Bearer b")],
+                ),
+                TokenSource::BearerHeader,
+            ),
+            (
+                request("/", &[("cookie", "access_token=a; access_token=b")]),
+                cookie.clone(),
+            ),
+            (
+                request(
+                    "/",
+                    &[
+                        ("cookie", "access_token=a"),
+                        ("cookie", "x=1; access_token=b"),
+                    ],
+                ),
+                cookie,
+            ),
+            (
+                request("/?access_token=a&access_token=b", &[]),
+                query.clone(),
+            ),
+            (request("/?access_token=a&access_token", &[]), query),
+        ];
+        for (request, source) in cases {
+            assert_eq!(
+                token_from(&request, &source).map_err(|f| f.reason),
+                Err("ambiguous_credentials"),
+                "{request:?}"
+            );
+        }
+    }
+
+    fn route(sources: Vec<TokenSource>) -> RouteAuth {
+        RouteAuth {
+            token_sources: sources,
+            ..RouteAuth::default()
+        }
+    }
+
+    #[test]
+    fn only_the_verified_credential_is_forwarded() {
+        let cookie = TokenSource::Cookie("access_token".into());
+        let query = TokenSource::Query("access_token".into());
+        let auth = route(vec![
+            TokenSource::BearerHeader,
+            cookie.clone(),
+            query.clone(),
+        ]);
+
+        // From the header: the cookie and query tokens beside it go.
+        let mut r = request(
+            "/a?x=1&access_token=forged",
+            &[
+                ("authorization", "Bearer good"),
+                ("cookie", "a=1; access_token=forged"),
+            ],
+        );
+        let forwarded_query = forward_verified(&mut r, &auth, Consumed::Token(0));
+        assert_eq!(forwarded_query.as_deref(), Some("x=1"));
+        assert_eq!(r.headers["authorization"], "Bearer good");
+        assert_eq!(r.headers["cookie"], "a=1");
+
+        // From a cookie: it moves to Authorization.
+        let mut r = request("/a", &[("cookie", "access_token=good; b=2")]);
+        assert_eq!(forward_verified(&mut r, &auth, Consumed::Token(1)), None);
+        assert_eq!(r.headers["authorization"], "Bearer good");
+        assert_eq!(r.headers["cookie"], "b=2");
+
+        // From the query (a WebSocket URL): out of the URL, into Authorization.
+        let mut r = request("/socket?access_token=good", &[("authorization", "Basic x")]);
+        assert_eq!(
+            forward_verified(&mut r, &auth, Consumed::Token(2)).as_deref(),
+            Some("")
+        );
+        assert_eq!(r.headers["authorization"], "Bearer good");
+
+        // An API key: no token the route accepts goes with it.
+        let mut r = request(
+            "/a",
+            &[("authorization", "Bearer forged"), ("x-api-key", "k")],
+        );
+        forward_verified(&mut r, &auth, Consumed::ApiKey);
+        assert!(r.headers.get("authorization").is_none());
+        assert_eq!(r.headers["x-api-key"], "k");
+
+        // The usual case touches nothing.
+        let mut r = request("/a?b=1", &[("authorization", "Bearer good")]);
+        let only_header = route(vec![TokenSource::BearerHeader]);
+        assert_eq!(
+            forward_verified(&mut r, &only_header, Consumed::Token(0)),
+            None
+        );
+        assert_eq!(r.headers["authorization"], "Bearer good");
     }
 
     #[test]

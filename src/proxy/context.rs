@@ -1,6 +1,7 @@
 //! Per-request state shared across the proxy phases.
 
 use crate::config::RouteSpec;
+use crate::filters::authenticate::Consumed;
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::security::Identity;
@@ -35,6 +36,8 @@ pub struct RequestCtx {
     pub upgraded: bool,
     /// The verified caller, on routes that require one.
     pub identity: Option<Arc<Identity>>,
+    /// The credential the identity came from, so that only it is forwarded.
+    pub credential: Option<Consumed>,
     /// Whether normalization changed the path, so the upstream must get a new URI.
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
@@ -72,6 +75,7 @@ impl RequestCtx {
             forwarded_for: None,
             failure: None,
             identity: None,
+            credential: None,
             upgraded: false,
             path_normalized: false,
             pool: None,

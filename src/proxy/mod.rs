@@ -38,7 +38,7 @@ use crate::config::HashKey;
 use crate::config::LoadBalancing;
 use crate::config::RouteSpec;
 use crate::config::Tiers;
-use crate::filters::authenticate::authenticate;
+use crate::filters::authenticate::{authenticate, forward_verified};
 use crate::filters::authorize::authorize;
 use crate::filters::{access, client_address, cors, hardening, identity_headers, security_headers};
 use crate::path;
@@ -184,7 +184,7 @@ impl UsherProxy {
                 }
             }
         }
-        let identity = result.map_err(|failure| {
+        let (identity, consumed) = result.map_err(|failure| {
             security_event(ctx, failure.reason, failure.severity);
             if failure.reason == jwt::KEYS_UNAVAILABLE {
                 Rejection::AuthUnavailable
@@ -199,6 +199,7 @@ impl UsherProxy {
             Rejection::Forbidden
         })?;
         ctx.identity = Some(identity);
+        ctx.credential = Some(consumed);
         Ok(())
     }
 
@@ -752,14 +753,26 @@ impl ProxyHttp for UsherProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rewrite = ctx.route().and_then(|route| route.rewrite.as_deref());
-        // Forward the client's URI untouched unless normalization or a rewrite changed it.
-        if rewrite.is_some() || ctx.path_normalized {
+        let route = ctx.route();
+        let rewrite = route.and_then(|route| route.rewrite.as_deref());
+        let stripped_query = match (route, ctx.credential) {
+            (Some(route), Some(consumed)) => {
+                forward_verified(upstream_request, &route.auth, consumed)
+            }
+            _ => None,
+        };
+        // Forward the client's URI untouched unless normalization, a rewrite or a token
+        // taken out of the query changed it.
+        if rewrite.is_some() || ctx.path_normalized || stripped_query.is_some() {
             let path = match rewrite {
                 Some(prefix) => rewrite_path(&ctx.path, ctx.depth, prefix),
                 None => ctx.path.clone(),
             };
-            let uri = match session.req_header().uri.query() {
+            let query = stripped_query
+                .as_deref()
+                .or(session.req_header().uri.query())
+                .filter(|query| !query.is_empty());
+            let uri = match query {
                 Some(query) => format!("{path}?{query}"),
                 None => path,
             };
