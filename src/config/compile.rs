@@ -54,9 +54,23 @@ const STRIPPED_HEADERS: &[&str] = &[
     "x-user-roles",
     "x-venue-ids",
     "x-original-ip",
+    // Headers that make a framework route by another URL or method than the one Usher
+    // routed by and checked (a POST becoming a DELETE behind a route that allows POST):
+    // X-Original-URL and X-Rewrite-URL (IIS URL Rewrite, Symfony before 2.8.44/3.4.14),
+    // X-Original-URI and X-Original-Method (nginx auth_request setups), X-Forwarded-Uri and
+    // X-Forwarded-Method (Traefik forwardAuth, read by auth services such as Authelia),
+    // X-HTTP-Method-Override (Google APIs, Express method-override, Symfony, Laravel,
+    // Jersey), X-HTTP-Method (Microsoft OData, ASP.NET) and X-Method-Override (IBM,
+    // Express method-override).
     "x-original-url",
     "x-rewrite-url",
+    "x-original-uri",
+    "x-original-method",
+    "x-forwarded-uri",
+    "x-forwarded-method",
     "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
     // Forwarding headers Usher does not set itself (it overwrites X-Forwarded-For and
     // X-Forwarded-Proto): a client's copy would be taken for the gateway's word.
     "forwarded",
