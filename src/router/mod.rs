@@ -15,7 +15,7 @@ mod pattern;
 #[cfg(test)]
 mod tests;
 
-pub use pattern::{split_path, PathPattern, Segment};
+pub use pattern::{segment_stem, split_path, PathPattern, Segment};
 
 use crate::config::RouteSpec;
 use http::Method;
@@ -165,10 +165,11 @@ fn next_segment(rest: &str) -> Option<(&str, &str)> {
     if rest.is_empty() {
         return None;
     }
-    Some(match rest.find('/') {
+    let (segment, tail) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at + 1..]),
         None => (rest, ""),
-    })
+    };
+    Some((segment_stem(segment), tail))
 }
 
 impl<'a> Search<'a> {

@@ -128,7 +128,17 @@ fn parse_segment(text: &str, part: &str) -> Result<Segment, String> {
 pub fn split_path(path: &str) -> impl Iterator<Item = &str> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    trimmed.split('/').filter(|s| !s.is_empty())
+    trimmed
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(segment_stem)
+}
+
+/// A path segment as routing compares it: without its `;` parameters (`admin;v=1` is
+/// `admin`), which servlet containers and others strip before they route, so a route
+/// and its policy cannot be sidestepped with a parameter.
+pub fn segment_stem(segment: &str) -> &str {
+    segment.split(';').next().unwrap_or(segment)
 }
 
 impl fmt::Display for PathPattern {

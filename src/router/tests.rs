@@ -48,6 +48,15 @@ fn most_specific_route_wins() {
         (None, "GET", "/api/v1/venues/7", "venue", &["7"]),
         (None, "GET", "/api/v1/venues/7/seats", "venue", &["7"]),
         (None, "GET", "/api/v1/venues/search", "venue-search", &[]),
+        // Parameters after a segment do not hide it (servlet containers cut them).
+        (
+            None,
+            "GET",
+            "/api/v1/venues/search;v=1",
+            "venue-search",
+            &[],
+        ),
+        (None, "GET", "/api;x/v1;y/venues;z/7;w", "venue", &["7"]),
         (
             None,
             "GET",
