@@ -8,6 +8,7 @@ pub const SHIPPED: &str = include_str!("../routes.yaml");
 pub fn generated(routes: usize) -> String {
     let mut text = String::from(
         "listeners:\n  public: { address: \"127.0.0.1:8080\" }\n  admin: { address: \"127.0.0.1:9090\" }\n\
+         authentication:\n  jwt: { issuer: i, audiences: [a], keys: [{ kid: k, algorithm: HS256, secret_env: JWT_SECRET }] }\n\
          upstreams:\n  svc: { targets: [\"127.0.0.1:1\"] }\nroutes:\n",
     );
     for n in 0..routes {

@@ -11,6 +11,7 @@ const APP: &str = "https://app.example.com";
 async fn gateway(upstream: &EchoServer) -> Gateway {
     Gateway::start(&format!(
         r#"
+{}
 cors:
   allowed_origins: ["{APP}"]
   allowed_methods: [GET, POST, PUT]
@@ -24,6 +25,7 @@ routes:
   - {{ name: private, match: {{ path: /private }}, upstream: svc }}
   - {{ name: open, match: {{ path: /public }}, upstream: svc, public: true }}
 "#,
+        unused_jwt_section(),
         upstream.addr
     ))
     .await

@@ -44,6 +44,8 @@ fn bad_files_report_every_error_with_its_place() {
         "bad-rate-limits",
         "bad-revocation",
         "bad-revocation-store",
+        "bad-no-credentials",
+        "bad-route-credentials",
     ] {
         let (code, output) = usher("check", &format!("{fixture}.yaml"));
         assert_eq!(code, 1, "{fixture} must fail:\n{output}");

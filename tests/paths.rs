@@ -175,15 +175,14 @@ async fn paths_routed_as_public_stay_public_at_the_upstream() {
     let upstream = EchoServer::start("svc").await.unwrap();
     let gateway = Gateway::start(&format!(
         r#"
-authentication:
-  api_keys: {{ file: "{}" }}
+{}
 upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
 routes:
   - {{ name: open, match: {{ path: /public }}, upstream: svc, public: true }}
   - {{ name: rest, match: {{ path: / }}, upstream: svc }}
 "#,
-        support_script("no-api-keys.yaml").display(),
+        unused_jwt_section(),
         upstream.addr
     ))
     .await;

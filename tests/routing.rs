@@ -13,6 +13,7 @@ async fn setup() -> (Gateway, EchoServer, EchoServer, EchoServer) {
     );
     let body = format!(
         r#"
+{}
 upstreams:
   public-svc:  {{ targets: ["{}"] }}
   private-svc: {{ targets: ["{}"] }}
@@ -45,7 +46,10 @@ routes:
     upstream: admin-api
     public: true
 "#,
-        public.addr, private.addr, admin_api.addr
+        unused_jwt_section(),
+        public.addr,
+        private.addr,
+        admin_api.addr
     );
     let gateway = Gateway::start(&body).await;
     (gateway, public, private, admin_api)

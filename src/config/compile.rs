@@ -137,6 +137,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         }
     }
     c.check_unreachable(&routes);
+    c.check_credential_sources(&routes, &authentication);
     // Route errors in file order; everything else stays where it was found.
     c.errors.sort_by_key(|e| route_index(&e.path));
     if c.errors.is_empty() {
@@ -1220,6 +1221,52 @@ impl Compiler<'_> {
 
     /// Duplicate names, and routes that an earlier route with the same host, path shape and
     /// methods always wins over.
+    /// An authenticated route with no credential Usher could verify would refuse every
+    /// caller: a configuration mistake, not a policy. One error when nothing is configured
+    /// at all, otherwise one per route that accepts only what is missing.
+    fn check_credential_sources(
+        &mut self,
+        routes: &[(usize, RouteSpec)],
+        authentication: &AuthenticationSpec,
+    ) {
+        // What a broken authentication section or route lacks is reported there already.
+        let reported = |prefix: &str| self.errors.iter().any(|e| e.path.starts_with(prefix));
+        if reported("authentication") {
+            return;
+        }
+        let has_jwt = authentication.jwt.is_some();
+        let has_api_keys = authentication.api_keys.is_some();
+        let stranded: Vec<&(usize, RouteSpec)> = routes
+            .iter()
+            .filter(|(_, route)| !matches!(route.access, Access::Public))
+            .filter(|(_, route)| !(has_jwt || (route.auth.api_keys && has_api_keys)))
+            .filter(|(index, _)| !reported(&format!("routes[{index}].auth")))
+            .collect();
+        if stranded.is_empty() {
+            return;
+        }
+        if !has_jwt && !has_api_keys {
+            let names: Vec<String> = stranded
+                .iter()
+                .map(|(_, route)| format!("\"{}\"", route.name))
+                .collect();
+            self.error(
+                "authentication",
+                format!(
+                    "neither jwt nor api_keys is configured, so these authenticated routes would refuse every caller: {} (configure authentication, or mark a route public: true)",
+                    names.join(", ")
+                ),
+            );
+            return;
+        }
+        for (index, _) in stranded {
+            self.error(
+                format!("routes[{index}].auth"),
+                "accepts only JWTs, and authentication.jwt is not configured: set auth.api_keys: true or configure jwt",
+            );
+        }
+    }
+
     fn check_unreachable(&mut self, routes: &[(usize, RouteSpec)]) {
         let mut seen_names: HashMap<&str, usize> = HashMap::new();
         for (index, route) in routes {

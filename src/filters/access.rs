@@ -29,6 +29,7 @@ mod tests {
             "t.yaml",
             r#"
 listeners: { public: { address: "127.0.0.1:1" }, admin: { address: "127.0.0.1:2" } }
+authentication: { jwt: { issuer: i, audiences: [a], keys: [{ kid: k, algorithm: HS256, secret_env: UNUSED_SECRET }] } }
 upstreams: { auth: { targets: ["127.0.0.1:3"] } }
 routes:
   - name: auth

@@ -128,6 +128,7 @@ mod tests {
             "t.yaml",
             r#"
 listeners: { public: { address: "127.0.0.1:1" }, admin: { address: "127.0.0.1:2" } }
+authentication: { jwt: { issuer: i, audiences: [a], keys: [{ kid: k, algorithm: HS256, secret_env: UNUSED_SECRET }] } }
 cors: { allowed_origins: [https://app.example.com], allowed_headers: [authorization, content-type], exposed_headers: [x-request-id], allow_credentials: true, max_age: 5m }
 upstreams: { svc: { targets: ["127.0.0.1:3"] } }
 routes: [{ name: a, match: { path: /a }, upstream: svc }]

@@ -4,6 +4,7 @@ use super::*;
 use crate::config;
 
 const TABLE: &str = r#"
+authentication: { jwt: { issuer: i, audiences: [a], keys: [{ kid: k, algorithm: HS256, secret_env: UNUSED_SECRET }] } }
 listeners:
   public: { address: "127.0.0.1:8080" }
   admin: { address: "127.0.0.1:9090" }

@@ -647,3 +647,13 @@ pub async fn h2_client(port: u16, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&output.stdout).expect("the HTTP/2 client's JSON")
 }
+
+/// An `authentication:` section with one HS256 key that no test token is signed with, for
+/// configurations whose authenticated routes only need to refuse (a route nothing could
+/// authenticate to is a configuration error).
+pub fn unused_jwt_section() -> String {
+    format!(
+        "authentication:\n  jwt: {{ issuer: unused, audiences: [unused], keys: [{{ kid: unused, algorithm: HS256, secret_file: \"{}\" }}] }}\n",
+        support_script("jwt-secret").display()
+    )
+}
