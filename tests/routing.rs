@@ -113,17 +113,20 @@ async fn routes_rewrites_and_rejections() {
         .unwrap();
     assert_eq!(response.json()["method"], "POST");
 
-    // Host routing wins over the host-less route.
-    let response = request(
-        gateway.public,
-        "GET",
-        "/api/v1/venues/1",
-        &[("host", "Admin.Example.com:8080")],
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.json()["service"], "admin-host-svc");
+    // Host routing wins over the host-less route, for every spelling of the host: case,
+    // port, and the trailing dot of a fully qualified name.
+    for host in ["Admin.Example.com:8080", "admin.example.com.", "ADMIN.EXAMPLE.COM.:9"] {
+        let response = request(
+            gateway.public,
+            "GET",
+            "/api/v1/venues/1",
+            &[("host", host)],
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.json()["service"], "admin-host-svc", "{host}");
+    }
 
     let hits_before = public.hits();
     assert!(hits_before > 0);

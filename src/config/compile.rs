@@ -1025,7 +1025,7 @@ impl Compiler<'_> {
             if !valid {
                 self.error(format!("{at}.match.host"), format!("invalid host \"{host}\": expected a host name without port, such as api.example.com"));
             }
-            host.to_ascii_lowercase()
+            crate::router::host_name(host).to_ascii_lowercase()
         });
         let upstream = match names.get(raw.upstream.as_str()) {
             Some(&upstream) => Some(upstream),

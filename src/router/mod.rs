@@ -109,7 +109,7 @@ impl Router {
         router
     }
 
-    /// `host` is compared case-insensitively and without port; `path` must be normalized.
+    /// `host` is compared by [`host_name`]'s rule; `path` must be normalized.
     pub fn route(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
         let mut allowed = Vec::new();
         if let Some(node) = host.and_then(|host| self.host_node(host)) {
@@ -133,11 +133,19 @@ impl Router {
         if self.by_host.is_empty() {
             return None;
         }
-        let host = strip_port(host);
+        let host = host_name(host);
         self.by_host
             .get(host)
             .or_else(|| self.by_host.get(&host.to_ascii_lowercase()))
     }
+}
+
+/// The one rule for host matching: the name without its port and without the trailing dot
+/// of a fully qualified name (`Api.Example.com.:8443` is `api.example.com`), compared without
+/// regard to case. Route hosts are stored in this form, lower-cased.
+pub fn host_name(host: &str) -> &str {
+    let host = strip_port(host);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 fn strip_port(host: &str) -> &str {

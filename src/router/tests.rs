@@ -19,7 +19,7 @@ routes:
   - { name: tickets, match: { path: /api/v1/tickets }, upstream: svc }
   - { name: purchase, match: { path: /api/v1/tickets/purchase, methods: [POST] }, upstream: svc }
   - { name: ticket-read, match: { path: /api/v1/tickets/:id, methods: [GET, HEAD] }, upstream: svc }
-  - { name: admin-host, match: { path: /api/v1/venues, host: admin.example.com }, upstream: svc }
+  - { name: admin-host, match: { path: /api/v1/venues, host: Admin.Example.com. }, upstream: svc }
   - { name: only-post, match: { path: /api/v1/jobs, methods: [POST] }, upstream: svc }
 "#;
 
@@ -95,6 +95,28 @@ fn most_specific_route_wins() {
             "GET",
             "/api/v1/venues",
             "admin-host",
+            &[],
+        ),
+        // A fully qualified name's trailing dot names the same host.
+        (
+            Some("admin.example.com."),
+            "GET",
+            "/api/v1/venues",
+            "admin-host",
+            &[],
+        ),
+        (
+            Some("Admin.Example.Com.:9"),
+            "GET",
+            "/api/v1/venues",
+            "admin-host",
+            &[],
+        ),
+        (
+            Some("admin.example.com.."),
+            "GET",
+            "/api/v1/venues",
+            "venues",
             &[],
         ),
         (
