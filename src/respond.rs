@@ -5,7 +5,7 @@
 //! Filters return one; this module alone turns it into bytes. Messages name the service
 //! (the upstream's name), never peers, addresses or internal errors: those go to the log.
 
-use crate::filters::security_headers::GATEWAY_CSP;
+use crate::filters::security_headers::{GATEWAY_CSP, HSTS};
 use crate::path::PathError;
 use bytes::Bytes;
 use http::Method;
@@ -14,6 +14,26 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::ErrorType;
 use std::time::Duration;
+
+/// The status of an error response Pingora generated itself, recognised by the
+/// `Server: Pingora` header it puts on those (upstream `Server` headers never reach a
+/// client, and Usher's own answers carry none), when `bytes` begin with such a head.
+pub fn pingora_error_status(bytes: &[u8]) -> Option<u16> {
+    if !bytes.starts_with(b"HTTP/1.") || bytes.len() < 12 {
+        return None;
+    }
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let generated = bytes[..end]
+        .split(|&b| b == b'\n')
+        .any(|line| line.trim_ascii().eq_ignore_ascii_case(b"server: pingora"));
+    if !generated {
+        return None;
+    }
+    std::str::from_utf8(&bytes[9..12]).ok()?.parse().ok()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
@@ -234,6 +254,48 @@ impl Rejection {
             }
         });
         Bytes::from(body.to_string())
+    }
+
+    /// The whole response as bytes on an HTTP/1.1 connection that closes after it, for
+    /// answers written below Pingora (at the connection: a late head, a head Pingora's
+    /// parser refused). HSTS is added on TLS connections.
+    pub fn wire_response(&self, request_id: &str, tls: bool) -> Vec<u8> {
+        let body = self.body(request_id);
+        let status =
+            http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
+        let mut response = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        let hsts = [("strict-transport-security", HSTS.to_string())];
+        let extra: &[(&'static str, String)] = if tls { &hsts } else { &[] };
+        if let Ok(header) = self.header(request_id, body.len(), extra) {
+            for (name, value) in header.headers.iter() {
+                response.extend_from_slice(name.as_str().as_bytes());
+                response.extend_from_slice(b": ");
+                response.extend_from_slice(value.as_bytes());
+                response.extend_from_slice(b"\r\n");
+            }
+        }
+        response.extend_from_slice(b"connection: close\r\n\r\n");
+        response.extend_from_slice(&body);
+        response
+    }
+
+    /// What Usher answers in place of an error response Pingora wrote itself with `status`
+    /// (its parser refused the head, or it refused `CONNECT`). `too_many_headers` says the
+    /// head had more header lines than `limits.max_headers`.
+    pub fn for_pingora_status(status: u16, too_many_headers: bool) -> Rejection {
+        match status {
+            400 | 431 if too_many_headers => Rejection::HeadersTooLarge,
+            400 => Rejection::Malformed("the request head could not be parsed"),
+            405 => Rejection::MethodNotAllowed(Vec::new()),
+            414 => Rejection::UriTooLong,
+            431 => Rejection::HeadersTooLarge,
+            _ => Rejection::Internal,
+        }
     }
 
     /// The response head; `extra` adds headers that depend on the request (CORS, HSTS).

@@ -27,13 +27,17 @@ async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
     let gateway = Gateway::start(&open_routes(&upstream)).await;
     let long_uri = format!("/{}", "a".repeat(9 * 1024));
     let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let too_many_to_parse: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
     let big_header = format!("X-Big: {}\r\n", "b".repeat(33 * 1024));
     // (case, raw request, accepted statuses)
     let cases: Vec<(&str, String, &[u16])> = vec![
         ("CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n".into(), &[400, 405]),
         ("TRACE", "TRACE / HTTP/1.1\r\nHost: x\r\n\r\n".into(), &[405]),
         ("URI over 8 KiB", format!("GET {long_uri} HTTP/1.1\r\nHost: x\r\n\r\n"), &[414]),
-        ("over 100 headers", format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), &[431, 400]),
+        ("over 100 headers", format!("GET / HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), &[431]),
+        ("over 256 headers (more than Pingora's parser takes)", format!("GET / HTTP/1.1\r\nHost: x\r\n{too_many_to_parse}\r\n"), &[431]),
+        ("Connection naming Host", "GET / HTTP/1.1\r\nHost: x\r\nConnection: host\r\n\r\n".into(), &[400]),
+        ("Connection naming X-Forwarded-For", "GET / HTTP/1.1\r\nHost: x\r\nConnection: x-forwarded-for\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n".into(), &[400]),
         ("over 32 KiB of headers", format!("GET / HTTP/1.1\r\nHost: x\r\n{big_header}\r\n"), &[431, 400]),
         ("Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(), &[400]),
         ("two Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd".into(), &[400]),
@@ -60,6 +64,12 @@ async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
         assert!(
             statuses.contains(&status),
             "{name}: got {status}\n{response}"
+        );
+        // Whoever refused it, the answer has Usher's shape; Pingora's bare ones are replaced.
+        assert_eq!(by, "usher", "{name}: {response}");
+        assert!(
+            !response.to_ascii_lowercase().contains("server: pingora"),
+            "{response}"
         );
         assert_eq!(upstream.hits(), before, "{name} reached the upstream");
     }

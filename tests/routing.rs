@@ -115,7 +115,11 @@ async fn routes_rewrites_and_rejections() {
 
     // Host routing wins over the host-less route, for every spelling of the host: case,
     // port, and the trailing dot of a fully qualified name.
-    for host in ["Admin.Example.com:8080", "admin.example.com.", "ADMIN.EXAMPLE.COM.:9"] {
+    for host in [
+        "Admin.Example.com:8080",
+        "admin.example.com.",
+        "ADMIN.EXAMPLE.COM.:9",
+    ] {
         let response = request(
             gateway.public,
             "GET",

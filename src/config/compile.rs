@@ -15,7 +15,7 @@ mod rate_limits;
 pub use rate_limits::check_redis_url;
 
 /// Built-in defaults, used where neither the upstream nor `defaults.upstream` sets a value.
-mod builtin {
+pub(crate) mod builtin {
     use std::time::Duration;
     pub const GRACE_PERIOD: Duration = Duration::from_secs(20);
     pub const HC_INTERVAL: Duration = Duration::from_secs(5);

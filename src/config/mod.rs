@@ -12,6 +12,7 @@ mod parse;
 pub mod raw;
 pub mod units;
 
+pub(crate) use compile::builtin;
 pub use compile::{check_redis_url, compile, content_hash};
 pub use error::{ConfigError, ConfigErrors};
 

@@ -24,19 +24,21 @@
 //! (`h2_idle_timeout`, set in server.rs). After a `101 Switching Protocols` the connection
 //! is a tunnel and no longer watched. Pingora closes a connection whose client pipelines
 //! requests, so every head passes through `poll_read`.
+//!
+//! The same watch puts Pingora's own error answers in Usher's shape. Pingora answers some
+//! heads before any Usher code runs (its parser refuses one, such as a head of more than
+//! 256 headers or a `Connection` header naming `Host`, or the method is `CONNECT`), with a
+//! bare response that carries `Server: Pingora`. Such a response is dropped on its way out
+//! and Usher's JSON answer written instead (431 when the head had more than
+//! `limits.max_headers` headers), with a security event; the connection closes after it.
 
-use crate::filters::security_headers::HSTS;
-use crate::respond::Rejection;
+use crate::config::builtin;
+use crate::respond::{pingora_error_status, Rejection};
 use crate::security::events::{self, Severity};
 use crate::snapshot::Live;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::tls::TlsRef;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType, ALPN,
-};
+use pingora::protocols::{Peek, Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io::IoSlice;
@@ -74,14 +76,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let limit = self
-            .live
-            .current()
-            .map_or(FIRST_HEAD_TIMEOUT, |s| s.config.limits.request_head_timeout);
+        let (limit, max_headers) =
+            self.live
+                .current()
+                .map_or((FIRST_HEAD_TIMEOUT, FIRST_MAX_HEADERS), |s| {
+                    (
+                        s.config.limits.request_head_timeout,
+                        s.config.limits.max_headers,
+                    )
+                });
         let http2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
         // Pingora's HTTP application serves every request of the connection in this call
         // and hands nothing back for reuse, so the stream is wrapped once.
-        let stream: Stream = Box::new(DeadlineStream::new(stream, limit, http2));
+        let stream: Stream = Box::new(DeadlineStream::new(stream, limit, http2, max_headers));
         self.inner.process_new(stream, shutdown).await
     }
 
@@ -90,8 +97,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
     }
 }
 
-/// For connections accepted before the first configuration is live (the built-in default).
-const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// For connections accepted before the first configuration is live: the built-in defaults.
+const FIRST_HEAD_TIMEOUT: Duration = builtin::REQUEST_HEAD_TIMEOUT;
+const FIRST_MAX_HEADERS: usize = builtin::MAX_HEADERS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -122,10 +130,17 @@ pub struct DeadlineStream {
     http2: bool,
     /// Made only when a read of an open head has to wait.
     timer: Option<Pin<Box<Sleep>>>,
+    /// `limits.max_headers` when the connection opened, and the lines of the current head.
+    max_headers: usize,
+    head_lines: usize,
+    /// Usher's answer in place of an error Pingora wrote itself, not yet all written; once
+    /// set, whatever else Pingora writes on the connection is dropped.
+    pending: Vec<u8>,
+    replaced: bool,
 }
 
 impl DeadlineStream {
-    pub fn new(inner: Stream, limit: Duration, http2: bool) -> Self {
+    pub fn new(inner: Stream, limit: Duration, http2: bool, max_headers: usize) -> Self {
         DeadlineStream {
             inner,
             limit,
@@ -134,6 +149,10 @@ impl DeadlineStream {
             wrote_during_head: false,
             http2,
             timer: None,
+            max_headers,
+            head_lines: 0,
+            pending: Vec::new(),
+            replaced: false,
         }
     }
 
@@ -146,6 +165,7 @@ impl DeadlineStream {
             self.phase = Phase::Head(Instant::now() + self.limit);
             self.blank_line = 0;
             self.wrote_during_head = false;
+            self.head_lines = 0;
         }
         if !matches!(self.phase, Phase::Head(_)) {
             return;
@@ -157,7 +177,10 @@ impl DeadlineStream {
                     self.phase = Phase::Message;
                     return;
                 }
-                (_, b'\n') => 2,
+                (_, b'\n') => {
+                    self.head_lines += 1;
+                    2
+                }
                 (2, b'\r') => 3,
                 _ => 1,
             };
@@ -179,6 +202,67 @@ impl DeadlineStream {
             _ if closes(bytes) => self.phase = Phase::Done,
             _ => self.phase = Phase::BetweenRequests,
         }
+    }
+
+    /// When `bytes` begin an error response Pingora generated itself (a head its parser
+    /// refused, `CONNECT`), queues Usher's answer in the common shape instead, records the
+    /// refusal as a security event, and ends the watch: the connection closes after it.
+    fn replaces(&mut self, bytes: &[u8]) -> bool {
+        if self.http2 || !matches!(self.phase, Phase::Head(_) | Phase::Message) {
+            return false;
+        }
+        let Some(status) = pingora_error_status(bytes) else {
+            return false;
+        };
+        // The request line is one of the head's lines.
+        let too_many = self.head_lines > self.max_headers + 1;
+        let rejection = Rejection::for_pingora_status(status, too_many);
+        let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
+        self.pending = rejection.wire_response(&request_id, self.inner.get_ssl().is_some());
+        self.replaced = true;
+        self.phase = Phase::Done;
+        let reason = match rejection {
+            Rejection::HeadersTooLarge => "headers_too_large",
+            Rejection::MethodNotAllowed(_) => "method_refused",
+            Rejection::UriTooLong => "uri_too_long",
+            _ => "malformed_request",
+        };
+        self.event(reason, Severity::Medium, &request_id);
+        true
+    }
+
+    /// Writes what is left of a queued answer.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.pending.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.pending) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn event(&self, reason: &'static str, severity: Severity, request_id: &str) {
+        let client = self
+            .inner
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        events::record(
+            reason,
+            severity,
+            &events::Context {
+                request_id,
+                client,
+                route: None,
+                path: "-",
+            },
+        );
     }
 
     /// True when an open head is past its deadline (and registers a wake-up for it when
@@ -208,24 +292,12 @@ impl DeadlineStream {
         self.phase = Phase::Done;
         let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
         if !self.wrote_during_head && !self.http2 {
-            let response = timeout_response(&request_id, self.inner.get_ssl().is_some());
+            let response = Rejection::RequestTimeout
+                .wire_response(&request_id, self.inner.get_ssl().is_some());
             let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
             let _ = Pin::new(&mut self.inner).poll_flush(cx);
         }
-        let client = self
-            .inner
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        events::record(
-            "request_head_timeout",
-            Severity::Low,
-            &events::Context {
-                request_id: &request_id,
-                client,
-                route: None,
-                path: "-",
-            },
-        );
+        self.event("request_head_timeout", Severity::Low, &request_id);
         std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "request head not received within limits.request_head_timeout",
@@ -244,26 +316,6 @@ fn closes(response: &[u8]) -> bool {
         line.strip_prefix(b"connection:")
             .is_some_and(|value| value.windows(5).any(|w| w == b"close"))
     })
-}
-
-/// The 408 in the common error shape, closing the connection.
-fn timeout_response(request_id: &str, tls: bool) -> Vec<u8> {
-    let rejection = Rejection::RequestTimeout;
-    let body = rejection.body(request_id);
-    let mut response = b"HTTP/1.1 408 Request Timeout\r\n".to_vec();
-    let hsts = [("strict-transport-security", HSTS.to_string())];
-    let extra: &[(&'static str, String)] = if tls { &hsts } else { &[] };
-    if let Ok(header) = rejection.header(request_id, body.len(), extra) {
-        for (name, value) in header.headers.iter() {
-            response.extend_from_slice(name.as_str().as_bytes());
-            response.extend_from_slice(b": ");
-            response.extend_from_slice(value.as_bytes());
-            response.extend_from_slice(b"\r\n");
-        }
-    }
-    response.extend_from_slice(b"connection: close\r\n\r\n");
-    response.extend_from_slice(&body);
-    response
 }
 
 impl AsyncRead for DeadlineStream {
@@ -295,6 +347,10 @@ impl AsyncWrite for DeadlineStream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
+        if this.replaced || this.replaces(buf) {
+            // Pingora's bytes are taken as written; Usher's answer goes out instead.
+            return this.drain(cx).map_ok(|()| buf.len());
+        }
         this.wrote(buf);
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
@@ -305,7 +361,12 @@ impl AsyncWrite for DeadlineStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if this.replaced || first.is_some_and(|first| this.replaces(first)) {
+            let total = bufs.iter().map(|b| b.len()).sum();
+            return this.drain(cx).map_ok(|()| total);
+        }
+        if let Some(first) = first {
             this.wrote(first);
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
@@ -316,72 +377,19 @@ impl AsyncWrite for DeadlineStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        if this.drain(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-#[async_trait]
-impl Shutdown for DeadlineStream {
-    async fn shutdown(&mut self) {
-        self.inner.shutdown().await;
-    }
-}
-
-impl UniqueID for DeadlineStream {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for DeadlineStream {
-    fn get_ssl(&self) -> Option<&TlsRef> {
-        self.inner.get_ssl()
-    }
-
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-
-    fn selected_alpn_proto(&self) -> Option<ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for DeadlineStream {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for DeadlineStream {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-
-    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
-        self.inner.set_proxy_digest(digest);
-    }
-}
-
-impl GetSocketDigest for DeadlineStream {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-
-    fn set_socket_digest(&mut self, digest: SocketDigest) {
-        self.inner.set_socket_digest(digest);
+        let this = self.get_mut();
+        if this.drain(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -399,100 +407,6 @@ impl Peek for DeadlineStream {
     }
 }
 
+mod delegate;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stream() -> DeadlineStream {
-        let io = tokio_test_stream();
-        DeadlineStream::new(io, Duration::from_secs(10), false)
-    }
-
-    /// A real socket pair end, as a Pingora stream (never read here).
-    fn tokio_test_stream() -> Stream {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let a = tokio::net::UnixStream::from_std(a).unwrap();
-        Box::new(pingora::protocols::l4::stream::Stream::from(a))
-    }
-
-    #[tokio::test]
-    async fn heads_end_at_the_blank_line_in_any_split() {
-        for ending in [&b"\r\n\r\n"[..], b"\n\n", b"\n\r\n"] {
-            let mut s = stream();
-            s.read(b"GET / HTTP/1.1\r\nhost: a");
-            assert!(matches!(s.phase, Phase::Head(_)));
-            for byte in ending {
-                s.read(&[*byte]);
-            }
-            assert_eq!(s.phase, Phase::Message, "{ending:?}");
-        }
-        let mut s = stream();
-        s.read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody with\r\n\r\n");
-        assert_eq!(s.phase, Phase::Message);
-    }
-
-    #[tokio::test]
-    async fn the_http2_preface_is_the_head_and_frames_are_not_watched() {
-        let mut s = DeadlineStream::new(tokio_test_stream(), Duration::from_secs(10), true);
-        s.wrote(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
-        s.read(b"PRI * HTTP/2.0\r\n\r\n");
-        assert_eq!(s.phase, Phase::Message);
-        s.read(b"SM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
-        s.wrote(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00");
-        assert_eq!(
-            s.phase,
-            Phase::Message,
-            "nothing after the preface is timed"
-        );
-    }
-
-    #[tokio::test]
-    async fn blank_lines_before_the_request_line_are_not_a_head() {
-        let mut s = stream();
-        s.read(b"\r\n\r\n\n");
-        assert!(matches!(s.phase, Phase::Head(_)));
-        s.read(b"GET / HTTP/1.1\r\n\r\n");
-        assert_eq!(s.phase, Phase::Message);
-    }
-
-    #[tokio::test]
-    async fn a_closing_response_ends_the_watch_and_late_writes_are_noticed() {
-        let mut s = stream();
-        s.read(b"POST / HTTP/1.1\r\ncontent-length: 9000\r\n\r\n");
-        s.wrote(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n");
-        assert_eq!(
-            s.phase,
-            Phase::Done,
-            "body bytes that follow are not a head"
-        );
-        let mut s = stream();
-        s.read(b"GET / HTTP/1.1\r\n\r\n");
-        s.wrote(b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\n\r\n");
-        assert_eq!(s.phase, Phase::BetweenRequests);
-        s.read(b"G");
-        assert!(!s.wrote_during_head);
-        s.wrote(b"the rest of a long response body");
-        assert!(s.wrote_during_head, "a 408 now would land inside that body");
-    }
-
-    #[tokio::test]
-    async fn the_next_head_starts_after_a_final_response() {
-        let mut s = stream();
-        s.read(b"POST / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n");
-        s.wrote(b"HTTP/1.1 100 Continue\r\n\r\n");
-        s.read(b"a body without a blank line");
-        assert_eq!(s.phase, Phase::Message, "an interim response ends nothing");
-        s.wrote(b"HTTP/1.1 200 OK\r\n");
-        assert_eq!(s.phase, Phase::BetweenRequests);
-        s.wrote(b"HTTP/1.1 200 OK\r\n");
-        assert_eq!(s.phase, Phase::BetweenRequests);
-        s.read(b"G");
-        assert!(matches!(s.phase, Phase::Head(_)));
-        s.read(b"ET / HTTP/1.1\r\n\r\n");
-        s.wrote(b"HTTP/1.1 101 Switching Protocols\r\n");
-        assert_eq!(s.phase, Phase::Done, "a tunnel is not watched");
-        s.read(b"frames");
-        assert_eq!(s.phase, Phase::Done);
-    }
-}
+mod tests;
