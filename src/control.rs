@@ -11,8 +11,11 @@
 //! 4. stops the background tasks of pools that are no longer used.
 //!
 //! Triggers: a change in the config file's directory (watched, not the file, so the
-//! symlink swap Kubernetes uses for a mounted ConfigMap is seen), debounced; and SIGHUP,
-//! which reloads even when the file's bytes did not change.
+//! symlink swap Kubernetes uses for a mounted ConfigMap is seen), debounced, and for a file
+//! written in place only once its writer closed it ([`settle`]); and SIGHUP, which reloads
+//! even when the file's bytes did not change. A file that would remove most running routes
+//! is rejected unless it says it means to ([`mass_removal`]). After a publish, the metric
+//! series of retired routes and upstreams are removed.
 
 use crate::config;
 use crate::prepare::{prepare, Prepared};
@@ -37,6 +40,21 @@ use tokio::task::{JoinHandle, JoinSet};
 const DEBOUNCE: Duration = Duration::from_millis(150);
 /// A steady trickle of events delays a reload by at most this much.
 const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
+/// While a writer has the file open (written to, not yet closed), a reload waits for it to
+/// close, or for this much quiet where a mount reports no closes.
+const WRITER_QUIET: Duration = Duration::from_secs(3);
+/// Below this many running routes, a reload may remove any share of them.
+const GUARDED_ROUTES: usize = 10;
+
+/// What a file event says about the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Bytes were written into the file in place: its writer may not be done.
+    Writing,
+    /// The file was closed by a writer, replaced (a rename, a ConfigMap swap), created or
+    /// removed: what is there now is whole.
+    Settled,
+}
 /// How long a new configuration waits for Redis before going live without it.
 const REDIS_CONNECT_WAIT: Duration = Duration::from_secs(2);
 
@@ -67,7 +85,7 @@ impl BackgroundService for ControlPlane {
             .take()
             .expect("the control plane starts once");
         // Watch before the first publish, so no change after startup can be missed.
-        let (changed, mut changes) = mpsc::channel::<()>(1);
+        let (changed, mut changes) = mpsc::channel::<Change>(64);
         let _watcher = watch_directory(&self.path, changed);
         let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
 
@@ -79,18 +97,15 @@ impl BackgroundService for ControlPlane {
         self.reload(&mut pools, false).await;
         loop {
             tokio::select! {
-                Some(()) = changes.recv() => {
-                    let first = tokio::time::Instant::now();
-                    while first.elapsed() < MAX_DEBOUNCE
-                        && matches!(tokio::time::timeout(DEBOUNCE, changes.recv()).await, Ok(Some(())))
-                    {}
+                Some(change) = changes.recv() => {
+                    settle(change, &mut changes).await;
                     self.reload(&mut pools, false).await;
                 }
                 _ = hangups.recv() => self.reload(&mut pools, true).await,
                 _ = shutdown.changed() => break,
             }
         }
-        pools.stop_all();
+        pools.stop_all().await;
     }
 }
 
@@ -128,6 +143,14 @@ impl ControlPlane {
                 return;
             }
         };
+        if let Some(refusal) = current
+            .as_ref()
+            .and_then(|current| mass_removal(&current.config, &prepared.config))
+        {
+            METRICS.config_reloads.with_label_values(&["failure"]).inc();
+            tracing::error!(reason = %refusal, "configuration reload rejected; keeping the running configuration");
+            return;
+        }
         if let Some(current) = &current {
             prepared.security.inherit(&current.security);
             if current.config.listeners != prepared.config.listeners
@@ -136,13 +159,62 @@ impl ControlPlane {
                 tracing::warn!("listeners and server settings change only on restart; applying routes and upstreams now");
             }
         }
-        let version = current.map_or(1, |s| s.version + 1);
+        let version = current.as_ref().map_or(1, |s| s.version + 1);
         let snapshot = pools.snapshot(version, prepared).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
         announce(&snapshot);
+        let retired_routes: Vec<Arc<str>> = current
+            .iter()
+            .flat_map(|old| old.config.routes.iter().map(|r| Arc::clone(&r.name)))
+            .filter(|name| !snapshot.config.routes.iter().any(|r| r.name == *name))
+            .collect();
         self.live.publish(snapshot);
-        pools.stop_unused();
+        pools.stop_unused().await;
+        for route in retired_routes {
+            METRICS.forget_route(&route);
+        }
     }
+}
+
+/// Waits until the file is whole: once it was replaced or closed by its writer, until its
+/// events are quiet for `DEBOUNCE` (`MAX_DEBOUNCE` at most); while a writer still has it
+/// open, until the writer closes it or `WRITER_QUIET` passes without an event. A half-written
+/// file is never read as the new configuration.
+async fn settle(first: Change, changes: &mut mpsc::Receiver<Change>) {
+    let started = tokio::time::Instant::now();
+    let mut writing = first == Change::Writing;
+    loop {
+        let quiet = if writing {
+            WRITER_QUIET
+        } else if started.elapsed() < MAX_DEBOUNCE {
+            DEBOUNCE
+        } else {
+            return;
+        };
+        match tokio::time::timeout(quiet, changes.recv()).await {
+            Ok(Some(change)) => writing = change == Change::Writing,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Why a new configuration would remove too many routes at once, if it would: a file cut
+/// short (a writer that stopped after `routes:`) is valid YAML that serves nothing. The new
+/// file's `limits.max_route_removal_percent` says how much it means to remove.
+fn mass_removal(running: &config::Config, next: &config::Config) -> Option<String> {
+    let total = running.routes.len();
+    if total < GUARDED_ROUTES {
+        return None;
+    }
+    let removed = running
+        .routes
+        .iter()
+        .filter(|route| !next.routes.iter().any(|r| r.name == route.name))
+        .count();
+    let allowed = usize::from(next.limits.max_route_removal_percent);
+    (removed * 100 > total * allowed).then(|| {
+        format!("it removes {removed} of the {total} running routes, more than limits.max_route_removal_percent ({allowed}) allows; if that is meant, raise it in the new file")
+    })
 }
 
 fn announce(snapshot: &Snapshot) {
@@ -166,7 +238,7 @@ fn announce(snapshot: &Snapshot) {
 /// stream of their events would otherwise keep the debounce from ever settling.
 fn watch_directory(
     path: &std::path::Path,
-    changed: mpsc::Sender<()>,
+    changed: mpsc::Sender<Change>,
 ) -> Option<notify::RecommendedWatcher> {
     let directory = path
         .parent()
@@ -178,19 +250,26 @@ fn watch_directory(
         let Ok(event) = event else {
             return;
         };
-        // Reading the file (as a reload does) raises access events: reacting to them would
-        // make every check trigger the next one.
-        if matches!(event.kind, notify::EventKind::Access(_)) {
-            return;
-        }
-        let relevant = event.paths.iter().any(|p| {
-            p.file_name().is_some_and(|name| {
-                Some(name) == file_name.as_deref() || name.to_string_lossy().starts_with("..")
-            })
+        use notify::event::{AccessKind, AccessMode, ModifyKind};
+        use notify::EventKind;
+        let on_file = event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some() && p.file_name() == file_name.as_deref());
+        let on_swap = event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(".."))
         });
-        if relevant {
-            let _ = changed.try_send(());
-        }
+        let change = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) if on_file => Change::Settled,
+            // Reading the file (as a reload does) raises other access events: reacting to
+            // them would make every check trigger the next one.
+            EventKind::Access(_) => return,
+            EventKind::Modify(ModifyKind::Data(_)) if on_file => Change::Writing,
+            _ if on_file || on_swap => Change::Settled,
+            _ => return,
+        };
+        let _ = changed.try_send(change);
     });
     match watcher.and_then(|mut w| w.watch(&directory, RecursiveMode::NonRecursive).map(|()| w)) {
         Ok(watcher) => Some(watcher),
@@ -209,6 +288,9 @@ struct Pools {
     limiter: Option<Arc<Limiter>>,
     /// Pools replaced or removed by the last snapshot, stopped once it is published.
     retired: Vec<(Arc<Pool>, JoinHandle<()>)>,
+    /// Upstreams the last snapshot removed: their series go once their tasks are stopped
+    /// (a health check still running could write them again).
+    removed: Vec<String>,
 }
 
 impl Pools {
@@ -250,8 +332,8 @@ impl Pools {
             .collect();
         for name in removed {
             if let Some(old) = self.running.remove(&name) {
-                METRICS.forget_upstream(&name);
                 self.retired.push(old);
+                self.removed.push(name);
             }
         }
         let pools = config
@@ -290,18 +372,23 @@ impl Pools {
         limiter
     }
 
-    fn stop_unused(&mut self) {
+    async fn stop_unused(&mut self) {
         for (pool, task) in self.retired.drain(..) {
             task.abort();
+            // Wait for it to end, so nothing writes the pool's series after they go.
+            let _ = task.await;
             tracing::info!(
                 upstream = pool.name(),
                 "stopped a pool that the new configuration no longer uses"
             );
         }
+        for upstream in self.removed.drain(..) {
+            METRICS.forget_upstream(&upstream);
+        }
     }
 
-    fn stop_all(&mut self) {
-        self.stop_unused();
+    async fn stop_all(&mut self) {
+        self.stop_unused().await;
         for (_, (_, task)) in self.running.drain() {
             task.abort();
         }

@@ -43,6 +43,7 @@ pub(crate) mod builtin {
     pub const MAX_HEADER_BYTES: u64 = 32 << 10;
     pub const MAX_URI_BYTES: u64 = 8 << 10;
     pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MAX_ROUTE_REMOVAL_PERCENT: u8 = 50;
 }
 
 /// Client headers that carry identity or steer internal routing: removed from every request,
@@ -635,7 +636,16 @@ impl Compiler<'_> {
             request_head_timeout: raw
                 .request_head_timeout
                 .map_or(builtin::REQUEST_HEAD_TIMEOUT, |d| d.0),
+            max_route_removal_percent: raw
+                .max_route_removal_percent
+                .unwrap_or(builtin::MAX_ROUTE_REMOVAL_PERCENT),
         };
+        if limits.max_route_removal_percent > 100 {
+            self.error(
+                "limits.max_route_removal_percent",
+                "must be between 0 and 100",
+            );
+        }
         self.positive("limits.request_head_timeout", limits.request_head_timeout);
         for (key, zero) in [
             ("max_headers", limits.max_headers == 0),

@@ -275,6 +275,8 @@ pub struct Limits {
     /// The most a client may take to send a request head, from the connection's start
     /// (first request) or from the head's first byte (later requests on the connection).
     pub request_head_timeout: Duration,
+    /// A reload may remove at most this share of the running routes (see control.rs).
+    pub max_route_removal_percent: u8,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -223,6 +223,7 @@ pub struct RawLimits {
     pub max_header_bytes: Option<ByteSize>,
     pub max_uri_bytes: Option<ByteSize>,
     pub request_head_timeout: Option<Dur>,
+    pub max_route_removal_percent: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -219,14 +219,52 @@ impl Metrics {
         buffer
     }
 
-    /// Removes the per-upstream series of an upstream that a reload removed.
+    /// Removes every series of an upstream that a reload removed.
     pub fn forget_upstream(&self, upstream: &str) {
         for gauge in [
             &self.breaker_state,
             &self.upstream_peers,
             &self.upstream_healthy_peers,
         ] {
-            let _ = gauge.remove_label_values(&[upstream]);
+            remove_series(gauge, "upstream", upstream);
+        }
+        for counter in [
+            &self.upstream_errors,
+            &self.upstream_rejections,
+            &self.upstream_abandoned,
+        ] {
+            remove_series(counter, "upstream", upstream);
+        }
+        remove_series(&self.upstream_attempt_duration, "upstream", upstream);
+    }
+
+    /// Removes every series of a route that a reload removed, so `/metrics` follows the
+    /// configuration instead of growing with every route ever loaded.
+    pub fn forget_route(&self, route: &str) {
+        remove_series(&self.requests, "route", route);
+        remove_series(&self.request_duration, "route", route);
+    }
+}
+
+/// Removes the series of `vec` whose `label` is `value`, whatever its other labels.
+fn remove_series<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    label: &str,
+    value: &str,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let pairs = metric.get_label();
+            if !pairs
+                .iter()
+                .any(|p| p.name() == label && p.value() == value)
+            {
+                continue;
+            }
+            let labels: std::collections::HashMap<&str, &str> =
+                pairs.iter().map(|p| (p.name(), p.value())).collect();
+            let _ = vec.remove(&labels);
         }
     }
 }
@@ -238,9 +276,11 @@ const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
 /// A route's request metrics, resolved once per route rather than looked up by label on
 /// every request. Counters are created on first use, so unused combinations export nothing.
+/// A route's series, made on its first request: a table of thousands of routes exports
+/// only those that served something.
 pub struct RouteMetrics {
     route: String,
-    duration: Histogram,
+    duration: OnceCell<Histogram>,
     requests: [[OnceCell<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
 }
 
@@ -251,7 +291,7 @@ impl RouteMetrics {
     pub fn new(route: &str) -> Self {
         RouteMetrics {
             route: route.to_string(),
-            duration: METRICS.request_duration.with_label_values(&[route]),
+            duration: OnceCell::new(),
             requests: Default::default(),
         }
     }
@@ -266,7 +306,9 @@ impl RouteMetrics {
                     .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
             })
             .inc();
-        self.duration.observe(elapsed.as_secs_f64());
+        self.duration
+            .get_or_init(|| METRICS.request_duration.with_label_values(&[&self.route]))
+            .observe(elapsed.as_secs_f64());
     }
 }
 
@@ -308,6 +350,6 @@ mod tests {
         };
         assert_eq!(counter("GET", "2xx"), 2);
         assert_eq!(counter("OTHER", "none"), 1);
-        assert_eq!(metrics.duration.get_sample_count(), 3);
+        assert_eq!(metrics.duration.get().unwrap().get_sample_count(), 3);
     }
 }

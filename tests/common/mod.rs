@@ -119,7 +119,7 @@ impl Gateway {
         gateway
     }
 
-    fn document(public: SocketAddr, admin: SocketAddr, server: &str, body: &str) -> String {
+    pub fn document(public: SocketAddr, admin: SocketAddr, server: &str, body: &str) -> String {
         format!(
             "server:\n  {server}\nlisteners:\n  public: {{ address: \"{public}\" }}\n  admin: {{ address: \"{admin}\" }}\n{body}"
         )
