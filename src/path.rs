@@ -6,9 +6,9 @@
 //! - percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, other
 //!   escapes are kept with upper-case hex;
 //! - repeated slashes are merged and dot segments removed (RFC 3986, section 5.2.4), and so
-//!   are segments of `;` parameters alone; parameters after a segment (`/a;v=1`) stay, and
+//!   are segments of `;` parameters alone; parameters after a segment (`/a;v=1`) stay,
 //!   routing compares the segment before them (`router::segment_stem`), as servlet
-//!   containers read it;
+//!   containers read it, and public paths match only the segment as written;
 //! - a path that is ambiguous or hostile is refused: an encoded slash, backslash or
 //!   semicolon, a raw backslash, NUL, a malformed escape, or `..` that would climb above the root;
 //! - escaped bytes that do not decode as UTF-8 are refused: overlong forms (`%c0%ae` is
@@ -129,7 +129,7 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
 }
 
 /// `bytes` with every well-formed `%XX` decoded.
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+pub fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {

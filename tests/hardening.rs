@@ -75,6 +75,24 @@ async fn malformed_and_abusive_requests_are_refused_before_the_upstream() {
     }
     eprintln!("hardening results:\n  {}", report.join("\n  "));
 
+    // Raw bytes that are not UTF-8 in the target: Pingora would forward them as they are
+    // while routing saw a lossy copy.
+    let raw = raw_request(
+        gateway.public,
+        b"GET /x/\xc0\xae\xc0\xae/y HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 400, "{raw}");
+    assert!(
+        raw.contains("\"invalid_path\"") || raw.contains("\"bad_request\""),
+        "{raw}"
+    );
+    assert_eq!(
+        upstream.hits(),
+        before,
+        "raw invalid UTF-8 reached the upstream"
+    );
+
     // The same requests without the fault pass.
     let ok = raw_request(
         gateway.public,

@@ -680,6 +680,15 @@ async fn a_request_carries_one_credential_and_only_the_verified_one_is_forwarded
     let seen = response.json();
     assert_eq!(seen["path"], "/web/f?lang=en");
     assert_eq!(seen["headers"]["authorization"], json!([bearer_valid]));
+    // A forged token under a name frameworks decode to the same one does not ride along.
+    let response = get_with(
+        &gateway,
+        "/download/f?access%5Ftoken=forged&x=1;access.token=forged",
+        &[("authorization", &bearer_valid)],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["path"], "/download/f?x=1");
     // An API key goes alone too: no unverified token rides along.
     let response = get_with(
         &gateway,

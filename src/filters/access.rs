@@ -4,7 +4,10 @@
 use crate::config::{Access, RouteSpec};
 use crate::router::split_path;
 
-/// `path` is the normalized request path.
+/// `path` is the normalized request path. Public paths match its segments as written,
+/// `;parameters` included, while routing compares segments without them: `/login;x` finds
+/// the route of `/login` but is not the public `/login`, since an upstream that keeps the
+/// parameter may route it elsewhere. Both readings err towards authentication.
 pub fn requires_authentication(route: &RouteSpec, path: &str) -> bool {
     match &route.access {
         Access::Public => false,
@@ -43,6 +46,8 @@ routes:
         for (path, needs_auth) in [
             ("/api/v1/auth/login", false),
             ("/api/v1/auth/login/", false),
+            ("/api/v1/auth/login;x", true),
+            ("/api/v1/auth;x/login", true),
             ("/api/v1/auth/login/extra", true),
             ("/api/v1/auth/loginx", true),
             ("/api/v1/auth/webhooks", false),

@@ -96,11 +96,27 @@ fn bearer(value: &HeaderValue) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Whether a query or cookie key names `name` as the upstream will read it: frameworks
+/// percent-decode keys (`access%5Ftoken`), and PHP also turns `.`, ` ` and `+` into `_`.
+fn names(raw_key: &str, name: &str) -> bool {
+    let fold = |c: char| if matches!(c, '.' | ' ' | '+') { '_' } else { c };
+    let decoded = crate::path::percent_decode(raw_key.trim().as_bytes());
+    let decoded = String::from_utf8_lossy(&decoded);
+    decoded.chars().map(fold).eq(name.chars().map(fold))
+}
+
+/// Query parameters as `(key, value)`, split on `&` and on `;` (which some parsers, Python's
+/// before 3.10 among them, also take as a separator).
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or("")
+        .split(['&', ';'])
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 fn query_values<'a>(query: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
-    query.unwrap_or("").split('&').filter_map(move |pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then_some(value)
-    })
+    query_pairs(query).filter_map(move |(key, value)| names(key, name).then_some(value))
 }
 
 fn cookie_values<'a>(request: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> {
@@ -112,54 +128,58 @@ fn cookie_values<'a>(request: &'a RequestHeader, name: &'a str) -> impl Iterator
         .flat_map(|v| v.split(';'))
         .filter_map(move |pair| {
             let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
+            names(key, name).then_some(value)
         })
 }
 
-/// Makes the upstream request carry the verified credential alone: every other place the
-/// route accepts a token from is emptied (an unverified `Authorization` beside an API key,
-/// a cookie or query token beside a header token), and a token read from a cookie or the
-/// query moves to `Authorization: Bearer`, out of the URL upstreams log. Returns the query
-/// to forward when it changed.
+/// Makes the upstream request carry the verified credential alone:
+/// - an `Authorization` header goes unless it holds the verified token, and an API key
+///   header unless the key was the credential;
+/// - every other place the route reads tokens from is emptied (a cookie or query token
+///   beside a header token);
+/// - a token read from a cookie or the query moves to `Authorization: Bearer`, out of the
+///   URL upstreams log.
+///
+/// Returns the query to forward when it changed.
 pub fn forward_verified(
     upstream: &mut RequestHeader,
     auth: &RouteAuth,
+    api_key_header: Option<&str>,
     consumed: Consumed,
 ) -> Option<String> {
     let sources = &auth.token_sources;
-    if consumed == Consumed::Token(0) && sources.len() == 1 {
-        return None; // the one source, read once: nothing else to remove
+    let from_header =
+        matches!(consumed, Consumed::Token(i) if sources[i] == TokenSource::BearerHeader);
+    if let (Consumed::Token(_), Some(header)) = (consumed, api_key_header) {
+        upstream.remove_header(header);
     }
-    let token = match consumed {
-        Consumed::Token(index) => token_from(upstream, &sources[index])
+    if from_header && sources.len() == 1 {
+        return None; // the usual case: one source, read once
+    }
+    let moved = match consumed {
+        Consumed::Token(index) if !from_header => token_from(upstream, &sources[index])
             .ok()
             .flatten()
             .map(str::to_string),
-        Consumed::ApiKey => None,
+        _ => None,
     };
+    if !from_header {
+        upstream.remove_header(&AUTHORIZATION);
+    }
     let mut query = None;
-    for (index, source) in sources.iter().enumerate() {
-        if consumed == Consumed::Token(index) && *source == TokenSource::BearerHeader {
-            continue;
-        }
+    for source in sources {
         match source {
-            TokenSource::BearerHeader => {
-                upstream.remove_header(&AUTHORIZATION);
-            }
+            TokenSource::BearerHeader => {}
             TokenSource::Query(name) => {
-                let current = query.as_deref().or(upstream.uri.query()).unwrap_or("");
-                let kept: Vec<&str> = current
-                    .split('&')
-                    .filter(|pair| pair.split('=').next() != Some(name.as_str()))
-                    .collect();
-                if kept.len() != current.split('&').count() {
-                    query = Some(kept.join("&"));
+                let current = query.as_deref().or(upstream.uri.query());
+                if query_values(current, name).next().is_some() {
+                    query = Some(query_without(current.unwrap_or(""), name));
                 }
             }
             TokenSource::Cookie(name) => remove_cookie(upstream, name),
         }
     }
-    if let Some(token) = token.filter(|_| consumed != Consumed::Token(bearer_index(sources))) {
+    if let Some(token) = moved {
         // Only a token that verified moves; it is visible ASCII, so this cannot fail.
         if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
             let _ = upstream.insert_header(AUTHORIZATION, value);
@@ -168,12 +188,15 @@ pub fn forward_verified(
     query
 }
 
-/// The index of the `Authorization` source, or one past the end.
-fn bearer_index(sources: &[TokenSource]) -> usize {
-    sources
-        .iter()
-        .position(|s| *s == TokenSource::BearerHeader)
-        .unwrap_or(sources.len())
+/// `query` without the parameters named `name`, its separators kept.
+fn query_without(query: &str, name: &str) -> String {
+    let keep = |pair: &&str| !names(pair.split('=').next().unwrap_or(pair), name);
+    query
+        .split('&')
+        .map(|part| part.split(';').filter(keep).collect::<Vec<_>>().join(";"))
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Removes the cookie `name` from every `Cookie` header, dropping headers left empty.
@@ -189,7 +212,7 @@ fn remove_cookie(request: &mut RequestHeader, name: &str) {
         .map(|v| {
             v.split(';')
                 .map(str::trim)
-                .filter(|pair| pair.split('=').next() != Some(name))
+                .filter(|pair| !names(pair.split('=').next().unwrap_or(pair), name))
                 .collect::<Vec<_>>()
                 .join("; ")
         })
@@ -274,7 +297,12 @@ mod tests {
                 request("/?access_token=a&access_token=b", &[]),
                 query.clone(),
             ),
-            (request("/?access_token=a&access_token", &[]), query),
+            (request("/?access_token=a&access_token", &[]), query.clone()),
+            (
+                request("/?access_token=a&access%5Ftoken=b", &[]),
+                query.clone(),
+            ),
+            (request("/?x=1;access_token=a&access_token=b", &[]), query),
         ];
         for (request, source) in cases {
             assert_eq!(
@@ -310,21 +338,25 @@ mod tests {
                 ("cookie", "a=1; access_token=forged"),
             ],
         );
-        let forwarded_query = forward_verified(&mut r, &auth, Consumed::Token(0));
+        let forwarded_query =
+            forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::Token(0));
         assert_eq!(forwarded_query.as_deref(), Some("x=1"));
         assert_eq!(r.headers["authorization"], "Bearer good");
         assert_eq!(r.headers["cookie"], "a=1");
 
         // From a cookie: it moves to Authorization.
         let mut r = request("/a", &[("cookie", "access_token=good; b=2")]);
-        assert_eq!(forward_verified(&mut r, &auth, Consumed::Token(1)), None);
+        assert_eq!(
+            forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::Token(1)),
+            None
+        );
         assert_eq!(r.headers["authorization"], "Bearer good");
         assert_eq!(r.headers["cookie"], "b=2");
 
         // From the query (a WebSocket URL): out of the URL, into Authorization.
         let mut r = request("/socket?access_token=good", &[("authorization", "Basic x")]);
         assert_eq!(
-            forward_verified(&mut r, &auth, Consumed::Token(2)).as_deref(),
+            forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::Token(2)).as_deref(),
             Some("")
         );
         assert_eq!(r.headers["authorization"], "Bearer good");
@@ -334,15 +366,41 @@ mod tests {
             "/a",
             &[("authorization", "Bearer forged"), ("x-api-key", "k")],
         );
-        forward_verified(&mut r, &auth, Consumed::ApiKey);
+        forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::ApiKey);
         assert!(r.headers.get("authorization").is_none());
         assert_eq!(r.headers["x-api-key"], "k");
+
+        // A route whose only source is the query: a forged Authorization does not ride along.
+        let only_query = route(vec![query.clone()]);
+        let mut r = request(
+            "/ws?access_token=good",
+            &[("authorization", "Bearer forged")],
+        );
+        assert_eq!(
+            forward_verified(&mut r, &only_query, None, Consumed::Token(0)).as_deref(),
+            Some("")
+        );
+        assert_eq!(r.headers["authorization"], "Bearer good");
+
+        // Keys as frameworks decode them, and `;` as a separator, are found and removed.
+        let mut r = request(
+            "/a?x=1;access_token=f1&access%5Ftoken=f2&access.token=f3&y=2",
+            &[("authorization", "Bearer good"), ("x-api-key", "forged")],
+        );
+        assert_eq!(
+            forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::Token(0)).as_deref(),
+            Some("x=1&y=2")
+        );
+        assert!(
+            r.headers.get("x-api-key").is_none(),
+            "an unverified key goes"
+        );
 
         // The usual case touches nothing.
         let mut r = request("/a?b=1", &[("authorization", "Bearer good")]);
         let only_header = route(vec![TokenSource::BearerHeader]);
         assert_eq!(
-            forward_verified(&mut r, &only_header, Consumed::Token(0)),
+            forward_verified(&mut r, &only_header, Some("x-api-key"), Consumed::Token(0)),
             None
         );
         assert_eq!(r.headers["authorization"], "Bearer good");

@@ -22,6 +22,11 @@ pub fn check(
         ));
     }
     check_method_case(&request.method)?;
+    // Pingora passes raw bytes above ASCII in the target to the upstream as they came and
+    // shows routing a lossy copy: bytes that are not UTF-8 would mean two different paths.
+    if !request.raw_path_is_utf8() {
+        return Err(Rejection::BadPath(crate::path::PathError::InvalidUtf8));
+    }
     if request.method == Method::CONNECT || request.method == Method::TRACE {
         return Err(Rejection::MethodNotAllowed(Vec::new()));
     }
@@ -277,6 +282,17 @@ mod tests {
             let result = check(&request, None, &limits());
             assert_eq!(result.map_err(|r| r.status()), Err(status), "{request:?}");
         }
+    }
+
+    #[test]
+    fn refuses_raw_targets_that_are_not_utf8() {
+        let mut lossy = RequestHeader::build("GET", b"/x/\xc0\xae/y", None).unwrap();
+        lossy.append_header("host", "x").unwrap();
+        assert!(!lossy.raw_path_is_utf8());
+        assert_eq!(
+            check(&lossy, None, &limits()).map_err(|r| r.code()),
+            Err("invalid_path")
+        );
     }
 
     #[test]

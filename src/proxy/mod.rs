@@ -384,10 +384,13 @@ impl UsherProxy {
                 .with_label_values(&[pool.name(), reason])
                 .inc();
         };
-        // An HTTP/2 connection's streams share one slot budget, keyed by the connection.
+        // An HTTP/2 connection's streams share one slot budget, keyed by the connection;
+        // a trusted proxy's connection carries many clients and is not held to it.
+        let trusted = &snapshot.config.identity.trusted_proxies;
         let connection = (session.req_header().version == http::Version::HTTP_2)
             .then(|| session.client_addr().and_then(|a| a.as_inet()).copied())
-            .flatten();
+            .flatten()
+            .filter(|peer| !trusted.iter().any(|net| net.contains(&peer.ip())));
         let slot = pool.bulkhead.try_acquire(connection).map_err(|refusal| {
             reject(refusal.as_str());
             Rejection::Busy {
@@ -755,9 +758,13 @@ impl ProxyHttp for UsherProxy {
     ) -> Result<()> {
         let route = ctx.route();
         let rewrite = route.and_then(|route| route.rewrite.as_deref());
+        let api_key_header = ctx.snapshot.as_ref().and_then(|s| {
+            let keys = s.config.authentication.api_keys.as_ref();
+            keys.map(|keys| keys.header.as_str())
+        });
         let stripped_query = match (route, ctx.credential) {
             (Some(route), Some(consumed)) => {
-                forward_verified(upstream_request, &route.auth, consumed)
+                forward_verified(upstream_request, &route.auth, api_key_header, consumed)
             }
             _ => None,
         };
@@ -811,19 +818,15 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        // While the client has not sent its whole request, an upstream that times out or
-        // gives up is waiting for the client: the failure is the client's, and counting it
-        // would let anyone open the breaker with requests that declare a body and never
-        // send it.
+        // While the client has not sent its whole request, an upstream whose answer does
+        // not come in time is waiting for the client: the timeout is the client's, and
+        // counting it would let anyone open the breaker with requests that declare a body
+        // and never send it. An upstream that stops taking the body (a write timeout) or
+        // breaks the connection is still charged.
         let client_incomplete = !session.is_body_done();
-        if client_incomplete {
-            if matches!(
-                e.etype(),
-                ErrorType::ReadTimedout | ErrorType::WriteTimedout
-            ) {
-                security_event(ctx, "request_body_timeout", Severity::Low);
-                ctx.failure = Some(Rejection::RequestTimeout);
-            }
+        if client_incomplete && matches!(e.etype(), ErrorType::ReadTimedout) {
+            security_event(ctx, "request_body_timeout", Severity::Low);
+            ctx.failure = Some(Rejection::RequestTimeout);
         } else if *e.esource() == ErrorSource::Upstream {
             Self::note_upstream_failure(ctx, &e);
         }
@@ -846,7 +849,7 @@ impl ProxyHttp for UsherProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -858,6 +861,17 @@ impl ProxyHttp for UsherProxy {
         ctx.upstream_status = Some(status);
         ctx.upstream_failure = None;
         Self::settle_breaker(ctx);
+        // A response without a body is complete with its head: no end of stream follows
+        // in upstream_response_body_filter to give the slot back.
+        let bodiless = session.req_header().method == http::Method::HEAD
+            || matches!(status, 204 | 304)
+            || upstream_response
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() == b"0");
+        if bodiless && status != 101 {
+            ctx.slot = None;
+        }
         if let (Some(pool), Some(started)) = (&ctx.pool, ctx.attempt_started) {
             pool.observe_attempt(started.elapsed());
             if status >= 500 {

@@ -128,10 +128,7 @@ fn parse_segment(text: &str, part: &str) -> Result<Segment, String> {
 pub fn split_path(path: &str) -> impl Iterator<Item = &str> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    trimmed
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(segment_stem)
+    trimmed.split('/').filter(|s| !s.is_empty())
 }
 
 /// A path segment as routing compares it: without its `;` parameters (`admin;v=1` is
