@@ -112,11 +112,18 @@ impl BackgroundService for ControlPlane {
 impl ControlPlane {
     async fn reload(&self, pools: &mut Pools, forced: bool) {
         let current = self.live.current();
-        let text = match tokio::fs::read_to_string(&self.path).await {
-            Ok(text) => text,
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || crate::prepare::read_bounded(&path)).await;
+        let text = match read {
+            Ok(Ok(text)) => text,
+            Ok(Err(error)) => {
+                METRICS.config_reloads.with_label_values(&["failure"]).inc();
+                tracing::error!(path = %self.path.display(), %error, "configuration reload failed; keeping the running configuration");
+                return;
+            }
             Err(e) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
-                tracing::error!(path = %self.path.display(), error = %e, "configuration reload failed: cannot read the file; keeping the running configuration");
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
                 return;
             }
         };

@@ -60,13 +60,32 @@ pub fn prepare_file(path: &Path) -> Result<Prepared, ConfigErrors> {
 /// The file's name (as errors show it) and its text.
 pub fn read_file(path: &Path) -> Result<(String, String), ConfigErrors> {
     let source = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok((source, text)),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            message: format!("cannot read the file: {e}"),
-            source,
+    let refuse = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            message,
+            source: source.clone(),
             location: None,
             path: String::new(),
-        }])),
+        }])
+    };
+    let text = read_bounded(path).map_err(refuse)?;
+    Ok((source, text))
+}
+
+/// The file's text, refused past `bounds::MAX_FILE_BYTES` before it is read whole.
+pub fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let most = config::bounds::MAX_FILE_BYTES;
+    let mut text = String::new();
+    file.take(most + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if text.len() as u64 > most {
+        return Err(format!(
+            "the file is larger than {} MiB, the most a configuration may be",
+            most >> 20
+        ));
     }
+    Ok(text)
 }

@@ -104,3 +104,44 @@ fn shipped_routes_yaml_is_valid_and_models_the_platform() {
         "service metrics are not public"
     );
 }
+
+#[test]
+fn files_past_the_documented_bounds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "listeners:\n  public: { address: \"127.0.0.1:8080\" }\n  admin: { address: \"127.0.0.1:9090\" }\nupstreams:\n  svc: { targets: [\"127.0.0.1:1\"] }\nroutes:\n";
+    let check = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        usher("check", path.to_str().unwrap())
+    };
+
+    let mut many = head.to_string();
+    for n in 0..20_001 {
+        many.push_str(&format!(
+            "  - {{ name: r{n}, match: {{ path: /r{n} }}, upstream: svc, public: true }}\n"
+        ));
+    }
+    let (code, output) = check("many.yaml", &many);
+    assert_eq!(code, 1);
+    assert!(
+        output.contains("routes: 20001 routes, more than the 20000 a configuration may hold"),
+        "{output}"
+    );
+    assert!(output.contains(": 1 error"), "one mistake, one error: {output}");
+
+    let long = format!(
+        "{head}  - {{ name: {}, match: {{ path: /a }}, upstream: svc, public: true }}\n",
+        "r".repeat(101)
+    );
+    let (code, output) = check("long.yaml", &long);
+    assert_eq!(code, 1);
+    assert!(
+        output.contains("routes[0].name: route names may be at most 100 characters"),
+        "{output}"
+    );
+
+    let huge = format!("{head}{}", "# padding\n".repeat(1_700_000));
+    let (code, output) = check("huge.yaml", &huge);
+    assert_eq!(code, 1);
+    assert!(output.contains("larger than 16 MiB"), "{output}");
+}

@@ -46,6 +46,17 @@ pub(crate) mod builtin {
     pub const MAX_ROUTE_REMOVAL_PERCENT: u8 = 50;
 }
 
+/// The most a configuration may hold: past these, `usher check` and a reload refuse the
+/// file (documented in docs/routes.md, "Limits of a file"). They keep a reload well under a
+/// few seconds and `/metrics` bounded.
+pub mod bounds {
+    pub const MAX_FILE_BYTES: u64 = 16 << 20;
+    pub const MAX_ROUTES: usize = 20_000;
+    pub const MAX_UPSTREAMS: usize = 1_000;
+    /// Route and upstream names, in bytes.
+    pub const MAX_NAME: usize = 100;
+}
+
 /// Client headers that carry identity or steer internal routing: removed from every request,
 /// whatever routes.yaml says. `identity.strip_headers` adds to them.
 const STRIPPED_HEADERS: &[&str] = &[
@@ -104,6 +115,17 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
             c.error(
                 "authentication.revocation",
                 "no store to look revoked tokens up in: configure rate_limiting.redis (shared with the auth service) or a file",
+            );
+        }
+    }
+    for (key, count, most) in [
+        ("routes", raw.routes.len(), bounds::MAX_ROUTES),
+        ("upstreams", raw.upstreams.len(), bounds::MAX_UPSTREAMS),
+    ] {
+        if count > most {
+            c.error(
+                key,
+                format!("{count} {key}, more than the {most} a configuration may hold"),
             );
         }
     }
@@ -706,6 +728,14 @@ impl Compiler<'_> {
                 &at,
                 "upstream names may hold only lower-case letters, digits, - and _",
             );
+        } else if name.len() > bounds::MAX_NAME {
+            self.error(
+                &at,
+                format!(
+                    "upstream names may be at most {} characters",
+                    bounds::MAX_NAME
+                ),
+            );
         }
         if raw.targets.is_empty() {
             self.error(
@@ -999,6 +1029,11 @@ impl Compiler<'_> {
             self.error(
                 format!("{at}.name"),
                 "route names may hold only lower-case letters, digits, - and _",
+            );
+        } else if raw.name.len() > bounds::MAX_NAME {
+            self.error(
+                format!("{at}.name"),
+                format!("route names may be at most {} characters", bounds::MAX_NAME),
             );
         }
         let pattern = PathPattern::parse(&raw.matcher.path)

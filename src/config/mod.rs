@@ -13,7 +13,7 @@ pub mod raw;
 pub mod units;
 
 pub(crate) use compile::builtin;
-pub use compile::{check_redis_url, compile, content_hash};
+pub use compile::{bounds, check_redis_url, compile, content_hash};
 pub use error::{ConfigError, ConfigErrors};
 
 use crate::router::PathPattern;
