@@ -89,7 +89,10 @@ impl BackgroundService for ControlPlane {
         let _watcher = watch_directory(&self.path, changed);
         let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
 
-        let mut pools = Pools::default();
+        let mut pools = Pools {
+            live: Arc::clone(&self.live),
+            ..Pools::default()
+        };
         let snapshot = pools.snapshot(1, first).await;
         announce(&snapshot);
         self.live.publish(snapshot);
@@ -291,6 +294,8 @@ fn watch_directory(
 /// stores.
 #[derive(Default)]
 struct Pools {
+    /// For the Redis probe, which follows the settings in force.
+    live: Arc<Live>,
     running: HashMap<String, (Arc<Pool>, JoinHandle<()>)>,
     limiter: Option<Arc<Limiter>>,
     /// Pools replaced or removed by the last snapshot, stopped once it is published.
@@ -375,6 +380,19 @@ impl Pools {
             }
         }
         let limiter = Arc::new(limiter);
+        if let Some(first) = &prepared.config.rate_limiting.redis {
+            // The settings in force, once this configuration (or a later one) is live.
+            let live = Arc::clone(&self.live);
+            let first = (first.retry_interval, first.timeout);
+            let spec = move || {
+                let snapshot = live.current();
+                let redis = snapshot
+                    .as_ref()
+                    .and_then(|s| s.config.rate_limiting.redis.as_ref());
+                redis.map_or(first, |redis| (redis.retry_interval, redis.timeout))
+            };
+            tokio::spawn(Limiter::probe_while_down(Arc::downgrade(&limiter), spec));
+        }
         self.limiter = Some(Arc::clone(&limiter));
         limiter
     }

@@ -127,7 +127,10 @@ fn files_past_the_documented_bounds_are_refused() {
         output.contains("routes: 20001 routes, more than the 20000 a configuration may hold"),
         "{output}"
     );
-    assert!(output.contains(": 1 error"), "one mistake, one error: {output}");
+    assert!(
+        output.contains(": 1 error"),
+        "one mistake, one error: {output}"
+    );
 
     let long = format!(
         "{head}  - {{ name: {}, match: {{ path: /a }}, upstream: svc, public: true }}\n",

@@ -496,6 +496,16 @@ async fn killed_redis_falls_back_without_5xx_and_recovers() {
     );
 
     redis.restart().await;
+    // An idle replica sees it by itself: no request is sent until the fallback has ended.
+    let noticed = eventually(Duration::from_secs(15), || async {
+        metric_value(&gateway.metrics().await, "usher_ratelimit_fallback_active") == Some(0.0)
+    })
+    .await;
+    assert!(
+        noticed,
+        "the background probe ends the fallback: {}",
+        gateway.stderr()
+    );
     let recovered = eventually(Duration::from_secs(15), || async {
         call(&gateway, "/pay", &[]).await.status == 200
     })

@@ -2,7 +2,8 @@
 //!
 //! A small breaker guards Redis: after `failure_threshold` consecutive failed calls the
 //! store is marked down and no request waits on it; every `retry_interval` one request tries
-//! it again, and the first success marks it up. Each transition is logged once and shown in
+//! it again, as does a background probe ([`Limiter::probe_while_down`]), and the first
+//! success marks it up. Each transition is logged once and shown in
 //! `usher_ratelimit_fallback_active` and `/health`. While it is down each policy does what its
 //! `on_store_failure` says.
 
@@ -13,7 +14,7 @@ use crate::config::{RedisSpec, StoreFailure};
 use crate::telemetry::metrics::METRICS;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// What a store said about one request under one policy.
@@ -137,6 +138,27 @@ impl Limiter {
     /// Buckets held by the in-process store.
     pub fn local_buckets(&self) -> usize {
         self.local.bucket_count()
+    }
+
+    /// While Redis is marked down, asks it every `retry_interval` (with its `timeout`, both
+    /// from `spec()`, the settings in force) whether it answers again, so the fallback ends,
+    /// and `usher_ratelimit_fallback_active` says so, without waiting for a request to try
+    /// it: an idle replica would otherwise report the fallback long after Redis is back.
+    /// Ends when the limiter is dropped (no configuration uses it any more).
+    pub async fn probe_while_down(limiter: Weak<Limiter>, spec: impl Fn() -> (Duration, Duration)) {
+        loop {
+            let (interval, timeout) = spec();
+            tokio::time::sleep(interval).await;
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
+            let Some(shared) = &limiter.shared else {
+                return;
+            };
+            if shared.down.load(Ordering::Relaxed) && shared.redis.ping(timeout).await.is_ok() {
+                shared.succeeded();
+            }
+        }
     }
 
     /// `None` without Redis; else whether it answers a PING within `limit`.
