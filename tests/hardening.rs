@@ -329,3 +329,30 @@ async fn method_case_variants_are_refused_over_http2_too() {
     assert_eq!(seen["statuses"], serde_json::json!([400]), "{seen}");
     assert_eq!(upstream.hits(), 1, "only the DELETE reached the upstream");
 }
+
+/// An HTTP/2 client that sends its preface and then nothing, or a HEADERS frame that never
+/// ends its header block, is held to the head deadline like an HTTP/1 one (it held its
+/// connection for Pingora's 60 s idle timeout before).
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_clients_must_finish_their_first_head_within_the_deadline() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let body = format!(
+        "limits: {{ request_head_timeout: 1s }}\n{}",
+        open_routes(&upstream)
+    );
+    let gateway = Gateway::start_h2c(&body).await;
+    let port = gateway.public.port();
+    for mode in ["silent", "partial-headers"] {
+        let seen = h2_client(port, &[mode, "4"]).await;
+        assert_eq!(seen["closed"], true, "{mode}: {seen}");
+        let after = seen["after"].as_f64().unwrap();
+        assert!(
+            (0.8..3.0).contains(&after),
+            "{mode}: closed after {after} s"
+        );
+    }
+    // A client that finishes its head in time is served, and may then idle.
+    let seen = h2_client(port, &["case", "GET", "/x"]).await;
+    assert_eq!(seen["statuses"], serde_json::json!([200]));
+    assert_eq!(upstream.hits(), 1);
+}

@@ -18,10 +18,12 @@
 //!
 //! A final response with `Connection: close` ends the watch: Pingora sends it whenever the
 //! request body may not have been read to its end, so body bytes are never taken for a head.
-//! HTTP/2 (by ALPN, or h2c) is watched only until its connection preface is in (the preface
-//! holds a blank line), and refused without a 408, which an HTTP/2 client could not read;
-//! after that it frames its own headers, and Pingora closes its idle connections
-//! (`h2_idle_timeout`, set in server.rs). After a `101 Switching Protocols` the connection
+//! HTTP/2 (by ALPN, or h2c: a connection whose first bytes are the preface) is watched until
+//! its connection preface and first header block are in ([`http2`]), and refused without a
+//! 408, which an HTTP/2 client could not read; after that it frames its own headers, and
+//! Pingora closes its idle connections (`h2_idle_timeout`, set in server.rs). The TLS
+//! handshake comes before any of this: Pingora's listener gives it 60 s, and no application
+//! hook runs before it ends. After a `101 Switching Protocols` the connection
 //! is a tunnel and no longer watched. Pingora closes a connection whose client pipelines
 //! requests, so every head passes through `poll_read`.
 //!
@@ -126,8 +128,9 @@ pub struct DeadlineStream {
     blank_line: u8,
     /// Bytes were written since the current head began (a response still under way).
     wrote_during_head: bool,
-    /// HTTP/2 by ALPN: the head is the connection preface, and no 408 is written.
-    http2: bool,
+    /// HTTP/2 (by ALPN, or a connection that opened with the preface): the head is the
+    /// preface and the first header block, and no 408 is written.
+    http2: Option<http2::FirstHeaders>,
     /// Made only when a read of an open head has to wait.
     timer: Option<Pin<Box<Sleep>>>,
     /// `limits.max_headers` when the connection opened, and the lines of the current head.
@@ -137,6 +140,8 @@ pub struct DeadlineStream {
     /// set, whatever else Pingora writes on the connection is dropped.
     pending: Vec<u8>,
     replaced: bool,
+    /// No byte of the connection has been read yet.
+    first_head: bool,
 }
 
 impl DeadlineStream {
@@ -147,12 +152,13 @@ impl DeadlineStream {
             phase: Phase::Head(Instant::now() + limit),
             blank_line: 0,
             wrote_during_head: false,
-            http2,
+            http2: http2.then(http2::FirstHeaders::default),
             timer: None,
             max_headers,
             head_lines: 0,
             pending: Vec::new(),
             replaced: false,
+            first_head: true,
         }
     }
 
@@ -168,6 +174,18 @@ impl DeadlineStream {
             self.head_lines = 0;
         }
         if !matches!(self.phase, Phase::Head(_)) {
+            return;
+        }
+        // h2c by prior knowledge: the first bytes of the connection are the preface.
+        if self.first_head && self.blank_line == 0 && bytes.starts_with(b"PRI * HTTP/2.0") {
+            self.http2 = Some(http2::FirstHeaders::default());
+        }
+        self.first_head = false;
+        if let Some(first) = &mut self.http2 {
+            if first.read(bytes) {
+                // HTTP/2 frames everything after its first head itself.
+                self.phase = Phase::Done;
+            }
             return;
         }
         for &byte in bytes {
@@ -208,7 +226,7 @@ impl DeadlineStream {
     /// refused, `CONNECT`), queues Usher's answer in the common shape instead, records the
     /// refusal as a security event, and ends the watch: the connection closes after it.
     fn replaces(&mut self, bytes: &[u8]) -> bool {
-        if self.http2 || !matches!(self.phase, Phase::Head(_) | Phase::Message) {
+        if self.http2.is_some() || !matches!(self.phase, Phase::Head(_) | Phase::Message) {
             return false;
         }
         let Some(status) = pingora_error_status(bytes) else {
@@ -291,7 +309,7 @@ impl DeadlineStream {
     fn refuse(&mut self, cx: &mut Context<'_>) -> std::io::Error {
         self.phase = Phase::Done;
         let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
-        if !self.wrote_during_head && !self.http2 {
+        if !self.wrote_during_head && self.http2.is_none() {
             let response = Rejection::RequestTimeout
                 .wire_response(&request_id, self.inner.get_ssl().is_some());
             let _ = Pin::new(&mut self.inner).poll_write(cx, &response);
@@ -408,5 +426,6 @@ impl Peek for DeadlineStream {
 }
 
 mod delegate;
+mod http2;
 #[cfg(test)]
 mod tests;

@@ -30,18 +30,27 @@ async fn heads_end_at_the_blank_line_in_any_split() {
 }
 
 #[tokio::test]
-async fn the_http2_preface_is_the_head_and_frames_are_not_watched() {
-    let mut s = DeadlineStream::new(tokio_test_stream(), Duration::from_secs(10), true, 100);
-    s.wrote(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
-    s.read(b"PRI * HTTP/2.0\r\n\r\n");
-    assert_eq!(s.phase, Phase::Message);
-    s.read(b"SM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
-    s.wrote(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00");
-    assert_eq!(
-        s.phase,
-        Phase::Message,
-        "nothing after the preface is timed"
-    );
+async fn http2_is_watched_until_its_first_header_block_by_alpn_or_prior_knowledge() {
+    let settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let headers = b"\x00\x00\x01\x01\x05\x00\x00\x00\x01\x82";
+    for alpn in [true, false] {
+        let mut s = DeadlineStream::new(tokio_test_stream(), Duration::from_secs(10), alpn, 100);
+        s.wrote(settings);
+        s.read(b"PRI * HTTP/2.0\r\n\r\n");
+        s.read(b"SM\r\n\r\n");
+        s.read(settings);
+        assert!(
+            matches!(s.phase, Phase::Head(_)),
+            "the preface alone is no head"
+        );
+        assert!(s.http2.is_some(), "alpn {alpn}: HTTP/2, no 408");
+        s.read(headers);
+        assert_eq!(
+            s.phase,
+            Phase::Done,
+            "nothing after the first header block is timed"
+        );
+    }
 }
 
 #[tokio::test]

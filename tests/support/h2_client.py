@@ -6,9 +6,12 @@
     h2_client.py PORT zero-window N PATH SECS N GETs on one connection whose receive window
                                               stays at zero, held open for SECS
     h2_client.py PORT cancel N PATH MS        N GETs, each cancelled (RST_STREAM) after MS
+    h2_client.py PORT silent SECS             the preface and SETTINGS, then nothing
+    h2_client.py PORT partial-headers SECS    then a HEADERS frame without END_HEADERS
 
-Prints one JSON object: the status of every stream that got a response head, and whether
-the server closed the connection. Every mode ends by itself within its time bound.
+Prints one JSON object: the status of every stream that got a response head, whether the
+server closed the connection, and after how many seconds (`silent`, `partial-headers`).
+Every mode ends by itself within its time bound.
 """
 
 import json
@@ -104,6 +107,25 @@ def main():
             except h2.exceptions.StreamClosedError:
                 continue  # answered (say, 503 busy) before it could be cancelled
             sock.sendall(conn.data_to_send())
+    elif mode in ("silent", "partial-headers"):
+        seconds = float(sys.argv[3])
+        sock, conn = connect(port)
+        if mode == "partial-headers":
+            # HEADERS on stream 1 with ":method: GET" (HPACK index 2) and no END_HEADERS.
+            sock.sendall(b"\x00\x00\x01\x01\x00\x00\x00\x00\x01\x82")
+        # Raw reads: the frames are not this client's state machine's to judge.
+        started = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() < started + seconds:
+            sock.settimeout(0.1)
+            try:
+                closed = not sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+        print(json.dumps({"statuses": [], "closed": closed, "after": time.monotonic() - started}))
+        return
     else:
         sys.exit(f"unknown mode {mode}")
     print(json.dumps({"statuses": list(statuses.values()), "closed": closed}))
