@@ -8,7 +8,7 @@
 
 use crate::admin::AdminApp;
 use crate::control::ControlPlane;
-use crate::head_deadline::HeadDeadline;
+use crate::head_deadline::{ClientHelloDeadline, HeadDeadline};
 use crate::prepare::Prepared;
 use crate::proxy::UsherProxy;
 use crate::snapshot::Live;
@@ -64,6 +64,10 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
                 settings.enable_h2();
             }
             proxy.add_tls_with_settings(&public, None, settings);
+            // The ClientHello within the head deadline too (Pingora allows 60 s).
+            proxy
+                .endpoints()
+                .set_pre_tls_callback(Arc::new(ClientHelloDeadline::new(Arc::clone(&live))));
         }
     }
     if let Some(app) = proxy.app_logic_mut().and_then(HeadDeadline::inner_mut) {

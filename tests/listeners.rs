@@ -169,3 +169,54 @@ async fn h2c_is_off_by_default_and_on_when_configured() {
     ]);
     assert_eq!(h2c, ("2".into(), "200".into()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_clients_must_send_their_client_hello_within_the_head_deadline() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let gateway = tls_gateway(
+        &upstream,
+        certs.path(),
+        "limits: { request_head_timeout: 1s }",
+    )
+    .await;
+    // Nothing at all, and a record header announcing 300 bytes of ClientHello with 10 sent:
+    // Pingora's handshake would wait 60 s for either.
+    let partial: &[u8] = &[
+        0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03, 0, 0, 0, 0,
+    ];
+    for sent in [&[][..], partial] {
+        let mut stream = tokio::net::TcpStream::connect(gateway.public)
+            .await
+            .unwrap();
+        stream.write_all(sent).await.unwrap();
+        let started = Instant::now();
+        let mut buffer = [0u8; 64];
+        let end = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await;
+        let after = started.elapsed();
+        assert!(
+            matches!(end, Ok(Ok(0)) | Ok(Err(_))),
+            "{} bytes sent: still open after 5 s ({end:?})",
+            sent.len()
+        );
+        assert!(
+            (Duration::from_millis(800)..Duration::from_secs(3)).contains(&after),
+            "{} bytes sent: closed after {after:?}",
+            sent.len()
+        );
+    }
+    let url = format!("https://localhost:{}/x", gateway.public.port());
+    assert_eq!(
+        curl(&["-k", "--http1.1", &url]),
+        ("1.1".into(), "200".into())
+    );
+    assert_eq!(
+        metric_value(
+            &gateway.metrics().await,
+            r#"usher_security_events_total{reason="request_head_timeout",severity="low"}"#
+        ),
+        Some(2.0)
+    );
+}

@@ -22,8 +22,8 @@
 //! its connection preface and first header block are in ([`http2`]), and refused without a
 //! 408, which an HTTP/2 client could not read; after that it frames its own headers, and
 //! Pingora closes its idle connections (`h2_idle_timeout`, set in server.rs). The TLS
-//! handshake comes before any of this: Pingora's listener gives it 60 s, and no application
-//! hook runs before it ends. After a `101 Switching Protocols` the connection
+//! handshake comes before any of this; its ClientHello is held to the same deadline by a
+//! pre-TLS hook ([`tls`]). After a `101 Switching Protocols` the connection
 //! is a tunnel and no longer watched. Pingora closes a connection whose client pipelines
 //! requests, so every head passes through `poll_read`.
 //!
@@ -427,5 +427,8 @@ impl Peek for DeadlineStream {
 
 mod delegate;
 mod http2;
+mod tls;
+
+pub use tls::ClientHelloDeadline;
 #[cfg(test)]
 mod tests;
