@@ -97,14 +97,14 @@ impl BackgroundService for ControlPlane {
         announce(&snapshot);
         self.live.publish(snapshot);
         // The file may have changed between startup's read and the watch.
-        self.reload(&mut pools, false).await;
+        self.reload(&mut pools, false, &mut changes).await;
         loop {
             tokio::select! {
                 Some(change) = changes.recv() => {
                     settle(change, &mut changes).await;
-                    self.reload(&mut pools, false).await;
+                    self.reload(&mut pools, false, &mut changes).await;
                 }
-                _ = hangups.recv() => self.reload(&mut pools, true).await,
+                _ = hangups.recv() => self.reload(&mut pools, true, &mut changes).await,
                 _ = shutdown.changed() => break,
             }
         }
@@ -112,35 +112,64 @@ impl BackgroundService for ControlPlane {
     }
 }
 
+/// What reading and compiling the file gave.
+enum Compiled {
+    /// The bytes are those of the running configuration.
+    Unchanged,
+    Ready(Box<Prepared>),
+    Unreadable(String),
+    Invalid(config::ConfigErrors),
+}
+
 impl ControlPlane {
-    async fn reload(&self, pools: &mut Pools, forced: bool) {
+    /// Reads and compiles the file on a blocking thread. A change to the file while it
+    /// compiles supersedes it: the newer file is compiled instead, so a slow compile never
+    /// keeps a newer file from being considered (the abandoned one finishes unused).
+    async fn compile_newest(&self, forced: bool, changes: &mut mpsc::Receiver<Change>) -> Compiled {
+        loop {
+            let running = self.live.current().map(|s| s.config.hash.clone());
+            let path = self.path.clone();
+            let source = self.path.display().to_string();
+            let mut work = tokio::task::spawn_blocking(move || {
+                let text = match crate::prepare::read_bounded(&path) {
+                    Ok(text) => text,
+                    Err(error) => return Compiled::Unreadable(error),
+                };
+                if !forced && running.as_deref() == Some(config::content_hash(&text).as_str()) {
+                    return Compiled::Unchanged;
+                }
+                match prepare(&source, &text) {
+                    Ok(prepared) => Compiled::Ready(Box::new(prepared)),
+                    Err(errors) => Compiled::Invalid(errors),
+                }
+            });
+            tokio::select! {
+                done = &mut work => {
+                    return done.unwrap_or_else(|e| Compiled::Unreadable(format!("compiling failed: {e}")));
+                }
+                Some(change) = changes.recv() => {
+                    settle(change, changes).await;
+                    tracing::info!("the file changed while it was being compiled; compiling the newer one");
+                }
+            }
+        }
+    }
+
+    async fn reload(&self, pools: &mut Pools, forced: bool, changes: &mut mpsc::Receiver<Change>) {
+        let compiled = self.compile_newest(forced, changes).await;
         let current = self.live.current();
-        let path = self.path.clone();
-        let read = tokio::task::spawn_blocking(move || crate::prepare::read_bounded(&path)).await;
-        let text = match read {
-            Ok(Ok(text)) => text,
-            Ok(Err(error)) => {
+        let mut prepared = match compiled {
+            Compiled::Ready(prepared) => *prepared,
+            Compiled::Unchanged => {
+                tracing::debug!("configuration file unchanged");
+                return;
+            }
+            Compiled::Unreadable(error) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
                 tracing::error!(path = %self.path.display(), %error, "configuration reload failed; keeping the running configuration");
                 return;
             }
-            Err(e) => {
-                METRICS.config_reloads.with_label_values(&["failure"]).inc();
-                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
-                return;
-            }
-        };
-        let unchanged = current
-            .as_ref()
-            .is_some_and(|s| s.config.hash == config::content_hash(&text));
-        if unchanged && !forced {
-            tracing::debug!("configuration file unchanged");
-            return;
-        }
-        let source = self.path.display().to_string();
-        let mut prepared = match prepare(&source, &text) {
-            Ok(prepared) => prepared,
-            Err(errors) => {
+            Compiled::Invalid(errors) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
                 for error in &errors.0 {
                     tracing::error!(error = %error, "configuration error");

@@ -185,3 +185,30 @@ async fn retired_routes_and_upstreams_leave_the_metrics() {
         "only routes of the running file (and requests that matched none)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_file_supersedes_one_still_compiling() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::start(&table(&upstream, 1, "")).await;
+    // A table at the route bound takes a debug build about a second to compile; the next
+    // file arrives while it does.
+    gateway.rewrite_config(&table(&upstream, 20_000, ""));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    gateway.rewrite_config(&table(&upstream, 3, ""));
+    let live = eventually(Duration::from_secs(10), || async {
+        gateway.get("/r2").await.status == 200
+    })
+    .await;
+    assert!(live, "{}", gateway.stderr());
+    assert!(
+        gateway.stderr().contains("compiling the newer one"),
+        "{}",
+        gateway.stderr()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        gateway.get("/r19999").await.status,
+        404,
+        "the superseded file never went live"
+    );
+}
