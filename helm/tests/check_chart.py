@@ -106,11 +106,15 @@ def exported_families():
     work = Path(tempfile.mkdtemp())
     upstream_port, public, admin, dead, dead_redis = (free_port() for _ in range(5))
     (work / "redis-password").write_text("unused\n")
+    # The private route needs a verifier (a route nothing can authenticate to is an error).
+    (work / "jwt-secret").write_text("check-chart-secret-nobody-signs-with-0123456789\n")
     upstream = subprocess.Popen([sys.executable, "-m", "http.server", str(upstream_port), "--bind", "127.0.0.1"],
                                 cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     config = work / "routes.yaml"
     text = f"""
 listeners: {{ public: {{ address: "127.0.0.1:{public}" }}, admin: {{ address: "127.0.0.1:{admin}" }} }}
+authentication:
+  jwt: {{ issuer: i, audiences: [a], keys: [{{ kid: k, algorithm: HS256, secret_file: "{work / 'jwt-secret'}" }}] }}
 upstreams:
   live: {{ targets: ["127.0.0.1:{upstream_port}"], health_check: {{ type: tcp, interval: 10s }} }}
   dead: {{ targets: ["127.0.0.1:{dead}"], health_check: {{ type: tcp, interval: 10s, unhealthy_threshold: 5 }} }}
