@@ -12,13 +12,14 @@
 //!  client ──► head_deadline (408) ──► request_filter ────────────────────► upstream_peer ──► upstream
 //!             ids, CORS preflight, snapshot, filters::hardening,        pool.select:
 //!             path::normalize, router, filters::identity_headers,        healthy, untried,
-//!             filters::access → authenticate → authorize (security),     timeouts ≤ deadline
-//!             ratelimit (shedding, policies), revocation and lookups,
+//!             filters::access → authenticate → revocation → authorize,   timeouts ≤ deadline
+//!             ratelimit (shedding, policies), lookups,
 //!             body limit, bulkhead, circuit breaker
 //!  client ◄── response_filter ◄── upstream_response_filter ◄──────────────────────────── upstream
-//!             ids, security headers, CORS   status, breaker outcome    fail_to_connect: eject, retry
+//!             ids, security headers, CORS,  status, breaker outcome,   fail_to_connect: eject, retry
+//!             writes within the deadline    slot back at the end
 //!  any failure ──► fail_to_proxy ──► respond (one JSON error shape)
-//!  always      ──► logging: metrics, access log
+//!  always      ──► logging: slot (parked if the client left), metrics, access log
 //! ```
 //!
 //! The [`admin`] listener serves probes and metrics on its own port; [`server`] assembles

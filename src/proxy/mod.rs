@@ -13,14 +13,19 @@
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
 //! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
-//!                     forwarding headers (on every attempt)
+//!                     forwarding headers, the verified credential alone (every attempt)
 //! fail_to_connect     count, eject a refusing peer, retry another (idempotent only)
-//! upstream_response_filter  status → breaker outcome, attempt metrics
-//! upstream_response_body_filter  the route's deadline
+//! error_while_proxy   a read timeout while the client's body is incomplete is the
+//!                     client's (408), not the upstream's; count, retry stale connections
+//! upstream_response_filter  status → breaker outcome, attempt metrics; a bodiless
+//!                     response gives its bulkhead slot back
+//! upstream_response_body_filter  the route's deadline; end of stream gives the slot back
 //! response_filter     x-request-id, security headers, CORS, RateLimit fields; upstream
-//!                     Server and Access-Control-* removed
+//!                     Server and Access-Control-* removed; writes to the client bounded
+//!                     by the route's deadline (and in response_body_filter)
 //! fail_to_proxy       every failure → one JSON error shape (respond.rs)
-//! logging             breaker outcome if still open, metrics, access log
+//! logging             breaker outcome if still open, the slot (parked while the upstream
+//!                     works if the client left first), metrics, access log
 //! ```
 //!
 //! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
