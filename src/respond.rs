@@ -15,21 +15,18 @@ use pingora::proxy::Session;
 use pingora::ErrorType;
 use std::time::Duration;
 
-/// The status of an error response Pingora generated itself, recognised by the
-/// `Server: Pingora` header it puts on those (upstream `Server` headers never reach a
-/// client, and Usher's own answers carry none), when `bytes` begin with such a head.
+/// The status of an error response Pingora generated itself, when `bytes` begin with such
+/// a head: Pingora puts `Server: Pingora` first on those (upstream `Server` headers never
+/// reach a client, and Usher's own answers carry none). Every response head passes here,
+/// so only the status line and the line after it are looked at.
 pub fn pingora_error_status(bytes: &[u8]) -> Option<u16> {
+    const GENERATED: &[u8] = b"server: pingora\r\n";
     if !bytes.starts_with(b"HTTP/1.") || bytes.len() < 12 {
         return None;
     }
-    let end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(bytes.len());
-    let generated = bytes[..end]
-        .split(|&b| b == b'\n')
-        .any(|line| line.trim_ascii().eq_ignore_ascii_case(b"server: pingora"));
-    if !generated {
+    let status_line = bytes.iter().take(64).position(|&b| b == b'\n')?;
+    let next = bytes.get(status_line + 1..status_line + 1 + GENERATED.len())?;
+    if !next.eq_ignore_ascii_case(GENERATED) {
         return None;
     }
     std::str::from_utf8(&bytes[9..12]).ok()?.parse().ok()

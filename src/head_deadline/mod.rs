@@ -325,15 +325,18 @@ impl DeadlineStream {
 
 /// Whether a response head says `Connection: close`.
 fn closes(response: &[u8]) -> bool {
-    let end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(response.len());
-    response[..end].split(|&b| b == b'\n').any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.strip_prefix(b"connection:")
-            .is_some_and(|value| value.windows(5).any(|w| w == b"close"))
-    })
+    const NAME: &[u8] = b"connection:";
+    // Every response head passes here: no allocation, and the scan stops at the blank line.
+    response
+        .split(|&b| b == b'\n')
+        .take_while(|line| !matches!(line, [] | [b'\r']))
+        .any(|line| {
+            line.len() > NAME.len()
+                && line[..NAME.len()].eq_ignore_ascii_case(NAME)
+                && line[NAME.len()..]
+                    .windows(5)
+                    .any(|w| w.eq_ignore_ascii_case(b"close"))
+        })
 }
 
 impl AsyncRead for DeadlineStream {
