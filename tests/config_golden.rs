@@ -148,3 +148,33 @@ fn files_past_the_documented_bounds_are_refused() {
     assert_eq!(code, 1);
     assert!(output.contains("larger than 16 MiB"), "{output}");
 }
+
+/// The shipped file has every section; one typo in it gives exactly one error, naming it
+/// (a hand-written section list once made every typo print a false error about a section
+/// it forgot).
+#[test]
+fn one_typo_in_a_file_with_every_section_is_one_error() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/routes.yaml")).unwrap();
+    for section in [
+        "rate_limiting:",
+        "authentication:",
+        "upstreams:",
+        "routes:",
+        "limits:",
+    ] {
+        assert!(
+            shipped.contains(&format!("\n{section}")),
+            "routes.yaml lacks {section}"
+        );
+    }
+    let typo = shipped.replacen("\n    timeouts:", "\n    timeuots:", 1);
+    assert_ne!(typo, shipped, "the typo went in");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.yaml");
+    std::fs::write(&path, typo).unwrap();
+    let (code, output) = usher("check", path.to_str().unwrap());
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains(": 1 error"), "{output}");
+    assert!(output.contains("unknown field `timeuots`"), "{output}");
+}

@@ -8,7 +8,7 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{
     RawAuthentication, RawConfig, RawCors, RawDefaults, RawIdentity, RawLimits, RawListeners,
-    RawRoute, RawServer, RawUpstream,
+    RawRateLimiting, RawRoute, RawServer, RawUpstream,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -58,49 +58,90 @@ fn item_errors(document: &Value) -> Vec<(String, String)> {
     };
     let mut has_listeners = false;
     for (key, value) in sections {
-        match key.as_str() {
-            Some("server") => check::<RawServer>(value, "server", &mut errors),
-            Some("listeners") => {
-                has_listeners = true;
-                check::<RawListeners>(value, "listeners", &mut errors);
-            }
-            Some("defaults") => check::<RawDefaults>(value, "defaults", &mut errors),
-            Some("authentication") => {
-                check::<RawAuthentication>(value, "authentication", &mut errors)
-            }
-            Some("identity") => check::<RawIdentity>(value, "identity", &mut errors),
-            Some("limits") => check::<RawLimits>(value, "limits", &mut errors),
-            Some("cors") => check::<RawCors>(value, "cors", &mut errors),
-            Some("upstreams") => match value {
-                Value::Mapping(upstreams) => {
-                    for (name, upstream) in upstreams {
-                        let name = name.as_str().unwrap_or("?");
-                        check::<RawUpstream>(upstream, &format!("upstreams.{name}"), &mut errors);
-                    }
-                }
-                other => check::<Vec<RawUpstream>>(other, "upstreams", &mut errors),
-            },
-            Some("routes") => match value {
-                Value::Sequence(routes) => {
-                    for (index, route) in routes.iter().enumerate() {
-                        check::<RawRoute>(route, &format!("routes[{index}]"), &mut errors);
-                    }
-                }
-                other => check::<Vec<RawRoute>>(other, "routes", &mut errors),
-            },
-            other => errors.push((
+        let name = key.as_str().unwrap_or("?");
+        has_listeners |= name == "listeners";
+        if !check_section(name, value, &mut errors) {
+            let expected: Vec<String> = sections_of_the_format()
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect();
+            errors.push((
                 String::new(),
                 format!(
-                    "unknown field `{}`, expected one of `server`, `listeners`, `defaults`, `upstreams`, `routes`, `authentication`, `identity`, `limits`, `cors`",
-                    other.unwrap_or("?")
+                    "unknown field `{name}`, expected one of {}",
+                    expected.join(", ")
                 ),
-            )),
+            ));
         }
     }
     if !has_listeners {
         errors.push((String::new(), "missing field `listeners`".to_string()));
     }
     errors
+}
+
+/// Checks one top-level section on its own; false for a name that is no section.
+/// Every section of [`RawConfig`] has an arm here (a test holds the two together).
+fn check_section(name: &str, value: &Value, errors: &mut Vec<(String, String)>) -> bool {
+    match name {
+        "server" => check::<RawServer>(value, name, errors),
+        "listeners" => check::<RawListeners>(value, name, errors),
+        "defaults" => check::<RawDefaults>(value, name, errors),
+        "authentication" => check::<RawAuthentication>(value, name, errors),
+        "identity" => check::<RawIdentity>(value, name, errors),
+        "limits" => check::<RawLimits>(value, name, errors),
+        "cors" => check::<RawCors>(value, name, errors),
+        "rate_limiting" => check::<RawRateLimiting>(value, name, errors),
+        "upstreams" => match value {
+            Value::Mapping(upstreams) => {
+                for (upstream_name, upstream) in upstreams {
+                    let upstream_name = upstream_name.as_str().unwrap_or("?");
+                    check::<RawUpstream>(upstream, &format!("upstreams.{upstream_name}"), errors);
+                }
+            }
+            other => check::<Vec<RawUpstream>>(other, name, errors),
+        },
+        "routes" => match value {
+            Value::Sequence(routes) => {
+                for (index, route) in routes.iter().enumerate() {
+                    check::<RawRoute>(route, &format!("routes[{index}]"), errors);
+                }
+            }
+            other => check::<Vec<RawRoute>>(other, name, errors),
+        },
+        _ => return false,
+    }
+    true
+}
+
+/// The top-level sections, as the file format ([`RawConfig`]'s serde derive) lists them:
+/// the one list, asked of the type itself.
+fn sections_of_the_format() -> &'static [&'static str] {
+    use serde::de::{self, Deserializer, Visitor};
+    struct Fields(&'static [&'static str]);
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only structs are asked"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = <RawConfig as serde::Deserialize>::deserialize(&mut fields);
+    fields.0
 }
 
 fn check<T: DeserializeOwned>(value: &Value, prefix: &str, errors: &mut Vec<(String, String)>) {
@@ -136,5 +177,24 @@ fn without_location(message: &str) -> String {
     match message.split_once(": ") {
         Some((prefix, rest)) if !prefix.contains(' ') && prefix.contains('.') => rest.to_string(),
         _ => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_section_of_the_format_is_checked_on_its_own() {
+        let sections = sections_of_the_format();
+        assert!(sections.contains(&"rate_limiting"), "{sections:?}");
+        for section in sections {
+            let mut errors = Vec::new();
+            assert!(
+                check_section(section, &Value::Null, &mut errors),
+                "{section} has no arm in check_section"
+            );
+        }
+        assert!(!check_section("extras", &Value::Null, &mut Vec::new()));
     }
 }
