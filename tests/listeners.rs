@@ -220,3 +220,26 @@ async fn tls_clients_must_send_their_client_hello_within_the_head_deadline() {
         Some(2.0)
     );
 }
+
+/// The harness's answer to port races between test processes: a launch whose port is held
+/// elsewhere is retried on new ports instead of failing the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_on_a_port_held_elsewhere_is_retried_on_new_ports() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = held.local_addr().unwrap();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let gateway = Gateway::launch(|public, admin| {
+        let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let public = if first { taken } else { public };
+        format!(
+            "listeners:\n  public: {{ address: \"{public}\" }}\n  admin: {{ address: \"{admin}\" }}\n{}",
+            upstream_yaml(&upstream)
+        )
+    })
+    .await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_ne!(gateway.public, taken);
+    assert_eq!(gateway.get("/x").await.status, 200);
+    drop(held);
+}

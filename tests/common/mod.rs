@@ -64,7 +64,7 @@ impl Gateway {
     }
 
     /// Starts Usher with the document `text(public, admin)` builds for two free ports.
-    pub async fn launch(text: impl FnOnce(SocketAddr, SocketAddr) -> String) -> Gateway {
+    pub async fn launch(text: impl Fn(SocketAddr, SocketAddr) -> String) -> Gateway {
         Self::launch_with_log(text, "info").await
     }
 
@@ -81,17 +81,34 @@ impl Gateway {
 
     /// Like [`Gateway::launch`], with a `USHER_LOG` filter.
     pub async fn launch_with_log(
-        text: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        text: impl Fn(SocketAddr, SocketAddr) -> String,
         log_filter: &str,
     ) -> Gateway {
         Self::spawn(text, log_filter, &[]).await
     }
 
     async fn spawn(
-        text: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        text: impl Fn(SocketAddr, SocketAddr) -> String,
         log_filter: &str,
         env: &[(&str, &str)],
     ) -> Gateway {
+        // free_port avoids reuse within this process only; nextest runs tests in processes
+        // of their own, so another one may bind the same port first: then start again.
+        for attempt in 1..=3 {
+            match Self::spawn_once(&text, log_filter, env).await {
+                Ok(gateway) => return gateway,
+                Err(stderr) if attempt < 3 && stderr.contains(" is in use") => continue,
+                Err(stderr) => panic!("usher did not start:\n{stderr}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    async fn spawn_once(
+        text: &impl Fn(SocketAddr, SocketAddr) -> String,
+        log_filter: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -115,8 +132,8 @@ impl Gateway {
             config_path,
             dir,
         };
-        gateway.wait_started().await;
-        gateway
+        gateway.wait_started().await?;
+        Ok(gateway)
     }
 
     pub fn document(public: SocketAddr, admin: SocketAddr, server: &str, body: &str) -> String {
@@ -125,22 +142,29 @@ impl Gateway {
         )
     }
 
-    async fn wait_started(&mut self) {
+    /// Waits for the gateway to serve; `Err` holds its stderr when it exited first.
+    async fn wait_started(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("usher exited early ({status}):\n{}", self.stderr());
+                return Err(format!("exited early ({status}):\n{}", self.stderr()));
+            }
+            // Pingora keeps retrying a port another process holds ("... is in use, will try
+            // again"): give up on these ports at once.
+            let stderr = self.stderr();
+            if stderr.contains(" is in use") {
+                return Err(stderr);
             }
             // Started means the first configuration is live and the public listener accepts
             // connections (Pingora starts the proxy service after the admin one).
             if let Ok(response) = get(self.admin, "/health/startup").await {
                 if response.status == 200 && TcpStream::connect(self.public).await.is_ok() {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("usher did not start in time:\n{}", self.stderr());
+        Err(format!("not started in time:\n{}", self.stderr()))
     }
 
     /// Replaces the config file's routes and upstreams, keeping the listeners, the way an
