@@ -117,6 +117,27 @@ impl ShutdownSignalWatch for DrainingShutdown {
     }
 }
 
+/// Directories removed when the process exits, by the drain or after the server stops.
+static REMOVE_ON_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Removes `directory` when Usher exits (`usher demo`'s throwaway secrets).
+pub fn remove_on_exit(directory: std::path::PathBuf) {
+    REMOVE_ON_EXIT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(directory);
+}
+
+/// Removes what [`remove_on_exit`] was given; safe to call more than once.
+pub fn clean_up() {
+    let directories =
+        std::mem::take(&mut *REMOVE_ON_EXIT.lock().unwrap_or_else(|e| e.into_inner()));
+    for directory in directories {
+        let _ = std::fs::remove_dir_all(directory);
+    }
+}
+
 /// Exits as soon as no request is in flight. Pingora's own grace period is the upper bound.
 fn exit_when_drained(grace: Duration) {
     let started = Instant::now();
@@ -130,6 +151,7 @@ fn exit_when_drained(grace: Duration) {
             );
             // Give the access log writer its moment to flush.
             std::thread::sleep(Duration::from_millis(50));
+            clean_up();
             std::process::exit(0);
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -103,7 +103,7 @@ fn echoed(response: &Response) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_demo_does_what_its_banner_says() {
-    let demo = Demo::start().await;
+    let mut demo = Demo::start().await;
     let token = demo.printed("TOKEN=", ' ');
     // The admin token is the one printed in full, not as $TOKEN.
     let admin_token = format!("eyJ{}", demo.printed("Bearer eyJ", '"'));
@@ -214,4 +214,23 @@ async fn the_demo_does_what_its_banner_says() {
     let metrics = get(demo.admin, "/metrics").await.unwrap();
     let metrics = String::from_utf8(metrics.body).unwrap();
     assert!(metrics.contains("usher_http_requests_total"), "{metrics}");
+
+    // Stopped as the banner's process is (SIGTERM), the demo takes its secrets with it.
+    let directory = revoked.parent().unwrap().to_path_buf();
+    assert!(directory.join("jwt-secret").exists());
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let stop = Instant::now() + Duration::from_secs(30);
+    while demo.child.try_wait().unwrap().is_none() && Instant::now() < stop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        demo.child.try_wait().unwrap().is_some(),
+        "the demo did not stop on SIGTERM"
+    );
+    assert!(
+        !directory.exists(),
+        "{} was left behind",
+        directory.display()
+    );
 }

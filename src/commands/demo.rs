@@ -13,7 +13,16 @@ pub const SHIPPED_ROUTES: &str = include_str!("../../routes.yaml");
 pub fn demo(port: u16, admin_port: u16) -> i32 {
     crate::telemetry::logging::init();
     match prepare(port, admin_port) {
-        Ok(path) => super::run::run(&path, None),
+        Ok(path) => {
+            // The directory holds the demo's throwaway secrets: they go with the process,
+            // whichever way it exits after the server ran.
+            if let Some(directory) = path.parent() {
+                crate::server::remove_on_exit(directory.to_path_buf());
+            }
+            let code = super::run::run(&path, None);
+            crate::server::clean_up();
+            code
+        }
         Err(message) => {
             eprintln!("usher demo: {message}");
             1
@@ -125,12 +134,12 @@ fn demo_credentials(
     let issuer = jwt["issuer"].as_str().unwrap_or("").to_string();
     let audience = jwt["audiences"][0].as_str().unwrap_or("").to_string();
     document["authentication"]["api_keys"]["file"] = Value::from(keys_file.display().to_string());
-    let sign = |roles: &[&str], jti: &str| {
+    let sign = |sub: &str, roles: &[&str], jti: &str| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let claims = serde_json::json!({
-            "sub": "demo-user", "tenant_id": "tenant-demo", "roles": roles, "venue_ids": ["7"],
+            "sub": sub, "tenant_id": "tenant-demo", "roles": roles, "venue_ids": ["7"],
             "type": "access", "iss": issuer, "aud": audience, "iat": now, "exp": now + 3600,
             "jti": jti,
         });
@@ -144,8 +153,9 @@ fn demo_credentials(
         .map_err(|e| e.to_string())
     };
     Ok(Credentials {
-        token: sign(&["customer", "venue_manager"], "demo-token")?,
-        admin_token: sign(&["admin"], "demo-admin-token")?,
+        // Two callers, so they do not share rate-limit buckets.
+        token: sign("demo-user", &["customer", "venue_manager"], "demo-token")?,
+        admin_token: sign("demo-admin", &["admin"], "demo-admin-token")?,
         api_key,
     })
 }
