@@ -36,6 +36,7 @@ pub mod echo;
 pub mod fetch;
 pub mod filters;
 pub mod head_deadline;
+pub mod load;
 pub mod path;
 pub mod prepare;
 pub mod proxy;

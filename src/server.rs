@@ -13,7 +13,6 @@ use crate::prepare::Prepared;
 use crate::proxy::UsherProxy;
 use crate::snapshot::Live;
 use crate::telemetry::access_log::AccessLog;
-use crate::telemetry::metrics::METRICS;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
@@ -144,7 +143,7 @@ fn exit_when_drained(grace: Duration) {
     // Let the listeners see the shutdown before judging that nothing is in flight.
     std::thread::sleep(Duration::from_millis(100));
     while started.elapsed() < grace {
-        if METRICS.in_flight.get() <= 0 {
+        if crate::load::requests_in_flight() <= 0 {
             tracing::info!(
                 drained_in_ms = started.elapsed().as_millis() as u64,
                 "drained; exiting"
@@ -157,7 +156,7 @@ fn exit_when_drained(grace: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
     tracing::warn!(
-        in_flight = METRICS.in_flight.get(),
+        in_flight = crate::load::requests_in_flight(),
         "grace period over; exiting with requests in flight"
     );
 }

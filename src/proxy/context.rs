@@ -2,11 +2,11 @@
 
 use crate::config::RouteSpec;
 use crate::filters::authenticate::Consumed;
+use crate::load::InFlightRequest;
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
-use crate::telemetry::metrics::METRICS;
 use crate::upstream::{BreakerPass, Pool, Slot};
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -111,22 +111,5 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Counts the request in `usher_http_requests_in_flight` for as long as it lives. Graceful
-/// shutdown waits for this gauge to reach zero.
-struct InFlightRequest;
-
-impl InFlightRequest {
-    fn start() -> Self {
-        METRICS.in_flight.inc();
-        InFlightRequest
-    }
-}
-
-impl Drop for InFlightRequest {
-    fn drop(&mut self) {
-        METRICS.in_flight.dec();
     }
 }

@@ -224,7 +224,7 @@ impl UsherProxy {
             let pool = &snapshot.pools[route.upstream];
             let load = shedding::load(
                 shedding,
-                METRICS.in_flight.get(),
+                crate::load::requests_in_flight(),
                 Some(pool.bulkhead_fill()),
             );
             METRICS

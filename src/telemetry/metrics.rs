@@ -212,6 +212,7 @@ impl Metrics {
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> Vec<u8> {
+        self.in_flight.set(crate::load::requests_in_flight());
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
