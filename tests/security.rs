@@ -168,9 +168,9 @@ routes:
   - {{ name: admin, match: {{ path: /admin }}, upstream: svc, auth: {{ roles: [admin] }} }}
   - {{ name: venue, match: {{ path: /venues/:venueId }}, upstream: svc, auth: {{ roles: [customer, admin], venue_param: venueId, admin_roles: [admin] }} }}
   - {{ name: partner, match: {{ path: /partner }}, upstream: svc, auth: {{ api_keys: true }} }}
-  - {{ name: query-token, match: {{ path: /download }}, upstream: svc, auth: {{ token_from: [header, "query:access_token"] }} }}
+  - {{ name: query-token, match: {{ path: /download }}, upstream: svc, auth: {{ token_from: [header, "query:access_token"], forward_credential: true }} }}
   - {{ name: socket, match: {{ path: /socket }}, upstream: svc, public: true, websocket: true }}
-  - {{ name: cookie-token, match: {{ path: /web }}, upstream: svc, auth: {{ token_from: ["cookie:access_token", "query:access_token"], api_keys: true }} }}
+  - {{ name: cookie-token, match: {{ path: /web }}, upstream: svc, auth: {{ token_from: ["cookie:access_token", "query:access_token"], api_keys: true, forward_credential: true }} }}
 "#,
         hs = keys.path("hs.secret").display(),
         rs = keys.path("rs.pub").display(),
@@ -689,6 +689,22 @@ async fn a_request_carries_one_credential_and_only_the_verified_one_is_forwarded
     .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json()["path"], "/download/f?x=1");
+    // Where a route does not say it forwards the credential, none leaves the edge: the
+    // upstream learns the caller from the identity headers.
+    let response = get_with(
+        &gateway,
+        "/private/x",
+        &[
+            ("authorization", &bearer_valid),
+            ("x-api-key", "partner-key-1"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let seen = response.json();
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    assert!(seen["headers"].get("x-api-key").is_none(), "{seen}");
+    assert_eq!(seen["headers"]["x-user-id"], json!(["user-1"]));
     // An API key goes alone too: no unverified token rides along.
     let response = get_with(
         &gateway,

@@ -1261,6 +1261,7 @@ impl Compiler<'_> {
             user_status: auth.user_status,
             venue_check: auth.venue_check,
             fail_open,
+            forward_credential: auth.forward_credential,
         }
     }
 

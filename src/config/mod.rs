@@ -444,6 +444,9 @@ pub struct RouteAuth {
     /// When a service asked above cannot answer: let the request through (`open`) instead
     /// of refusing it with 503 (`closed`, the default).
     pub fail_open: bool,
+    /// Forward the verified credential (token or API key) to the upstream, for services that
+    /// verify it themselves or act with it; otherwise it stays at the edge.
+    pub forward_credential: bool,
 }
 
 /// Where a bearer token may come from. Only the `Authorization` header unless a route

@@ -370,6 +370,8 @@ pub struct RawRouteAuth {
     #[serde(default)]
     pub venue_check: bool,
     pub on_dependency_failure: Option<String>,
+    #[serde(default)]
+    pub forward_credential: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -132,7 +132,10 @@ fn cookie_values<'a>(request: &'a RequestHeader, name: &'a str) -> impl Iterator
         })
 }
 
-/// Makes the upstream request carry the verified credential alone:
+/// Makes the upstream request carry no credential, or, where the route forwards it
+/// (`auth.forward_credential`), the verified credential alone. Injected identity headers
+/// say who the caller is; a token passed on would let any service that is compromised
+/// replay its callers' tokens elsewhere. When forwarding:
 /// - an `Authorization` header goes unless it holds the verified token, and an API key
 ///   header unless the key was the credential;
 /// - every other place the route reads tokens from is emptied (a cookie or query token
@@ -148,22 +151,26 @@ pub fn forward_verified(
     consumed: Consumed,
 ) -> Option<String> {
     let sources = &auth.token_sources;
+    let forward = auth.forward_credential;
     let from_header =
         matches!(consumed, Consumed::Token(i) if sources[i] == TokenSource::BearerHeader);
-    if let (Consumed::Token(_), Some(header)) = (consumed, api_key_header) {
+    // An API key header stays only when the key is the credential forwarded.
+    if let (false, Some(header)) = (forward && consumed == Consumed::ApiKey, api_key_header) {
         upstream.remove_header(header);
     }
-    if from_header && sources.len() == 1 {
-        return None; // the usual case: one source, read once
+    if forward && from_header && sources.len() == 1 {
+        return None; // the one source, read once: nothing else to remove
     }
+    // A forwarded token read from a cookie or the query moves to `Authorization`.
     let moved = match consumed {
-        Consumed::Token(index) if !from_header => token_from(upstream, &sources[index])
+        Consumed::Token(index) if forward && !from_header => token_from(upstream, &sources[index])
             .ok()
             .flatten()
             .map(str::to_string),
         _ => None,
     };
-    if !from_header {
+    // `Authorization` stays only when it holds the token forwarded.
+    if !(forward && from_header) {
         upstream.remove_header(&AUTHORIZATION);
     }
     let mut query = None;
@@ -313,11 +320,34 @@ mod tests {
         }
     }
 
+    /// A route that forwards the verified credential, reading tokens from `sources`.
     fn route(sources: Vec<TokenSource>) -> RouteAuth {
         RouteAuth {
             token_sources: sources,
+            forward_credential: true,
             ..RouteAuth::default()
         }
+    }
+
+    #[test]
+    fn by_default_no_credential_leaves_the_edge() {
+        let query = TokenSource::Query("access_token".into());
+        let auth = RouteAuth {
+            token_sources: vec![TokenSource::BearerHeader, query],
+            ..RouteAuth::default()
+        };
+        let mut r = request(
+            "/a?access_token=good&b=1",
+            &[("authorization", "Bearer good"), ("x-api-key", "k")],
+        );
+        let forwarded_query =
+            forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::Token(1));
+        assert_eq!(forwarded_query.as_deref(), Some("b=1"));
+        assert!(r.headers.get("authorization").is_none());
+        assert!(r.headers.get("x-api-key").is_none());
+        let mut r = request("/a", &[("x-api-key", "k")]);
+        forward_verified(&mut r, &auth, Some("x-api-key"), Consumed::ApiKey);
+        assert!(r.headers.get("x-api-key").is_none());
     }
 
     #[test]
