@@ -261,7 +261,6 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
 /// with a role rule.
 #[tokio::test(flavor = "multi_thread")]
 async fn method_case_variants_cannot_bypass_a_method_specific_route() {
-    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     const SECRET: &str = "0123456789abcdef0123456789abcdef-methods";
     let framework = PythonServer::start("werkzeug_upstream.py");
     let secret = tempfile::tempdir().unwrap();
@@ -286,18 +285,10 @@ routes:
         framework.addr
     ))
     .await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let claims = serde_json::json!({"sub": "fan", "tenant_id": "t1", "roles": ["customer"],
         "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600});
-    let token = encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = hs256_jwt(SECRET, &claims);
     let send = |method: &str| {
         format!("{method} /api/v1/venues/7 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
     };

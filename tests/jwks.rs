@@ -8,11 +8,11 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Serves a JWK set that the test can change, and counts fetches.
 struct KeySetServer {
@@ -92,20 +92,13 @@ fn keys(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Value, Value) {
 }
 
 fn token(kid: &str, algorithm: Algorithm, key: &EncodingKey) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let claims = json!({"sub": "u1", "tenant_id": "t1", "type": "access", "iss": "issuer", "aud": "api", "iat": now, "exp": now + 600});
-    encode(
-        &Header {
-            kid: Some(kid.into()),
-            ..Header::new(algorithm)
-        },
-        &claims,
-        key,
-    )
-    .unwrap()
+    let header = Header {
+        kid: Some(kid.into()),
+        ..Header::new(algorithm)
+    };
+    sign_jwt(header, key, &claims)
 }
 
 fn config(jwks: std::net::SocketAddr, upstream: &EchoServer) -> String {

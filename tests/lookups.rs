@@ -5,11 +5,9 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-lookups";
 
@@ -47,17 +45,9 @@ impl Directory {
 }
 
 fn token(sub: &str, venues: &[&str]) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let claims = json!({"sub": sub, "tenant_id": "t1", "roles": ["venue_manager"], "venue_ids": venues, "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600});
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256_jwt(SECRET, &claims)
 }
 
 #[tokio::test(flavor = "multi_thread")]

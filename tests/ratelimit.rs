@@ -6,29 +6,20 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-ratelimit";
 
 fn token(sub: &str, tier: Option<&str>) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let mut claims = json!({"sub": sub, "tenant_id": "t1", "roles": [], "type": "access",
         "iss": "i", "aud": "a", "iat": now, "exp": now + 600,
         "jti": format!("{sub}-{}", rand_suffix())});
     if let Some(tier) = tier {
         claims["tier"] = json!(tier);
     }
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256_jwt(SECRET, &claims)
 }
 
 fn rand_suffix() -> u128 {

@@ -6,28 +6,19 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-revocation";
 
 fn token(jti: Option<&str>) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let mut claims = json!({"sub": "u1", "tenant_id": "t1", "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600});
     if let Some(jti) = jti {
         claims["jti"] = json!(jti);
     }
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    hs256_jwt(SECRET, &claims)
 }
 
 fn config(dir: &Path, upstream: std::net::SocketAddr, revocation: &str, extra: &str) -> String {

@@ -74,7 +74,7 @@ impl Keys {
         };
         let mut header = Header::new(algorithm);
         header.kid = Some(kid.to_string());
-        encode(&header, claims, &key).unwrap()
+        sign_jwt(header, &key, claims)
     }
 }
 

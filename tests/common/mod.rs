@@ -681,3 +681,29 @@ pub fn unused_jwt_section() -> String {
         support_script("jwt-secret").display()
     )
 }
+
+/// Seconds since the Unix epoch, for token claims.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The one way tests mint JWTs: `claims` under `header`, signed with `key`.
+pub fn sign_jwt(
+    header: jsonwebtoken::Header,
+    key: &jsonwebtoken::EncodingKey,
+    claims: &serde_json::Value,
+) -> String {
+    jsonwebtoken::encode(&header, claims, key).expect("signing a test token")
+}
+
+/// `claims` signed with HS256 under `secret`, without a `kid`.
+pub fn hs256_jwt(secret: &str, claims: &serde_json::Value) -> String {
+    sign_jwt(
+        jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        claims,
+    )
+}
