@@ -77,6 +77,14 @@ fn shipped_routes_yaml_is_valid_and_models_the_platform() {
         .find(|u| &*u.name == "minting")
         .unwrap();
     assert!(minting.max_in_flight <= 32 && minting.retries == 0);
+    // `usher routes` tells what each tier is allowed, anonymous callers' share included:
+    // the shipped tiers are premium ×5, standard ×1 (default), free ×0.5 (anonymous).
+    let (code, table) = usher("routes", shipped);
+    assert_eq!(code, 0, "{table}");
+    assert!(
+        table.contains("per tier: premium 500, standard 100 (default), free 50 (anonymous)"),
+        "{table}"
+    );
     let ports: Vec<u16> = config
         .upstreams
         .iter()

@@ -1,7 +1,7 @@
 //! `usher routes FILE`: the route table, generated from the configuration itself, so the
 //! list of public routes can never drift from what the gateway enforces.
 
-use crate::config::{Access, Config, KeyPart, PolicySpec, RouteSpec, StoreFailure};
+use crate::config::{Access, Config, KeyPart, PolicySpec, RouteSpec, StoreFailure, Tiers};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -117,8 +117,39 @@ pub fn table(config: &Config) -> String {
     }
     for policy in &limits.policies {
         let _ = writeln!(out, "  {:<24} {}", policy.name, describe(policy));
+        if policy.tiered && limits.tiers.levels.len() > 1 {
+            let _ = writeln!(out, "  {:<24} {}", "", per_tier(policy, &limits.tiers));
+        }
     }
     out
+}
+
+/// What a tiered policy allows each tier, as requests are counted: `premium 500, standard
+/// 100 (default), free 50 (anonymous)`. Anonymous callers get their tier's share, which
+/// is easy to miss when a public path's limit is set.
+fn per_tier(policy: &PolicySpec, tiers: &Tiers) -> String {
+    let levels: Vec<String> = tiers
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(index, tier)| {
+            let mut text = format!(
+                "{} {}",
+                tier.name,
+                crate::ratelimit::effective_limit(policy, tier.multiplier)
+            );
+            let roles: Vec<&str> = [(tiers.default, "default"), (tiers.anonymous, "anonymous")]
+                .into_iter()
+                .filter(|(at, _)| *at == index)
+                .map(|(_, role)| role)
+                .collect();
+            if !roles.is_empty() {
+                text.push_str(&format!(" ({})", roles.join(", ")));
+            }
+            text
+        })
+        .collect();
+    format!("per tier: {}", levels.join(", "))
 }
 
 /// The route's policies, or `-`.
