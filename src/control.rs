@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -202,16 +202,16 @@ impl ControlPlane {
         let snapshot = pools.snapshot(version, prepared).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
         announce(&snapshot);
-        let retired_routes: Vec<Arc<str>> = current
+        let kept: HashSet<&str> = snapshot.config.routes.iter().map(|r| &*r.name).collect();
+        let retired: Vec<Arc<str>> = current
             .iter()
             .flat_map(|old| old.config.routes.iter().map(|r| Arc::clone(&r.name)))
-            .filter(|name| !snapshot.config.routes.iter().any(|r| r.name == *name))
+            .filter(|name| !kept.contains(&**name))
             .collect();
+        drop(kept); // it borrows the snapshot, which is published next
         self.live.publish(snapshot);
         pools.stop_unused().await;
-        for route in retired_routes {
-            METRICS.forget_route(&route);
-        }
+        METRICS.forget_routes(&retired.iter().map(|name| &**name).collect());
     }
 }
 
@@ -245,10 +245,11 @@ fn mass_removal(running: &config::Config, next: &config::Config) -> Option<Strin
     if total < GUARDED_ROUTES {
         return None;
     }
+    let kept: HashSet<&str> = next.routes.iter().map(|r| &*r.name).collect();
     let removed = running
         .routes
         .iter()
-        .filter(|route| !next.routes.iter().any(|r| r.name == route.name))
+        .filter(|route| !kept.contains(&*route.name))
         .count();
     let allowed = usize::from(next.limits.max_route_removal_percent);
     (removed * 100 > total * allowed).then(|| {
@@ -436,9 +437,9 @@ impl Pools {
                 "stopped a pool that the new configuration no longer uses"
             );
         }
-        for upstream in self.removed.drain(..) {
-            METRICS.forget_upstream(&upstream);
-        }
+        let removed: HashSet<&str> = self.removed.iter().map(String::as_str).collect();
+        METRICS.forget_upstreams(&removed);
+        self.removed.clear();
     }
 
     async fn stop_all(&mut self) {

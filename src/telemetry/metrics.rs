@@ -7,6 +7,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::HashSet;
 use std::time::Duration;
 
 pub struct Metrics {
@@ -220,46 +221,50 @@ impl Metrics {
         buffer
     }
 
-    /// Removes every series of an upstream that a reload removed.
-    pub fn forget_upstream(&self, upstream: &str) {
+    /// Removes every series of the upstreams a reload removed.
+    pub fn forget_upstreams(&self, upstreams: &HashSet<&str>) {
         for gauge in [
             &self.breaker_state,
             &self.upstream_peers,
             &self.upstream_healthy_peers,
         ] {
-            remove_series(gauge, "upstream", upstream);
+            remove_series(gauge, "upstream", upstreams);
         }
         for counter in [
             &self.upstream_errors,
             &self.upstream_rejections,
             &self.upstream_abandoned,
         ] {
-            remove_series(counter, "upstream", upstream);
+            remove_series(counter, "upstream", upstreams);
         }
-        remove_series(&self.upstream_attempt_duration, "upstream", upstream);
+        remove_series(&self.upstream_attempt_duration, "upstream", upstreams);
     }
 
-    /// Removes every series of a route that a reload removed, so `/metrics` follows the
+    /// Removes every series of the routes a reload removed, so `/metrics` follows the
     /// configuration instead of growing with every route ever loaded.
-    pub fn forget_route(&self, route: &str) {
-        remove_series(&self.requests, "route", route);
-        remove_series(&self.request_duration, "route", route);
+    pub fn forget_routes(&self, routes: &HashSet<&str>) {
+        remove_series(&self.requests, "route", routes);
+        remove_series(&self.request_duration, "route", routes);
     }
 }
 
-/// Removes the series of `vec` whose `label` is `value`, whatever its other labels.
+/// Removes the series of `vec` whose `label` is one of `values`, whatever its other labels:
+/// one pass over the family, however many values go.
 fn remove_series<T: prometheus::core::MetricVecBuilder>(
     vec: &prometheus::core::MetricVec<T>,
     label: &str,
-    value: &str,
+    values: &HashSet<&str>,
 ) {
     use prometheus::core::Collector;
+    if values.is_empty() {
+        return;
+    }
     for family in vec.collect() {
         for metric in family.get_metric() {
             let pairs = metric.get_label();
             if !pairs
                 .iter()
-                .any(|p| p.name() == label && p.value() == value)
+                .any(|p| p.name() == label && values.contains(p.value()))
             {
                 continue;
             }
