@@ -184,6 +184,19 @@ impl Rejection {
         }
     }
 
+    /// The security event a refusal is worth (probing, smuggling and traversal attempts),
+    /// wherever it is made: in `request_filter` or at the connection.
+    pub fn event_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Rejection::BadPath(_) => "invalid_path",
+            Rejection::Malformed(_) => "malformed_request",
+            Rejection::UriTooLong => "uri_too_long",
+            Rejection::HeadersTooLarge => "headers_too_large",
+            Rejection::MethodNotAllowed(allowed) if allowed.is_empty() => "method_refused",
+            _ => return None,
+        })
+    }
+
     fn retry_after(&self) -> Option<u64> {
         match self {
             Rejection::CircuitOpen { retry_after, .. }

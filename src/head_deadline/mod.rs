@@ -239,12 +239,7 @@ impl DeadlineStream {
         self.pending = rejection.wire_response(&request_id, self.inner.get_ssl().is_some());
         self.replaced = true;
         self.phase = Phase::Done;
-        let reason = match rejection {
-            Rejection::HeadersTooLarge => "headers_too_large",
-            Rejection::MethodNotAllowed(_) => "method_refused",
-            Rejection::UriTooLong => "uri_too_long",
-            _ => "malformed_request",
-        };
+        let reason = rejection.event_reason().unwrap_or("malformed_request");
         self.event(reason, Severity::Medium, &request_id);
         true
     }
@@ -267,20 +262,7 @@ impl DeadlineStream {
     }
 
     fn event(&self, reason: &'static str, severity: Severity, request_id: &str) {
-        let client = self
-            .inner
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        events::record(
-            reason,
-            severity,
-            &events::Context {
-                request_id,
-                client,
-                route: None,
-                path: "-",
-            },
-        );
+        connection_event(reason, severity, self.inner.get_socket_digest(), request_id);
     }
 
     /// True when an open head is past its deadline (and registers a wake-up for it when
@@ -321,6 +303,26 @@ impl DeadlineStream {
             "request head not received within limits.request_head_timeout",
         )
     }
+}
+
+/// A security event about a connection, before any request or route is known.
+fn connection_event(
+    reason: &'static str,
+    severity: Severity,
+    socket: Option<Arc<pingora::protocols::SocketDigest>>,
+    request_id: &str,
+) {
+    let client = socket.and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+    events::record(
+        reason,
+        severity,
+        &events::Context {
+            request_id,
+            client,
+            route: None,
+            path: "-",
+        },
+    );
 }
 
 /// Whether a response head says `Connection: close`.

@@ -7,7 +7,7 @@
 //! of the handshake depends on the server's answers and keeps Pingora's limit.
 
 use super::FIRST_HEAD_TIMEOUT;
-use crate::security::events::{self, Severity};
+use crate::security::events::Severity;
 use crate::snapshot::Live;
 use async_trait::async_trait;
 use pingora::listeners::PreTlsProcess;
@@ -63,19 +63,12 @@ async fn peek_by(deadline: Instant, stream: &mut L4Stream, buf: &mut [u8]) -> pi
             e,
         )),
         Err(_) => {
-            let client = stream
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
             let request_id = crate::telemetry::correlation::request_id(&http::HeaderMap::new());
-            events::record(
+            super::connection_event(
                 "request_head_timeout",
                 Severity::Low,
-                &events::Context {
-                    request_id: &request_id,
-                    client,
-                    route: None,
-                    path: "-",
-                },
+                stream.get_socket_digest(),
+                &request_id,
             );
             Error::e_explain(
                 ErrorType::ReadTimedout,

@@ -92,7 +92,7 @@ impl UsherProxy {
         let route = self
             .route_request(session, ctx, &snapshot)
             .inspect_err(|rejection| {
-                if let Some(reason) = refusal_event(rejection) {
+                if let Some(reason) = rejection.event_reason() {
                     security_event(ctx, reason, Severity::Medium);
                 }
             })?;
@@ -1112,18 +1112,6 @@ fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static str, String)> {
     .into_iter()
     .filter_map(|(name, value)| value.map(|value| (name, value)))
     .collect()
-}
-
-/// Refusals worth a security event (probing, smuggling and traversal attempts), by reason.
-fn refusal_event(rejection: &Rejection) -> Option<&'static str> {
-    Some(match rejection {
-        Rejection::BadPath(_) => "invalid_path",
-        Rejection::Malformed(_) => "malformed_request",
-        Rejection::UriTooLong => "uri_too_long",
-        Rejection::HeadersTooLarge => "headers_too_large",
-        Rejection::MethodNotAllowed(allowed) if allowed.is_empty() => "method_refused",
-        _ => return None,
-    })
 }
 
 fn security_event(ctx: &RequestCtx, reason: &'static str, severity: Severity) {
