@@ -5,22 +5,11 @@
 //! [`control`] plane builds upstream [`upstream::Pool`]s for it and publishes an immutable
 //! [`snapshot::Snapshot`] behind one `ArcSwap`; on every file change or SIGHUP it does the
 //! same again, keeping pools whose definition did not change. The [`proxy`] loads the
-//! snapshot once per request and runs the phases below; everything a phase needs was
-//! computed when the snapshot was built.
-//!
-//! ```text
-//!  client ──► head_deadline (408) ──► request_filter ────────────────────► upstream_peer ──► upstream
-//!             ids, CORS preflight, snapshot, filters::hardening,        pool.select:
-//!             path::normalize, router, filters::identity_headers,        healthy, untried,
-//!             filters::access → authenticate → revocation → authorize,   timeouts ≤ deadline
-//!             ratelimit (shedding, policies), lookups,
-//!             body limit, bulkhead, circuit breaker
-//!  client ◄── response_filter ◄── upstream_response_filter ◄──────────────────────────── upstream
-//!             ids, security headers, CORS,  status, breaker outcome,   fail_to_connect: eject, retry
-//!             writes within the deadline    slot back at the end
-//!  any failure ──► fail_to_proxy ──► respond (one JSON error shape)
-//!  always      ──► logging: slot (parked if the client left), metrics, access log
-//! ```
+//! snapshot once per request and runs Pingora's request phases; everything a phase needs
+//! was computed when the snapshot was built. The phase chart is in [`proxy`]
+//! (`src/proxy/mod.rs`), the order of the admission checks in `src/proxy/admission/mod.rs`;
+//! before any phase runs, [`head_deadline`] bounds how long a client may take to send its
+//! request head (408).
 //!
 //! The [`admin`] listener serves probes and metrics on its own port; [`server`] assembles
 //! the Pingora server and drains it on SIGTERM/SIGINT.

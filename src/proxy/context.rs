@@ -5,6 +5,7 @@ use crate::filters::authenticate::Consumed;
 use crate::load::InFlightRequest;
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
+use crate::security::events::{self, Severity};
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
 use crate::upstream::{BreakerPass, Pool, Slot};
@@ -101,6 +102,21 @@ impl RequestCtx {
 
     pub fn route_name(&self) -> Option<&str> {
         self.route().map(|route| &*route.name)
+    }
+
+    /// Where a security event about this request happened, as far as it is known.
+    pub fn event_context(&self) -> events::Context<'_> {
+        events::Context {
+            request_id: &self.request_id,
+            client: self.client,
+            route: self.route_name(),
+            path: &self.path,
+        }
+    }
+
+    /// Records a security event about this request.
+    pub fn event(&self, reason: &'static str, severity: Severity) {
+        events::record(reason, severity, &self.event_context());
     }
 
     pub fn upstream_name(&self) -> Option<&str> {

@@ -1,0 +1,169 @@
+//! Admission: everything `request_filter` decides before a request may go upstream. Each
+//! stage reads the request and the matched route's spec and returns a value; [`admit`] runs
+//! them in this order and keeps what they return in the request's context:
+//!
+//! ```text
+//! route     hardening (400/405/414/431) → normalize path (400) → a CORS preflight the
+//!           route's policy answers (204/403) → route (404/405) → Upgrade only where
+//!           allowed (400)
+//! identify  strip client identity headers → authenticate (401; 503 without keys) →
+//!           revoked token (401; 503 when unknown and its store is down) → roles and venue
+//!           scope (403)
+//! limit     overload shedding by tier (503) → rate limits (429; 503 when a fail-closed
+//!           policy's store is down)
+//! confirm   user status and venue access, asked of the services (401/403/503)
+//! reserve   body limit (413) → bulkhead (503) → circuit breaker (503)
+//! ```
+//!
+//! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
+//! probes), so anonymous traffic cannot exhaust them. Rate limits come after it, because
+//! they are keyed by the verified identity, and before the calls to other services (user
+//! status, venue access), so a flood is refused before it costs them anything. Revocation
+//! belongs to authentication: a revoked token is no credential, whatever it grants, and its
+//! answer is cached per `jti`, so a flood with one token costs one lookup per `cache_ttl`.
+//! A preflight is a mode of the route stage: it is routed by the method it asks about and
+//! answered there, before any credential is looked at (browsers send none with it).
+
+mod confirm;
+mod identify;
+mod limit;
+mod reserve;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use super::request::Request;
+use super::RequestCtx;
+use crate::config::RouteSpec;
+use crate::filters::client_address;
+use crate::filters::cors;
+use crate::respond::Rejection;
+use crate::security::events::{self, Severity};
+use crate::snapshot::Snapshot;
+use std::sync::Arc;
+
+/// What admission decided, when it did not refuse the request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Go upstream: the context holds the route, the caller, the quotas and the reserved
+    /// upstream capacity.
+    Proxy,
+    /// A CORS preflight that the route's policy allows, answered at the edge with these
+    /// headers.
+    Preflight(cors::Headers),
+}
+
+/// Runs the stages in order against one snapshot. On a refusal, the context keeps what the
+/// stages before it found (the route, the quotas), for the error response and the log.
+pub async fn admit(
+    request: &mut Request<'_>,
+    snapshot: &Arc<Snapshot>,
+    ctx: &mut RequestCtx,
+) -> Result<Verdict, Rejection> {
+    ctx.snapshot = Some(Arc::clone(snapshot));
+    let config = &snapshot.config;
+    if let Some(peer) = request.peer {
+        let forwarded = || {
+            request
+                .head
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+        };
+        let trusted = &config.identity.trusted_proxies;
+        ctx.client = Some(client_address::client_address(
+            peer.ip(),
+            forwarded(),
+            trusted,
+        ));
+        ctx.forwarded_for = Some(client_address::forwarded_for(
+            peer.ip(),
+            forwarded(),
+            trusted,
+        ));
+    }
+
+    let routed = route::screen(request, snapshot).and_then(|screened| {
+        ctx.path = screened.path;
+        ctx.path_normalized = screened.normalized;
+        route::route(request, snapshot, &ctx.path)
+    });
+    let routed = match routed {
+        Ok(route::Routed::Request(routed)) => routed,
+        Ok(route::Routed::Preflight { route, headers }) => {
+            ctx.route = Some(route);
+            return headers
+                .map(Verdict::Preflight)
+                .ok_or(Rejection::CorsRefused);
+        }
+        Err(rejection) => {
+            if let Some(reason) = rejection.event_reason() {
+                ctx.event(reason, Severity::Medium);
+            }
+            return Err(rejection);
+        }
+    };
+    ctx.route = Some(routed.route);
+    ctx.depth = routed.depth;
+    ctx.params = routed.params;
+    let spec = &config.routes[routed.route];
+
+    let at = events::Context {
+        request_id: &ctx.request_id,
+        client: ctx.client,
+        route: Some(&spec.name),
+        path: &ctx.path,
+    };
+    let caller =
+        identify::identify(request.head, snapshot, spec, &ctx.path, &ctx.params, &at).await?;
+    let identity = caller.as_ref().map(|caller| &*caller.identity);
+    let counted = limit::limit(
+        request.head,
+        snapshot,
+        spec,
+        &limit::Caller {
+            identity,
+            client: ctx.client,
+            params: &ctx.params,
+        },
+        &at,
+    )
+    .await;
+    ctx.quotas = counted.quotas;
+    counted.verdict?;
+    if let Some(identity) = identity {
+        confirm::confirm(snapshot, spec, identity, &ctx.params, &at).await?;
+    }
+    if let Some(caller) = caller {
+        ctx.identity = Some(caller.identity);
+        ctx.credential = Some(caller.credential);
+    }
+
+    reserve::within_body_limit(request.head, spec)?;
+    let pool = Arc::clone(&snapshot.pools[spec.upstream]);
+    ctx.pool = Some(Arc::clone(&pool));
+    let reserved = reserve::reserve(request, &config.identity.trusted_proxies, &pool)?;
+    ctx.slot = Some(reserved.slot);
+    ctx.breaker = Some(reserved.breaker);
+    // A WebSocket lives as long as its peers want; the route's deadline applies to the
+    // handshake only (see `attempt`), and its frames are not a request body.
+    ctx.upgraded = spec.websocket && request.upgrade;
+    ctx.deadline = Some(ctx.started + spec.timeout);
+    Ok(Verdict::Proxy)
+}
+
+/// A service the route asks about its callers could not answer: the route's
+/// `on_dependency_failure` decides (closed: 503 `auth_unavailable`).
+fn dependency_unavailable(
+    route: &RouteSpec,
+    reason: &'static str,
+    at: &events::Context<'_>,
+) -> Result<(), Rejection> {
+    events::record(reason, Severity::Low, at);
+    if route.auth.fail_open {
+        Ok(())
+    } else {
+        Err(Rejection::AuthUnavailable)
+    }
+}

@@ -1,0 +1,129 @@
+//! What the client gets back: the headers Usher adds to an upstream's response, the answers
+//! Usher makes itself (a refusal in the one JSON shape of `respond.rs`, a preflight's 204),
+//! and the deadline on writing them.
+
+use super::RequestCtx;
+use crate::filters::{cors, security_headers};
+use crate::ratelimit::headers as ratelimit_headers;
+use crate::respond::{self, Rejection};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use std::time::{Duration, Instant};
+
+/// Usher's headers on an upstream's response: the request id, security headers, the
+/// route's CORS headers (the upstream's own `Access-Control-*` removed) and the
+/// `RateLimit` fields.
+pub fn decorate(
+    session: &Session,
+    upstream_response: &mut ResponseHeader,
+    ctx: &RequestCtx,
+) -> Result<()> {
+    upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+    security_headers::apply(upstream_response, on_tls(ctx))?;
+    cors::strip_upstream(upstream_response);
+    if let Some(policy) = ctx.route().and_then(|route| route.cors.as_deref()) {
+        for (name, value) in cors::response_headers(policy, session.req_header()) {
+            upstream_response.append_header(name, value)?;
+        }
+    }
+    for (name, value) in ratelimit_fields(ctx) {
+        upstream_response.insert_header(name, value)?;
+    }
+    Ok(())
+}
+
+/// Answers a CORS preflight the route's policy allows: 204 with its `Access-Control-*`
+/// headers.
+pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cors::Headers) {
+    let answer = async {
+        let mut response = ResponseHeader::build(204, Some(headers.len() + 4))?;
+        security_headers::apply(&mut response, on_tls(ctx))?;
+        response.insert_header("x-request-id", &ctx.request_id)?;
+        for (name, value) in &headers {
+            response.append_header(*name, value.as_str())?;
+        }
+        session
+            .write_response_header(Box::new(response), true)
+            .await
+    };
+    if let Err(e) = answer.await {
+        tracing::debug!(request_id = %ctx.request_id, error = %e, "could not answer a preflight");
+    }
+    ctx.gateway_status = Some(204);
+}
+
+/// Answers with `rejection`, unless a response has already begun.
+pub async fn reject(session: &mut Session, ctx: &mut RequestCtx, rejection: &Rejection) {
+    ctx.gateway_status = Some(rejection.status());
+    ctx.rejection_code = Some(rejection.code());
+    if session.response_written().is_some() {
+        return;
+    }
+    let extra = refusal_headers(session, ctx, rejection);
+    match respond::send(session, rejection, &ctx.request_id, &extra).await {
+        Ok(sent) => ctx.response_bytes += sent as u64,
+        Err(e) => {
+            tracing::debug!(request_id = %ctx.request_id, error = %e, "could not send the error response")
+        }
+    }
+}
+
+/// Headers a refusal needs beyond its fixed ones: HSTS on TLS listeners, CORS headers
+/// where the route allows the request's origin (not on a refused preflight), and the
+/// `RateLimit` fields.
+fn refusal_headers(
+    session: &Session,
+    ctx: &RequestCtx,
+    rejection: &Rejection,
+) -> Vec<(&'static str, String)> {
+    let policy = ctx.route().and_then(|route| route.cors.as_deref());
+    let mut headers = match policy {
+        Some(policy) if *rejection != Rejection::CorsRefused => {
+            cors::response_headers(policy, session.req_header())
+        }
+        _ => Vec::new(),
+    };
+    if on_tls(ctx) {
+        headers.push((
+            "strict-transport-security",
+            security_headers::HSTS.to_string(),
+        ));
+    }
+    headers.extend(ratelimit_fields(ctx));
+    headers
+}
+
+/// The route's deadline covers delivering the response too: each write to the client may
+/// take only what is left of it, so a client that stops reading (an HTTP/2 window kept at
+/// zero, a full TCP window) is cut off at the deadline. Pingora times each write; this
+/// runs before every one. Tunnels are not timed.
+pub fn bound_delivery(session: &mut Session, ctx: &RequestCtx) {
+    if let (Some(deadline), false) = (ctx.deadline, ctx.upgraded) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        session.set_write_timeout(Some(left.max(Duration::from_millis(1))));
+    }
+}
+
+fn on_tls(ctx: &RequestCtx) -> bool {
+    ctx.snapshot
+        .as_ref()
+        .is_some_and(|s| s.config.listeners.tls.is_some())
+}
+
+/// `RateLimit-Policy` and `RateLimit`, when the request was counted by a policy.
+fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static str, String)> {
+    [
+        (
+            ratelimit_headers::POLICY,
+            ratelimit_headers::policy_value(&ctx.quotas),
+        ),
+        (
+            ratelimit_headers::STATE,
+            ratelimit_headers::state_value(&ctx.quotas),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|value| (name, value)))
+    .collect()
+}

@@ -1,0 +1,69 @@
+//! What a finished request leaves behind: its breaker outcome and bulkhead slot settled,
+//! its route's metrics, a log line when it failed, and its access-log record.
+
+use super::attempt;
+use super::RequestCtx;
+use crate::telemetry::access_log::{AccessLog, AccessRecord};
+use crate::telemetry::metrics::UNMATCHED;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub fn finish(
+    session: &Session,
+    error: Option<&Error>,
+    ctx: &mut RequestCtx,
+    access_log: Option<&AccessLog>,
+) {
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or(ctx.gateway_status)
+        .unwrap_or(0);
+    attempt::settle_breaker(ctx);
+    attempt::give_back_slot(ctx, error);
+
+    let elapsed = ctx.started.elapsed();
+    let route_metrics = match (&ctx.snapshot, ctx.route) {
+        (Some(snapshot), Some(route)) => &snapshot.route_metrics[route],
+        _ => &*UNMATCHED,
+    };
+    route_metrics.observe(&session.req_header().method, status, elapsed);
+
+    if let Some(e) = error {
+        tracing::warn!(
+            request_id = %ctx.request_id,
+            route = ctx.route_name().unwrap_or("unmatched"),
+            upstream = ctx.upstream_name().unwrap_or("-"),
+            status,
+            error = %e,
+            "request failed"
+        );
+    }
+    let Some(log) = access_log else {
+        return;
+    };
+    let path = if ctx.path.is_empty() {
+        session.req_header().uri.path().to_string()
+    } else {
+        std::mem::take(&mut ctx.path)
+    };
+    log.log(AccessRecord {
+        time: SystemTime::now(),
+        request_id: std::mem::take(&mut ctx.request_id),
+        traceparent: std::mem::take(&mut ctx.traceparent),
+        client: ctx.client,
+        method: session.req_header().method.clone(),
+        path,
+        route: ctx.route().map(|route| Arc::clone(&route.name)),
+        upstream: ctx.pool.as_ref().map(|pool| Arc::clone(&pool.spec.name)),
+        peer: ctx.tried.last().copied(),
+        attempts: ctx.tried.len(),
+        status,
+        duration: elapsed,
+        request_bytes: ctx.request_bytes,
+        response_bytes: ctx.response_bytes,
+        error: ctx.rejection_code.or(ctx.upstream_failure),
+    });
+}
