@@ -45,7 +45,10 @@ impl AdminApp {
             .filter(|pool| pool.spec.critical && pool.peer_counts().0 == 0)
             .map(|pool| format!("critical upstream {} has no healthy peer", pool.name()))
             .collect();
-        let redis = snapshot.limiter.ping(REDIS_READY_WITHIN).await;
+        let redis = match &snapshot.store {
+            Some(store) => Some(store.ping(REDIS_READY_WITHIN).await),
+            None => None,
+        };
         let required = snapshot
             .config
             .rate_limiting
@@ -98,7 +101,7 @@ impl AdminApp {
                 "store": if redis.is_some() { "redis" } else { "local" },
                 "redis_reachable": redis.as_ref().map(Result::is_ok),
                 "redis_error": redis.as_ref().and_then(|r| r.as_ref().err()),
-                "fallback_active": s.limiter.fallback_active(),
+                "fallback_active": s.store.as_ref().is_some_and(|store| store.is_down()),
                 "local_buckets": s.limiter.local_buckets(),
             })),
         })

@@ -5,8 +5,9 @@
 //! and each reload) it:
 //! 1. compiles the file (pure; an invalid file is rejected here with every error logged,
 //!    `usher_config_reloads_total{result="failure"}` counted, and the running config kept);
-//! 2. reuses each pool whose definition did not change, keeping its health and breaker
-//!    state; builds, resolves and health-checks new or changed pools before going on;
+//! 2. builds the snapshot, taking over from the running one what asks the same places
+//!    (`carry_over`: pools, the shared store, key sets, caches), and logs what it reused
+//!    and what it built;
 //! 3. publishes the new snapshot in one atomic store;
 //! 4. stops the background tasks of pools that are no longer used.
 //!
@@ -17,23 +18,21 @@
 //! is rejected unless it says it means to ([`mass_removal`]). After a publish, the metric
 //! series of retired routes and upstreams are removed.
 
+use crate::carry_over::{CarryOver, Running};
 use crate::config;
 use crate::prepare::{prepare, Prepared};
-use crate::ratelimit::Limiter;
 use crate::snapshot::{Live, Snapshot};
 use crate::telemetry::metrics::METRICS;
-use crate::upstream::Pool;
 use async_trait::async_trait;
 use notify::{RecursiveMode, Watcher};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
 
 /// Quiet time after the last file event before a reload, so a burst of events (an editor's
 /// save, a ConfigMap's symlink swap) causes one reload.
@@ -55,8 +54,6 @@ enum Change {
     /// removed: what is there now is whole.
     Settled,
 }
-/// How long a new configuration waits for Redis before going live without it.
-const REDIS_CONNECT_WAIT: Duration = Duration::from_secs(2);
 
 pub struct ControlPlane {
     live: Arc<Live>,
@@ -89,26 +86,23 @@ impl BackgroundService for ControlPlane {
         let _watcher = watch_directory(&self.path, changed);
         let mut hangups = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
 
-        let mut pools = Pools {
-            live: Arc::clone(&self.live),
-            ..Pools::default()
-        };
-        let snapshot = pools.snapshot(1, first).await;
-        announce(&snapshot);
+        let mut running = Running::new(Arc::clone(&self.live));
+        let (snapshot, carried) = running.build(1, first, None).await;
+        announce(&snapshot, &carried);
         self.live.publish(snapshot);
         // The file may have changed between startup's read and the watch.
-        self.reload(&mut pools, false, &mut changes).await;
+        self.reload(&mut running, false, &mut changes).await;
         loop {
             tokio::select! {
                 Some(change) = changes.recv() => {
                     settle(change, &mut changes).await;
-                    self.reload(&mut pools, false, &mut changes).await;
+                    self.reload(&mut running, false, &mut changes).await;
                 }
-                _ = hangups.recv() => self.reload(&mut pools, true, &mut changes).await,
+                _ = hangups.recv() => self.reload(&mut running, true, &mut changes).await,
                 _ = shutdown.changed() => break,
             }
         }
-        pools.stop_all().await;
+        running.stop_all().await;
     }
 }
 
@@ -155,10 +149,15 @@ impl ControlPlane {
         }
     }
 
-    async fn reload(&self, pools: &mut Pools, forced: bool, changes: &mut mpsc::Receiver<Change>) {
+    async fn reload(
+        &self,
+        running: &mut Running,
+        forced: bool,
+        changes: &mut mpsc::Receiver<Change>,
+    ) {
         let compiled = self.compile_newest(forced, changes).await;
         let current = self.live.current();
-        let mut prepared = match compiled {
+        let prepared = match compiled {
             Compiled::Ready(prepared) => *prepared,
             Compiled::Unchanged => {
                 tracing::debug!("configuration file unchanged");
@@ -191,7 +190,6 @@ impl ControlPlane {
             return;
         }
         if let Some(current) = &current {
-            prepared.security.inherit(&current.security);
             if current.config.listeners != prepared.config.listeners
                 || current.config.server != prepared.config.server
             {
@@ -199,9 +197,9 @@ impl ControlPlane {
             }
         }
         let version = current.as_ref().map_or(1, |s| s.version + 1);
-        let snapshot = pools.snapshot(version, prepared).await;
+        let (snapshot, carried) = running.build(version, prepared, current.as_deref()).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
-        announce(&snapshot);
+        announce(&snapshot, &carried);
         let kept: HashSet<&str> = snapshot.config.routes.iter().map(|r| &*r.name).collect();
         let retired: Vec<Arc<str>> = current
             .iter()
@@ -210,7 +208,7 @@ impl ControlPlane {
             .collect();
         drop(kept); // it borrows the snapshot, which is published next
         self.live.publish(snapshot);
-        pools.stop_unused().await;
+        running.stop_unused().await;
         METRICS.forget_routes(&retired.iter().map(|name| &**name).collect());
     }
 }
@@ -257,7 +255,7 @@ fn mass_removal(running: &config::Config, next: &config::Config) -> Option<Strin
     })
 }
 
-fn announce(snapshot: &Snapshot) {
+fn announce(snapshot: &Snapshot, carried: &CarryOver) {
     METRICS.config_info.reset();
     METRICS
         .config_info
@@ -268,6 +266,8 @@ fn announce(snapshot: &Snapshot) {
         hash = %snapshot.config.hash,
         routes = snapshot.config.routes.len(),
         upstreams = snapshot.config.upstreams.len(),
+        reused = %CarryOver::describe(&carried.reused),
+        built = %CarryOver::describe(&carried.built),
         "configuration active"
     );
 }
@@ -316,136 +316,6 @@ fn watch_directory(
         Err(e) => {
             tracing::warn!(directory = %directory.display(), error = %e, "cannot watch the configuration directory; reload with SIGHUP");
             None
-        }
-    }
-}
-
-/// The pools in use and their background tasks, keyed by upstream name, and the rate-limit
-/// stores.
-#[derive(Default)]
-struct Pools {
-    /// For the Redis probe, which follows the settings in force.
-    live: Arc<Live>,
-    running: HashMap<String, (Arc<Pool>, JoinHandle<()>)>,
-    limiter: Option<Arc<Limiter>>,
-    /// Pools replaced or removed by the last snapshot, stopped once it is published.
-    retired: Vec<(Arc<Pool>, JoinHandle<()>)>,
-    /// Upstreams the last snapshot removed: their series go once their tasks are stopped
-    /// (a health check still running could write them again).
-    removed: Vec<String>,
-}
-
-impl Pools {
-    /// Builds the snapshot for `config`, reusing unchanged pools and preparing new ones.
-    async fn snapshot(&mut self, version: u64, prepared: Prepared) -> Snapshot {
-        // The issuer's key set is fetched before the configuration goes live.
-        if let Some(jwks) = prepared.security.jwt.as_ref().and_then(|jwt| jwt.jwks()) {
-            jwks.start().await;
-        }
-        let config = &prepared.config;
-        let mut fresh = JoinSet::new();
-        for spec in &config.upstreams {
-            let unchanged = self
-                .running
-                .get(&*spec.name)
-                .is_some_and(|(pool, _)| pool.spec == *spec);
-            if !unchanged {
-                let pool = Pool::new(spec.clone());
-                fresh.spawn(async move {
-                    pool.refresh().await;
-                    pool.check_health().await;
-                    pool
-                });
-            }
-        }
-        while let Some(prepared) = fresh.join_next().await {
-            let pool = prepared.expect("preparing a pool does not panic");
-            let task = tokio::spawn(Arc::clone(&pool).maintain());
-            if let Some(old) = self.running.insert(pool.name().to_string(), (pool, task)) {
-                self.retired.push(old);
-            }
-        }
-        let wanted: Vec<&str> = config.upstreams.iter().map(|u| &*u.name).collect();
-        let removed: Vec<String> = self
-            .running
-            .keys()
-            .filter(|name| !wanted.contains(&name.as_str()))
-            .cloned()
-            .collect();
-        for name in removed {
-            if let Some(old) = self.running.remove(&name) {
-                self.retired.push(old);
-                self.removed.push(name);
-            }
-        }
-        let pools = config
-            .upstreams
-            .iter()
-            .map(|spec| Arc::clone(&self.running[&*spec.name].0))
-            .collect();
-        let limiter = self.limiter(&prepared).await;
-        Snapshot::new(version, prepared, pools, limiter)
-    }
-
-    /// The running stores while the Redis settings are unchanged (counts survive the
-    /// reload), else new ones.
-    async fn limiter(&mut self, prepared: &Prepared) -> Arc<Limiter> {
-        if let Some(current) = &self.limiter {
-            if current.redis_settings() == prepared.redis.as_ref() {
-                return Arc::clone(current);
-            }
-        }
-        let limiter = match &prepared.redis {
-            None => Limiter::local_only(),
-            Some(settings) => Limiter::with_redis(settings.clone()).unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot set up the Redis client; rate limits are counted in this process only");
-                Limiter::local_only()
-            }),
-        };
-        if let Some(settings) = &prepared.redis {
-            if limiter.wait_connected(REDIS_CONNECT_WAIT).await {
-                tracing::info!(url = %settings.url, "rate-limit store: Redis, connected");
-            } else {
-                tracing::warn!(url = %settings.url, "rate-limit store: Redis, not reachable yet; policies use their fallback until it is");
-            }
-        }
-        let limiter = Arc::new(limiter);
-        if let Some(first) = &prepared.config.rate_limiting.redis {
-            // The settings in force, once this configuration (or a later one) is live.
-            let live = Arc::clone(&self.live);
-            let first = (first.retry_interval, first.timeout);
-            let spec = move || {
-                let snapshot = live.current();
-                let redis = snapshot
-                    .as_ref()
-                    .and_then(|s| s.config.rate_limiting.redis.as_ref());
-                redis.map_or(first, |redis| (redis.retry_interval, redis.timeout))
-            };
-            tokio::spawn(Limiter::probe_while_down(Arc::downgrade(&limiter), spec));
-        }
-        self.limiter = Some(Arc::clone(&limiter));
-        limiter
-    }
-
-    async fn stop_unused(&mut self) {
-        for (pool, task) in self.retired.drain(..) {
-            task.abort();
-            // Wait for it to end, so nothing writes the pool's series after they go.
-            let _ = task.await;
-            tracing::info!(
-                upstream = pool.name(),
-                "stopped a pool that the new configuration no longer uses"
-            );
-        }
-        let removed: HashSet<&str> = self.removed.iter().map(String::as_str).collect();
-        METRICS.forget_upstreams(&removed);
-        self.removed.clear();
-    }
-
-    async fn stop_all(&mut self) {
-        self.stop_unused().await;
-        for (_, (_, task)) in self.running.drain() {
-            task.abort();
         }
     }
 }

@@ -17,6 +17,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cache;
+pub mod carry_over;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -35,5 +37,6 @@ pub mod router;
 pub mod security;
 pub mod server;
 pub mod snapshot;
+pub mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -4,8 +4,8 @@
 //! so they accept and refuse exactly the same files.
 
 use crate::config::{self, Config, ConfigError, ConfigErrors};
-use crate::ratelimit::redis::{self, RedisSettings};
 use crate::security::Security;
+use crate::store::redis::{self, RedisSettings};
 use std::path::Path;
 
 pub struct Prepared {

@@ -9,6 +9,7 @@ use crate::prepare::Prepared;
 use crate::ratelimit::Limiter;
 use crate::router::Router;
 use crate::security::Security;
+use crate::store::SharedStore;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
 use arc_swap::ArcSwapOption;
@@ -27,7 +28,10 @@ pub struct Snapshot {
     pub route_metrics: Vec<RouteMetrics>,
     /// Key material and API keys, loaded for this configuration.
     pub security: Arc<Security>,
-    /// Rate-limit stores; kept across reloads that do not change the Redis settings.
+    /// The Redis every replica shares, when configured; kept across reloads that do not
+    /// change its settings.
+    pub store: Option<Arc<SharedStore>>,
+    /// Rate-limit stores; kept with the shared store.
     pub limiter: Arc<Limiter>,
 }
 
@@ -38,11 +42,13 @@ impl Snapshot {
         pools: Vec<Arc<Pool>>,
         limiter: Arc<Limiter>,
     ) -> Snapshot {
+        let store = limiter.shared_store().cloned();
         let Prepared {
             config, security, ..
         } = prepared;
         Snapshot {
             security: Arc::new(security),
+            store,
             limiter,
             version,
             router: Router::new(&config.routes),

@@ -258,6 +258,14 @@ routes:
         .await
     );
     assert_eq!(gateway.get("/flaky").await.error_code(), "circuit_open");
+    assert_eq!(
+        carried_over(&gateway, 2),
+        (
+            "rate-limit counts, upstream flaky, upstream other".to_string(),
+            String::new()
+        ),
+        "the reload says what it took over"
+    );
 
     // Changing the pool's definition builds a new pool: a fresh, closed breaker.
     gateway.rewrite_config(&body("").replace("open_for: 60s", "open_for: 30s"));
@@ -267,4 +275,27 @@ routes:
         })
         .await
     );
+    let (reused, built) = carried_over(&gateway, 3);
+    assert_eq!(built, "upstream flaky");
+    assert!(reused.contains("upstream other"), "{reused}");
+}
+
+/// What the `configuration active` line of `version` says was reused and built.
+fn carried_over(gateway: &Gateway, version: u64) -> (String, String) {
+    let stderr = gateway.stderr();
+    let line = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| {
+            line["fields"]["message"] == "configuration active"
+                && line["fields"]["version"] == version
+        })
+        .unwrap_or_else(|| panic!("no configuration active line for version {version}: {stderr}"));
+    let field = |name: &str| {
+        line["fields"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("reused"), field("built"))
 }

@@ -118,8 +118,8 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         "{metrics}"
     );
 
-    // A reload during the outage keeps what Redis said: the answers live in the rate
-    // limiter's store, which outlives reloads that keep the Redis settings.
+    // A reload during the outage keeps what Redis said: the revocation check's answers
+    // are taken over by a reload that keeps the Redis settings.
     gateway.signal("HUP");
     let reloaded = eventually(Duration::from_secs(10), || async {
         metric_value(

@@ -3,8 +3,9 @@
 //!
 //! - [`key`]: which bucket a request counts against, built so it cannot be evaded.
 //! - [`window`]: the algorithm (sliding-window log), shared by both stores.
-//! - [`store`]: Redis for every replica, with the in-process store as fallback or as the
-//!   only store when no Redis is configured.
+//! - [`store`]: the shared Redis (`crate::store`) through the window script of
+//!   `shared_window`, with the in-process store as fallback or as the only store when no
+//!   Redis is configured.
 //! - [`headers`]: the IETF `RateLimit-Policy` / `RateLimit` fields.
 //! - [`shedding`]: lower tiers first when Usher or an upstream is near capacity.
 //!
@@ -16,12 +17,12 @@
 pub mod headers;
 pub mod key;
 mod local;
-pub mod redis;
+mod shared_window;
 pub mod shedding;
 pub mod store;
 pub mod window;
 
-pub use store::{Limiter, Lookup, StoreKind, Verdict};
+pub use store::{Limiter, StoreKind, Verdict};
 
 use crate::config::{PolicySpec, RateLimiting, RouteSpec};
 use crate::security::events::Severity;

@@ -69,10 +69,10 @@ impl Jwks {
 
     /// Takes over the set `previous` fetched, and its refresh schedule, when both fetch the
     /// same URL. The keys are made again from that set, under this configuration's
-    /// verification settings.
-    pub fn inherit(&self, previous: &Jwks) {
+    /// verification settings. Says whether it did.
+    pub fn inherit(&self, previous: &Jwks) -> bool {
         if previous.spec.url != self.spec.url {
-            return;
+            return false;
         }
         if let Some(document) = previous.document.load_full() {
             self.install(document);
@@ -84,6 +84,7 @@ impl Jwks {
         ) {
             *mine = *theirs;
         }
+        true
     }
 
     fn install(&self, document: Arc<JwkSet>) {

@@ -20,14 +20,13 @@ use super::jose;
 use super::jwks::Jwks;
 use super::keys;
 use super::{AuthFailure, CredentialKind, Identity};
+use crate::cache::Cache;
 use crate::config::{JwtSpec, KeyMaterial};
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct JwtVerifier {
@@ -37,10 +36,8 @@ pub struct JwtVerifier {
     cache: VerifiedCache,
 }
 
-/// Verified tokens by their text, in shards so worker threads rarely meet on one lock.
-struct VerifiedCache {
-    shards: Vec<Mutex<HashMap<Box<str>, Verified>>>,
-}
+/// Verified tokens by their text; a hit counts only while the token is still valid.
+struct VerifiedCache(Cache<Box<str>, Verified>);
 
 struct Verified {
     identity: Arc<Identity>,
@@ -54,23 +51,12 @@ struct Verified {
     not_before: u64,
 }
 
-const CACHE_SHARDS: usize = 16;
-/// Entries per shard; a full shard is emptied (the cheapest bounded policy).
-const CACHE_SHARD_ENTRIES: usize = 1024;
+/// Verified tokens remembered; beyond this the oldest go.
+const CACHE_ENTRIES: usize = 16 * 1024;
 
 impl VerifiedCache {
     fn new() -> Self {
-        VerifiedCache {
-            shards: (0..CACHE_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
-        }
-    }
-
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Verified>> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        token.hash(&mut hasher);
-        &self.shards[hasher.finish() as usize % CACHE_SHARDS]
+        VerifiedCache(Cache::new(CACHE_ENTRIES, 16))
     }
 
     fn get(
@@ -79,23 +65,19 @@ impl VerifiedCache {
         now: u64,
         leeway: u64,
     ) -> Option<(Arc<Identity>, Option<String>, Arc<VerifyingKey>)> {
-        let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        let entry = shard.get(token)?;
-        (now < entry.expires + leeway && entry.not_before <= now + leeway).then(|| {
-            (
-                Arc::clone(&entry.identity),
-                entry.kid.clone(),
-                Arc::clone(&entry.key),
-            )
+        self.0.find(token, |entry, _| {
+            (now < entry.expires + leeway && entry.not_before <= now + leeway).then(|| {
+                (
+                    Arc::clone(&entry.identity),
+                    entry.kid.clone(),
+                    Arc::clone(&entry.key),
+                )
+            })
         })
     }
 
     fn insert(&self, token: &str, verified: Verified) {
-        let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= CACHE_SHARD_ENTRIES {
-            shard.clear();
-        }
-        shard.insert(token.into(), verified);
+        self.0.insert(token.into(), verified);
     }
 }
 
@@ -448,7 +430,7 @@ mod tests {
     #[test]
     fn the_cache_is_bounded() {
         let cache = VerifiedCache::new();
-        for n in 0..(CACHE_SHARDS * CACHE_SHARD_ENTRIES * 3) {
+        for n in 0..(CACHE_ENTRIES * 3) {
             cache.insert(
                 &format!("token-{n}"),
                 Verified {
@@ -460,10 +442,7 @@ mod tests {
                 },
             );
         }
-        let total: usize = cache.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(
-            total <= CACHE_SHARDS * CACHE_SHARD_ENTRIES,
-            "{total} entries"
-        );
+        let total = cache.0.len();
+        assert!(total <= CACHE_ENTRIES, "{total} entries");
     }
 }

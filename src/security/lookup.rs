@@ -9,10 +9,9 @@
 //! Caller-supplied values are percent-encoded into the URL template, so a `sub` such as
 //! `../admin` cannot change which resource is asked about.
 
+use crate::cache::Cache;
 use crate::config::LookupSpec;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// What the service said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +25,10 @@ pub enum Answer {
 pub struct Lookup {
     spec: LookupSpec,
     /// Answers by URL; shared with the configuration this one took them over from.
-    cache: Arc<Mutex<HashMap<String, (Answer, Instant)>>>,
+    cache: Arc<Cache<String, Answer>>,
 }
 
-/// Entries beyond this empty the cache (the cheapest bounded policy).
+/// Answers remembered; beyond this the oldest go.
 const MAX_ENTRIES: usize = 50_000;
 /// "Could not answer" is remembered this long, so an outage does not make every request
 /// wait out the timeout and open a connection of its own.
@@ -39,15 +38,18 @@ impl Lookup {
     pub fn new(spec: &LookupSpec) -> Lookup {
         Lookup {
             spec: spec.clone(),
-            cache: Arc::default(),
+            cache: Arc::new(Cache::new(MAX_ENTRIES, 16)),
         }
     }
 
-    /// Takes over the answers `previous` holds when both ask the same URLs.
-    pub fn inherit(&mut self, previous: &Lookup) {
-        if previous.spec.url_template == self.spec.url_template {
+    /// Takes over the answers `previous` holds when both ask the same URLs; says whether
+    /// it did.
+    pub fn inherit(&mut self, previous: &Lookup) -> bool {
+        let same = previous.spec.url_template == self.spec.url_template;
+        if same {
             self.cache = Arc::clone(&previous.cache);
         }
+        same
     }
 
     /// Asks with `values` filled into the URL template (`{sub}`, `{tenant}`, `{venue}`).
@@ -76,23 +78,19 @@ impl Lookup {
                 Answer::Unavailable
             }
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(url, (answer, Instant::now()));
+        self.cache.insert(url, answer);
         answer
     }
 
     fn cached(&self, url: &str) -> Option<Answer> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let (answer, at) = cache.get(url)?;
-        let ttl = match answer {
-            Answer::Allowed => self.spec.cache_ttl,
-            Answer::Denied => self.spec.negative_cache_ttl,
-            Answer::Unavailable => UNAVAILABLE_TTL,
-        };
-        (at.elapsed() < ttl).then_some(*answer)
+        self.cache.find(url, |answer, age| {
+            let ttl = match answer {
+                Answer::Allowed => self.spec.cache_ttl,
+                Answer::Denied => self.spec.negative_cache_ttl,
+                Answer::Unavailable => UNAVAILABLE_TTL,
+            };
+            (age < ttl).then_some(*answer)
+        })
     }
 }
 

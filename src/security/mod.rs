@@ -86,20 +86,4 @@ impl Security {
             Err(ConfigErrors(errors))
         }
     }
-
-    /// Takes over from the running configuration what it fetched or was told by other
-    /// services, where this one asks the same places: the issuer's key set and the
-    /// user-status and venue answers. Files are always read anew.
-    pub fn inherit(&mut self, previous: &Security) {
-        let jwks = |security: &Security| security.jwt.as_ref().and_then(|jwt| jwt.jwks().cloned());
-        if let (Some(jwks), Some(running)) = (jwks(self), jwks(previous)) {
-            jwks.inherit(&running);
-        }
-        if let (Some(lookup), Some(running)) = (&mut self.user_status, &previous.user_status) {
-            lookup.inherit(running);
-        }
-        if let (Some(lookup), Some(running)) = (&mut self.venue_access, &previous.venue_access) {
-            lookup.inherit(running);
-        }
-    }
 }

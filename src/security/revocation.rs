@@ -9,11 +9,16 @@
 //! after its last answer then passes until Redis is back or the answer is too old); for
 //! other tokens the route's `on_dependency_failure` decides (closed: 503).
 
+use crate::cache::Cache;
 use crate::config::{RedisSpec, RevocationSpec};
-use crate::ratelimit::{Limiter, Lookup};
+use crate::store::SharedStore;
 use crate::telemetry::metrics::METRICS;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Revocation answers remembered, by Redis key; beyond this the oldest go.
+const MAX_ANSWERS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -29,6 +34,9 @@ pub struct Revocation {
     stale_if_error: Duration,
     /// Ids listed in the file.
     listed: HashSet<String>,
+    /// Redis's answers (revoked or not), by key; taken over by a reload that keeps the
+    /// same Redis and key template (`Revocation::inherit`).
+    answers: Arc<Cache<String, bool>>,
 }
 
 impl Revocation {
@@ -49,25 +57,53 @@ impl Revocation {
             cache_ttl: spec.cache_ttl,
             stale_if_error: spec.stale_if_error,
             listed,
+            answers: Arc::new(Cache::new(MAX_ANSWERS, 16)),
         })
     }
 
-    /// Whether the token `jti` is revoked: the file first, then Redis when configured.
-    /// Redis's answers are remembered by the rate limiter's store, which outlives reloads.
-    pub async fn check(&self, jti: &str, limiter: &Limiter, redis: Option<&RedisSpec>) -> Status {
+    /// Keeps the running configuration's answers when this one asks the same keys (of the
+    /// same Redis: the caller's to know); says whether it did.
+    pub fn inherit(&mut self, previous: &Revocation) -> bool {
+        let same = self.key_template == previous.key_template;
+        if same {
+            self.answers = Arc::clone(&previous.answers);
+        }
+        same
+    }
+
+    /// Whether the token `jti` is revoked: the file first, then the shared store when
+    /// configured. An answer is reused for `cache_ttl`, and while Redis cannot answer, for
+    /// `stale_if_error`.
+    pub async fn check(
+        &self,
+        jti: &str,
+        store: Option<&SharedStore>,
+        spec: Option<&RedisSpec>,
+    ) -> Status {
         if self.listed.contains(jti) {
             return counted(Status::Revoked, "file");
         }
+        let (Some(store), Some(spec)) = (store, spec) else {
+            return counted(Status::Valid, "file");
+        };
         let key = self.key_template.replace("{jti}", jti);
-        match limiter
-            .key_exists(&key, redis, self.cache_ttl, self.stale_if_error)
-            .await
-        {
-            Lookup::NoStore => counted(Status::Valid, "file"),
-            Lookup::Fresh(revoked) => counted(status(revoked), "redis"),
-            Lookup::Cached(revoked) => counted(status(revoked), "cache"),
-            Lookup::Stale(revoked) => counted(status(revoked), "stale"),
-            Lookup::Unavailable => counted(Status::Unavailable, "redis"),
+        let remembered = |max_age: Duration| {
+            self.answers.find(key.as_str(), |revoked, age| {
+                (age < max_age).then_some(*revoked)
+            })
+        };
+        if let Some(revoked) = remembered(self.cache_ttl) {
+            return counted(status(revoked), "cache");
+        }
+        match store.guarded(spec, |redis| redis.exists(&key)).await {
+            Some(Ok(revoked)) => {
+                self.answers.insert(key, revoked);
+                counted(status(revoked), "redis")
+            }
+            Some(Err(_)) | None => match remembered(self.stale_if_error) {
+                Some(revoked) => counted(status(revoked), "stale"),
+                None => counted(Status::Unavailable, "redis"),
+            },
         }
     }
 }

@@ -103,7 +103,10 @@ async fn not_revoked(
         return Err(Rejection::Unauthenticated);
     };
     let redis = snapshot.config.rate_limiting.redis.as_ref();
-    match revocation.check(jti, &snapshot.limiter, redis).await {
+    match revocation
+        .check(jti, snapshot.store.as_deref(), redis)
+        .await
+    {
         revocation::Status::Valid => Ok(()),
         revocation::Status::Revoked => {
             events::record("token_revoked", Severity::High, at);

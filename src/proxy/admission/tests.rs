@@ -54,7 +54,7 @@ routes:
         1,
         prepared,
         pools,
-        Arc::new(Limiter::local_only()),
+        Arc::new(Limiter::new(None)),
     ))
 }
 

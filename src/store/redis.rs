@@ -1,33 +1,37 @@
-//! The shared store: every replica asks one Redis (standalone, Sentinel or Cluster), one
-//! atomic Lua script per decision, in one round trip (`EVALSHA`; on `NOSCRIPT` after a Redis
-//! restart or failover, one `EVAL` that also caches the script again).
-//!
-//! The script reads Redis's clock, so replicas with skewed clocks still share one window.
-//! Its three keys carry one hash tag and expire by themselves (the log after a window, the
-//! refusal count after a window, the block after its duration).
+//! The connection to the Redis every replica shares (standalone, Sentinel or Cluster).
 //!
 //! A call never waits longer than the configured deadline: fred fails commands at once while
 //! disconnected (`fail_fast`) and keeps reconnecting in the background.
 //!
 //! Each proxy worker thread gets its own connection, made on that thread's runtime the first
-//! time it needs one, so a decision never hops to another thread and back: measured, that
-//! hop cost more CPU than the Redis call itself (docs/benchmarks.md).
-//!
-//! The same connections answer revocation lookups (`EXISTS` on a key the auth service
-//! writes), so a replica keeps one set of Redis connections.
+//! time it needs one, so a call never hops to another thread and back: measured, that hop
+//! cost more CPU than the Redis call itself (docs/benchmarks.md).
 
-use super::window::{Block, Decision, Rule};
 use crate::config::{RedisSpec, SecretRef};
 use fred::clients::WithOptions;
 use fred::prelude::*;
 use fred::types::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::thread::ThreadId;
 use std::time::Duration;
 
-const SCRIPT: &str = include_str!("sliding_window.lua");
+/// A Lua script, named on the wire by its SHA-1.
+pub struct LuaScript {
+    lua: &'static str,
+    sha: String,
+}
+
+impl LuaScript {
+    pub fn new(lua: &'static str) -> Self {
+        LuaScript {
+            lua,
+            sha: fred::types::scripts::Script::from_lua(lua)
+                .sha1()
+                .to_string(),
+        }
+    }
+}
 
 /// Connection settings with secrets resolved. Two equal settings reach the same store, so a
 /// reload that does not change them keeps the client.
@@ -90,7 +94,7 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
         _ => None,
     }
     .or_else(|| {
-        // Building the client (without connecting) is the check `RedisStore::connect` relies
+        // Building the client (without connecting) is the check `Redis::connect` relies
         // on: past this point it cannot fail, so no configuration goes live without its store.
         (!url.is_empty())
             .then(|| {
@@ -145,23 +149,19 @@ impl StoreError {
     }
 }
 
-pub struct RedisStore {
+pub struct Redis {
     builder: Builder,
     /// The control plane's connection: the first connection check and readiness probes.
     client: Client,
-    /// Decisions' connections, one per worker thread.
+    /// The requests' connections, one per worker thread.
     per_thread: Mutex<HashMap<ThreadId, Client>>,
     settings: RedisSettings,
     options: Options,
-    sha: String,
-    /// Makes each logged request's member unique across replicas and requests.
-    member_prefix: u64,
-    members: AtomicU64,
 }
 
-impl RedisStore {
+impl Redis {
     /// Builds the client and starts connecting in the background; never waits for Redis.
-    pub fn connect(settings: RedisSettings) -> Result<RedisStore, String> {
+    pub fn connect(settings: RedisSettings) -> Result<Redis, String> {
         let mut config = Config::from_url(&settings.url).map_err(|e| e.details().to_string())?;
         config.username = settings.username.clone();
         config.password = Some(settings.password.clone());
@@ -182,7 +182,7 @@ impl RedisStore {
             .set_policy(reconnect);
         let client = builder.build().map_err(|e| e.details().to_string())?;
         client.connect();
-        Ok(RedisStore {
+        Ok(Redis {
             builder,
             client,
             per_thread: Mutex::new(HashMap::new()),
@@ -193,11 +193,6 @@ impl RedisStore {
                 ..Default::default()
             },
             settings,
-            sha: fred::types::scripts::Script::from_lua(SCRIPT)
-                .sha1()
-                .to_string(),
-            member_prefix: rand::random(),
-            members: AtomicU64::new(0),
         })
     }
 
@@ -238,56 +233,35 @@ impl RedisStore {
         Ok(client)
     }
 
-    /// One decision, in one round trip (two only right after Redis lost its script cache),
-    /// and the number of the member it logged (for [`RedisStore::give_back`]).
-    pub async fn decide(&self, bucket: &str, rule: &Rule) -> Result<(Decision, u64), StoreError> {
-        let tag = self.log_key(bucket);
-        let sequence = self.members.fetch_add(1, Ordering::Relaxed);
-        let member = self.member(sequence);
-        let keys = || [tag.clone(), format!("{tag}:r"), format!("{tag}:b")];
-        let args = || {
-            [
-                Value::from(i64::from(rule.limit)),
-                Value::from(rule.window_us as i64),
-                Value::from(member.as_str()),
-                Value::from(i64::from(rule.block_after)),
-                Value::from(rule.block_us as i64),
-            ]
-        };
-        let reply: Vec<i64> = self
-            .call(|client| async move {
-                match client
-                    .evalsha(self.sha.as_str(), keys().to_vec(), args().to_vec())
-                    .await
-                {
-                    Err(e) if e.details().starts_with("NOSCRIPT") => {
-                        client.eval(SCRIPT, keys().to_vec(), args().to_vec()).await
-                    }
-                    other => other,
+    /// Runs `script` in one round trip (`EVALSHA`); on `NOSCRIPT`, after a Redis restart or
+    /// failover, sends it whole (`EVAL`), which also caches it again.
+    /// `keys` and `args` are made again for the second send only.
+    pub async fn run_script(
+        &self,
+        script: &LuaScript,
+        keys: impl Fn() -> Vec<String>,
+        args: impl Fn() -> Vec<Value>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.call(|client| async move {
+            match client.evalsha(script.sha.as_str(), keys(), args()).await {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    client.eval(script.lua, keys(), args()).await
                 }
-            })
-            .await?;
-        decision(&reply)
-            .map(|decision| (decision, sequence))
-            .ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))
+                other => other,
+            }
+        })
+        .await
     }
 
-    /// Removes the request `decide` logged as member `sequence` from `bucket`'s log.
-    pub async fn give_back(&self, bucket: &str, sequence: u64) -> Result<(), StoreError> {
-        let members = vec![self.log_key(bucket), self.member(sequence)];
-        self.call(
-            |client| async move { client.custom::<i64, _>(fred::cmd!("ZREM"), members).await },
-        )
+    /// Removes `member` from the sorted set `key`.
+    pub async fn remove_member(&self, key: String, member: String) -> Result<(), StoreError> {
+        self.call(|client| async move {
+            client
+                .custom::<i64, _>(fred::cmd!("ZREM"), vec![key, member])
+                .await
+        })
         .await?;
         Ok(())
-    }
-
-    fn log_key(&self, bucket: &str) -> String {
-        format!("{}{{{bucket}}}", self.settings.key_prefix)
-    }
-
-    fn member(&self, sequence: u64) -> String {
-        format!("{:x}-{:x}", self.member_prefix, sequence)
     }
 
     /// Whether `key` exists, within the same deadline as a decision. The key is used as
@@ -346,7 +320,7 @@ impl RedisStore {
     }
 }
 
-impl Drop for RedisStore {
+impl Drop for Redis {
     fn drop(&mut self) {
         let mut clients: Vec<Client> = self
             .per_thread
@@ -362,21 +336,4 @@ impl Drop for RedisStore {
             });
         }
     }
-}
-
-fn decision(reply: &[i64]) -> Option<Decision> {
-    let &[allowed, remaining, wait_us, rejections, block] = reply else {
-        return None;
-    };
-    Some(Decision {
-        allowed: allowed == 1,
-        remaining: remaining.clamp(0, u32::MAX as i64) as u32,
-        wait_us: wait_us.max(0) as u64,
-        rejections: rejections.clamp(0, u32::MAX as i64) as u32,
-        block: match block {
-            1 => Block::Active,
-            2 => Block::Started,
-            _ => Block::None,
-        },
-    })
 }
