@@ -6,14 +6,15 @@
 //! indexes, patterns parsed, durations converted) is decided here, once, by pure code.
 //! [`load`] is the one entry point: text in, a [`Config`] or every error out.
 
+pub mod bounds;
+pub(crate) mod builtin;
 mod compile;
 mod error;
 mod parse;
 pub mod raw;
 pub mod units;
 
-pub(crate) use compile::builtin;
-pub use compile::{bounds, check_redis_url, compile, content_hash};
+pub use compile::{check_redis_url, compile, content_hash};
 pub use error::{ConfigError, ConfigErrors};
 
 use crate::router::PathPattern;
