@@ -150,3 +150,6 @@ pub const ON_DEPENDENCY_FAILURE: &str = "closed";
 pub const TOKEN_FROM: &[&str] = &["header"];
 /// `routes[].default_rate_limits`.
 pub const DEFAULT_RATE_LIMITS: bool = true;
+
+#[cfg(test)]
+mod tests;
