@@ -3,7 +3,7 @@
 //! exist, key material, API keys). Startup, every reload and `usher check` go through here,
 //! so they accept and refuse exactly the same files.
 
-use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::config::{self, Config, ConfigError, ConfigErrors, Errors};
 use crate::ratelimit::redis::{self, RedisSettings};
 use crate::security::Security;
 use std::path::Path;
@@ -17,35 +17,14 @@ pub struct Prepared {
 
 pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     let config = config::load(source, text).and_then(|c| config::preflight(source, c))?;
-    let security = Security::load(source, &config);
+    let mut errors = Errors::new(source);
+    let security = Security::load(&config, &mut errors);
     let redis = config
         .rate_limiting
         .redis
         .as_ref()
-        .map(redis::resolve)
-        .transpose()
-        .map_err(|problems| {
-            ConfigErrors(
-                problems
-                    .into_iter()
-                    .map(|(path, message)| ConfigError {
-                        source: source.to_string(),
-                        location: None,
-                        path,
-                        message,
-                    })
-                    .collect(),
-            )
-        });
-    let (security, redis) = match (security, redis) {
-        (Ok(security), Ok(redis)) => (security, redis),
-        (Err(ConfigErrors(mut a)), Err(ConfigErrors(b))) => {
-            a.extend(b);
-            return Err(ConfigErrors(a));
-        }
-        (Err(errors), _) | (_, Err(errors)) => return Err(errors),
-    };
-    Ok(Prepared {
+        .and_then(|spec| redis::resolve(spec, &mut errors));
+    errors.finish(Prepared {
         config,
         security,
         redis,

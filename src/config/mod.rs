@@ -15,7 +15,7 @@ pub mod raw;
 pub mod units;
 
 pub use compile::{check_redis_url, compile, content_hash};
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, Errors};
 
 use crate::router::PathPattern;
 use http::Method;
@@ -478,22 +478,16 @@ pub struct PublicPath {
 /// Checks what [`compile`] cannot because it needs the environment: that the files the
 /// configuration names can be read. `usher check`, startup and every reload run it.
 pub fn preflight(source: &str, config: Config) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
+    let mut errors = Errors::new(source);
     if let Some(tls) = &config.listeners.tls {
         for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
             if let Err(e) = std::fs::File::open(file) {
-                errors.push(ConfigError {
-                    source: source.to_string(),
-                    location: None,
-                    path: format!("listeners.public.tls.{key}"),
-                    message: format!("cannot read \"{file}\": {e}"),
-                });
+                errors.error(
+                    format!("listeners.public.tls.{key}"),
+                    format!("cannot read \"{file}\": {e}"),
+                );
             }
         }
     }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    errors.finish(config)
 }

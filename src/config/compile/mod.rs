@@ -5,7 +5,7 @@
 //! matters where a section reads another (routes read upstreams, authentication and rate
 //! limiting) and decides the order of the errors.
 
-use super::error::{ConfigError, ConfigErrors};
+use super::error::{ConfigErrors, Errors};
 use super::raw::RawConfig;
 use super::{bounds, Config};
 use sha2::{Digest, Sha256};
@@ -30,8 +30,7 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OP
 /// Compiles a parsed file. `text` is only hashed, to name the configuration's version.
 pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
     let mut c = Compiler {
-        source,
-        errors: Vec::new(),
+        errors: Errors::new(source),
     };
     let server = c.server(&raw.server);
     let authentication = c.authentication(&raw.authentication);
@@ -71,22 +70,19 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         },
     );
     // Route errors in file order; everything else stays where it was found.
-    c.errors.sort_by_key(|e| route_index(&e.path));
-    if c.errors.is_empty() {
-        Ok(Config {
-            hash: content_hash(text),
-            server,
-            listeners: listeners.expect("listeners are valid when there are no errors"),
-            upstreams,
-            routes,
-            authentication,
-            identity,
-            limits,
-            rate_limiting,
-        })
-    } else {
-        Err(ConfigErrors(c.errors))
-    }
+    c.errors.sort_by_path_key(route_index);
+    c.errors.finish(())?;
+    Ok(Config {
+        hash: content_hash(text),
+        server,
+        listeners: listeners.expect("listeners are valid when there are no errors"),
+        upstreams,
+        routes,
+        authentication,
+        identity,
+        limits,
+        rate_limiting,
+    })
 }
 
 /// First 12 hex digits of the SHA-256 of the file, the configuration's visible version.
@@ -97,18 +93,12 @@ pub fn content_hash(text: &str) -> String {
 
 /// Collects every error of one compilation; each section's module adds its methods.
 struct Compiler<'a> {
-    source: &'a str,
-    errors: Vec<ConfigError>,
+    errors: Errors<'a>,
 }
 
 impl Compiler<'_> {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            source: self.source.to_string(),
-            location: None,
-            path: path.into(),
-            message: message.into(),
-        });
+        self.errors.error(path, message);
     }
 
     fn positive(&mut self, path: &str, value: Duration) -> Duration {

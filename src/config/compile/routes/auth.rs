@@ -111,7 +111,7 @@ impl Compiler<'_> {
         authentication: &AuthenticationSpec,
     ) {
         // What a broken authentication section or route lacks is reported there already.
-        let reported = |prefix: &str| self.errors.iter().any(|e| e.path.starts_with(prefix));
+        let reported = |prefix: &str| self.errors.any_under(prefix);
         if reported("authentication") {
             return;
         }

@@ -60,7 +60,7 @@ impl Compiler<'_> {
             rate_limiting,
         } = *inputs;
         let at = format!("routes[{index}]");
-        let errors_before = self.errors.len();
+        let errors_before = self.errors.count();
         if !is_label(&raw.name) {
             self.error(
                 format!("{at}.name"),
@@ -177,7 +177,7 @@ impl Compiler<'_> {
             None => global_cors.clone(),
         };
         let rate_limits = self.route_limits(&at, raw, pattern.as_ref(), rate_limiting);
-        if self.errors.len() > errors_before {
+        if self.errors.count() > errors_before {
             return None;
         }
         let upstream = upstream?;
