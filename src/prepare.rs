@@ -16,8 +16,8 @@ pub struct Prepared {
 }
 
 pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
-    let config = config::load(source, text).and_then(|c| config::preflight(source, c))?;
-    let mut errors = Errors::new(source);
+    let config = config::load(source, text).and_then(|c| config::preflight(source, text, c))?;
+    let mut errors = Errors::new(source, text);
     let security = Security::load(&config, &mut errors);
     let redis = config
         .rate_limiting
@@ -45,6 +45,7 @@ pub fn read_file(path: &Path) -> Result<(String, String), ConfigErrors> {
             source: source.clone(),
             location: None,
             path: String::new(),
+            route: None,
         }])
     };
     let text = read_bounded(path).map_err(refuse)?;

@@ -10,6 +10,7 @@ pub mod bounds;
 pub(crate) mod builtin;
 mod compile;
 mod error;
+mod locate;
 mod parse;
 pub mod raw;
 pub mod units;
@@ -477,8 +478,8 @@ pub struct PublicPath {
 
 /// Checks what [`compile`] cannot because it needs the environment: that the files the
 /// configuration names can be read. `usher check`, startup and every reload run it.
-pub fn preflight(source: &str, config: Config) -> Result<Config, ConfigErrors> {
-    let mut errors = Errors::new(source);
+pub fn preflight(source: &str, text: &str, config: Config) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors::new(source, text);
     if let Some(tls) = &config.listeners.tls {
         for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
             if let Err(e) = std::fs::File::open(file) {

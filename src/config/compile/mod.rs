@@ -27,10 +27,11 @@ pub use rate_limits::check_redis_url;
 /// The methods a route or a CORS policy may name.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
-/// Compiles a parsed file. `text` is only hashed, to name the configuration's version.
+/// Compiles a parsed file. `text` names the configuration's version (its hash) and places
+/// errors.
 pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
     let mut c = Compiler {
-        errors: Errors::new(source),
+        errors: Errors::new(source, text),
     };
     let server = c.server(&raw.server);
     let authentication = c.authentication(&raw.authentication);
