@@ -100,3 +100,43 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::section;
+
+    fn cors(yaml: &str) -> (CorsPolicy, Vec<String>) {
+        section(yaml, |c, raw| c.cors("cors", raw))
+    }
+
+    #[test]
+    fn cors_policies() {
+        let (policy, errors) = cors("allowed_origins: [\"https://App.example.com\"]");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(policy.origins, ["https://app.example.com"]);
+        assert_eq!(policy.methods_value, builtin::CORS_METHODS.join(", "));
+        assert_eq!(
+            policy.max_age_value,
+            builtin::CORS_MAX_AGE.as_secs().to_string()
+        );
+        assert_eq!(policy.exposed_value, None);
+        let (policy, _) = cors("{ allowed_origins: [\"*\"], allowed_methods: [GET], allowed_headers: [Authorization], max_age: 1m }");
+        assert!(policy.any_origin && policy.origins.is_empty());
+        assert_eq!(
+            (policy.methods_value.as_str(), policy.headers_value.as_str()),
+            ("GET", "authorization")
+        );
+        assert_eq!(policy.max_age_value, "60");
+        for (yaml, expected) in [
+            ("allowed_origins: []", "cors.allowed_origins: list the origins allowed, such as https://app.example.com"),
+            ("{ allowed_origins: [\"*\"], allow_credentials: true }", "cors.allowed_origins: \"*\" cannot be combined with allow_credentials: list the origins"),
+            ("allowed_origins: [\"https://a.example/\"]", "cors.allowed_origins[0]: invalid origin \"https://a.example/\": expected scheme://host[:port], such as https://app.example.com"),
+            ("{ allowed_origins: [\"*\"], allowed_methods: [TRACE] }", "cors.allowed_methods[0]: unsupported method \"TRACE\""),
+            ("{ allowed_origins: [\"*\"], exposed_headers: [\"a b\"] }", "cors.exposed_headers[0]: invalid header name \"a b\""),
+            ("{ allowed_origins: [\"*\"], max_age: 25h }", "cors.max_age: at most 24h"),
+        ] {
+            assert_eq!(cors(yaml).1, [expected], "{yaml}");
+        }
+    }
+}

@@ -91,3 +91,31 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile::testing::section;
+
+    #[test]
+    fn stripped_headers_add_to_the_built_in_list() {
+        let (identity, errors) = section(
+            "{ strip_headers: [X-Debug-User, x-legacy-*], trusted_proxies: [10.0.0.0/8, 192.0.2.10] }",
+            |c, raw| c.identity(raw),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(identity.strip_headers.iter().any(|h| h == "x-tenant-id"));
+        assert_eq!(identity.strip_headers.last().unwrap(), "x-debug-user");
+        assert_eq!(
+            identity.strip_prefixes,
+            ["x-internal-", "x-gateway-", "x-legacy-"]
+        );
+        assert_eq!(identity.trusted_proxies.len(), 2);
+        for (yaml, expected) in [
+            ("strip_headers: [\"bad header\"]", "identity.strip_headers[0]: invalid header name \"bad header\" (end with * for a prefix)"),
+            ("strip_headers: [\"*\"]", "identity.strip_headers[0]: invalid header name \"*\" (end with * for a prefix)"),
+            ("trusted_proxies: [10.0.0.0/33]", "identity.trusted_proxies[0]: invalid address or CIDR \"10.0.0.0/33\", such as 10.0.0.0/8"),
+        ] {
+            assert_eq!(section(yaml, |c, raw| c.identity(raw)).1, [expected], "{yaml}");
+        }
+    }
+}

@@ -42,3 +42,67 @@ impl Compiler<'_> {
         limits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::section;
+    use std::time::Duration;
+
+    #[test]
+    fn limits_default_and_refuse_zero() {
+        let (limits, errors) = section("{}", |c, raw| c.limits(raw));
+        assert!(errors.is_empty());
+        assert_eq!(
+            (
+                limits.max_headers,
+                limits.max_header_bytes,
+                limits.max_uri_bytes
+            ),
+            (
+                builtin::MAX_HEADERS,
+                builtin::MAX_HEADER_BYTES,
+                builtin::MAX_URI_BYTES
+            )
+        );
+        assert_eq!(limits.request_head_timeout, builtin::REQUEST_HEAD_TIMEOUT);
+        assert_eq!(
+            limits.max_route_removal_percent,
+            builtin::MAX_ROUTE_REMOVAL_PERCENT
+        );
+        let (limits, _) = section(
+            "{ max_header_bytes: 4KiB, request_head_timeout: 2s }",
+            |c, raw| c.limits(raw),
+        );
+        assert_eq!(limits.max_header_bytes, 4096);
+        assert_eq!(limits.request_head_timeout, Duration::from_secs(2));
+        for (yaml, expected) in [
+            (
+                "max_headers: 0",
+                "limits.max_headers: must be greater than zero",
+            ),
+            (
+                "max_header_bytes: 0",
+                "limits.max_header_bytes: must be greater than zero",
+            ),
+            (
+                "max_uri_bytes: 0",
+                "limits.max_uri_bytes: must be greater than zero",
+            ),
+            (
+                "request_head_timeout: 0s",
+                "limits.request_head_timeout: must be greater than zero",
+            ),
+            (
+                "max_route_removal_percent: 101",
+                "limits.max_route_removal_percent: must be between 0 and 100",
+            ),
+        ] {
+            assert_eq!(
+                section(yaml, |c, raw| c.limits(raw)).1,
+                [expected],
+                "{yaml}"
+            );
+        }
+    }
+}

@@ -48,3 +48,41 @@ impl Compiler<'_> {
         parsed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::section;
+
+    fn listeners(yaml: &str) -> (Option<Listeners>, Vec<String>) {
+        section(yaml, |c, raw| c.listeners(raw))
+    }
+
+    #[test]
+    fn listeners_and_tls() {
+        let (compiled, errors) = listeners(
+            "{ public: { address: \"0.0.0.0:8443\", tls: { cert_file: c, key_file: k } }, admin: { address: \"127.0.0.1:9090\" } }",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let compiled = compiled.unwrap();
+        assert_eq!(compiled.public, "0.0.0.0:8443".parse().unwrap());
+        assert!(!compiled.h2c);
+        assert_eq!(compiled.tls.unwrap().http2, builtin::TLS_HTTP2);
+        for (yaml, expected) in [
+            (
+                "{ public: { address: \"localhost:80\" }, admin: { address: \"127.0.0.1:9090\" } }",
+                &["listeners.public.address: invalid address \"localhost:80\": expected ip:port, such as 0.0.0.0:8080"][..],
+            ),
+            (
+                "{ public: { address: \"0.0.0.0:80\" }, admin: { address: \"0.0.0.0:80\" } }",
+                &["listeners.admin.address: must differ from listeners.public.address: the admin endpoints are never served on the public port"],
+            ),
+            (
+                "{ public: { address: \"0.0.0.0:80\", tls: { cert_file: \"\", key_file: k } }, admin: { address: \"0.0.0.0:81\" } }",
+                &["listeners.public.tls.cert_file: must name a file"],
+            ),
+        ] {
+            assert_eq!(listeners(yaml).1, expected, "{yaml}");
+        }
+    }
+}

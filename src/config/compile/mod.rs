@@ -20,6 +20,8 @@ mod listeners;
 mod rate_limits;
 mod routes;
 mod server;
+#[cfg(test)]
+mod testing;
 mod upstreams;
 
 pub use rate_limits::check_redis_url;

@@ -171,3 +171,95 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::section;
+
+    fn jwt(yaml: &str) -> (JwtSpec, Vec<String>) {
+        section(yaml, |c, raw| c.jwt(raw))
+    }
+
+    #[test]
+    fn jwt_defaults_and_claims() {
+        let (spec, errors) =
+            jwt("{ issuer: i, audiences: [a], keys: [{ algorithm: HS256, secret_file: s }] }");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (spec.leeway, spec.max_lifetime),
+            (builtin::LEEWAY, builtin::MAX_LIFETIME)
+        );
+        assert_eq!(spec.token_type, builtin::TOKEN_TYPE);
+        let claims = [
+            &spec.claims.tenant,
+            &spec.claims.roles,
+            &spec.claims.venues,
+            &spec.claims.token_type,
+            &spec.claims.tier,
+        ];
+        assert_eq!(
+            claims,
+            [
+                builtin::CLAIM_TENANT,
+                builtin::CLAIM_ROLES,
+                builtin::CLAIM_VENUES,
+                builtin::CLAIM_TOKEN_TYPE,
+                builtin::CLAIM_TIER
+            ]
+        );
+        assert_eq!(spec.keys[0].material, KeyMaterial::SecretFile("s".into()));
+        let (spec, errors) = jwt("{ issuer: i, audiences: [a], claims: { tenant: org }, jwks: { url: \"https://issuer/keys\" } }");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(spec.claims.tenant, "org");
+        let jwks = spec.jwks.unwrap();
+        assert_eq!(
+            (
+                jwks.refresh_interval,
+                jwks.min_refresh_interval,
+                jwks.timeout
+            ),
+            (
+                builtin::JWKS_REFRESH_INTERVAL,
+                builtin::JWKS_MIN_REFRESH_INTERVAL,
+                builtin::JWKS_TIMEOUT
+            )
+        );
+    }
+
+    #[test]
+    fn jwt_errors() {
+        let at = "authentication.jwt";
+        for (yaml, expected) in [
+            ("{ issuer: \" \", audiences: [], leeway: 61s, max_lifetime: 0s, keys: [] }", vec![
+                format!("{at}.issuer: must name the issuer tokens must carry in `iss`"),
+                format!("{at}.audiences: list at least one audience; a token's `aud` must contain one of them"),
+                format!("{at}.leeway: at most 60s of clock skew is tolerated"),
+                format!("{at}.max_lifetime: must be greater than zero"),
+                format!("{at}.keys: list at least one key, or configure jwks"),
+            ]),
+            ("{ issuer: i, audiences: [a], keys: [{ algorithm: none, secret_env: S }] }", vec![
+                format!("{at}.keys[0].algorithm: unsigned tokens (alg none) are never accepted"),
+            ]),
+            ("{ issuer: i, audiences: [a], keys: [{ algorithm: XS1, secret_env: S }] }", vec![
+                format!("{at}.keys[0].algorithm: unknown algorithm \"XS1\": expected HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"),
+            ]),
+            ("{ issuer: i, audiences: [a], keys: [{ algorithm: HS256, public_key_file: p }, { kid: b, algorithm: RS256, secret_env: S }] }", vec![
+                format!("{at}.keys[0].kid: with more than one key, every key needs a kid"),
+                format!("{at}.keys[0]: an HMAC key needs exactly one of secret_env or secret_file"),
+                format!("{at}.keys[1]: a public-key algorithm needs public_key_file (and no secret)"),
+            ]),
+            ("{ issuer: i, audiences: [a], keys: [{ kid: k, algorithm: HS256, secret_env: S }, { kid: k, algorithm: HS256, secret_env: T }] }", vec![
+                format!("{at}.keys[1].kid: kid \"k\" is used by another key"),
+            ]),
+            ("{ issuer: i, audiences: [a], jwks: { url: \"ftp://issuer/keys\" } }", vec![
+                format!("{at}.jwks.url: invalid URL \"ftp://issuer/keys\": expected http(s)://host[:port]/path"),
+            ]),
+            ("{ issuer: i, audiences: [a], jwks: { url: \"http://issuer/keys\", timeout: 0s } }", vec![
+                format!("{at}.jwks.timeout: must be greater than zero"),
+            ]),
+        ] {
+            assert_eq!(jwt(yaml).1, expected, "{yaml}");
+        }
+    }
+}

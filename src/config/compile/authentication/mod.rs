@@ -133,3 +133,64 @@ impl Compiler<'_> {
         spec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::section;
+
+    fn authentication(yaml: &str) -> (AuthenticationSpec, Vec<String>) {
+        section(yaml, |c, raw| c.authentication(raw))
+    }
+
+    const JWT: &str =
+        "jwt: { issuer: i, audiences: [a], keys: [{ algorithm: HS256, secret_env: S }] }";
+
+    #[test]
+    fn api_keys_lookups_and_revocation_default() {
+        let (spec, errors) = authentication(&format!(
+            "{{ {JWT}, api_keys: {{ file: k.yaml }}, user_status: {{ url: \"http://users/{{sub}}\" }}, revocation: {{ file: r.txt }} }}"
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(spec.api_keys.unwrap().header, builtin::API_KEY_HEADER);
+        let lookup = spec.user_status.unwrap();
+        assert_eq!(
+            (lookup.cache_ttl, lookup.negative_cache_ttl, lookup.timeout),
+            (
+                builtin::LOOKUP_CACHE_TTL,
+                builtin::LOOKUP_NEGATIVE_CACHE_TTL,
+                builtin::LOOKUP_TIMEOUT
+            )
+        );
+        let revocation = spec.revocation.unwrap();
+        assert_eq!(revocation.key_template, builtin::REVOCATION_KEY_TEMPLATE);
+        assert_eq!(
+            (revocation.cache_ttl, revocation.stale_if_error),
+            (
+                builtin::REVOCATION_CACHE_TTL,
+                builtin::REVOCATION_STALE_IF_ERROR
+            )
+        );
+        let (spec, _) = authentication("api_keys: { file: k.yaml, header: X-Key }");
+        assert_eq!(spec.api_keys.unwrap().header, "x-key");
+    }
+
+    #[test]
+    fn authentication_errors() {
+        for (yaml, expected) in [
+            ("api_keys: { file: \" \" }", &["authentication.api_keys.file: must name the file of hashed keys"][..]),
+            ("api_keys: { file: k, header: \"a b\" }", &["authentication.api_keys.header: invalid header name \"a b\""]),
+            ("user_status: { url: \"ftp://users/{sub}\" }", &["authentication.user_status.url: invalid URL \"ftp://users/{sub}\": expected http(s)://host[:port]/path with {sub}, {tenant} or {venue} placeholders"]),
+            ("venue_access: { url: \"http://venues/{venue}\", timeout: 0s }", &["authentication.venue_access.url: the URL must contain {sub}", "authentication.venue_access.timeout: must be greater than zero"]),
+            ("revocation: { file: r }", &["authentication.revocation: revocation applies to tokens: configure authentication.jwt"]),
+            (&format!("{{ {JWT}, revocation: {{ key_template: \"x\", file: \"\", cache_ttl: 2m }} }}"), &[
+                "authentication.revocation.key_template: \"x\" must contain {jti}",
+                "authentication.revocation.file: must name a file",
+                "authentication.revocation.cache_ttl: at most 1m: a revocation takes this long to reach every replica",
+            ]),
+            (&format!("{{ {JWT}, revocation: {{ file: r, cache_ttl: 10s, stale_if_error: 5s }} }}"), &["authentication.revocation.stale_if_error: must be at least cache_ttl (an answer is reused that long anyway)"]),
+        ] {
+            assert_eq!(authentication(yaml).1, expected, "{yaml}");
+        }
+    }
+}

@@ -317,22 +317,4 @@ fn key_part(text: &str) -> Result<KeyPart, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_parts_parse() {
-        assert_eq!(key_part("user"), Ok(KeyPart::User));
-        assert_eq!(
-            key_part("header:X-Device"),
-            Ok(KeyPart::Header("x-device".into()))
-        );
-        assert_eq!(
-            key_part("param:eventId"),
-            Ok(KeyPart::Param("eventId".into()))
-        );
-        assert!(key_part("query:").is_err());
-        assert!(key_part("cookie:x").is_err());
-        assert!(key_part("users").is_err());
-    }
-}
+mod tests;

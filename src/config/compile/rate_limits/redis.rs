@@ -140,6 +140,7 @@ pub fn check_redis_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::compile::testing::section;
 
     #[test]
     fn redis_urls_without_credentials_only() {
@@ -148,5 +149,55 @@ mod tests {
         assert!(check_redis_url("rediss://:secret@redis:6379").is_err());
         assert!(check_redis_url("http://redis").is_err());
         assert!(check_redis_url("redis:6379").is_err());
+    }
+
+    fn redis(yaml: &str) -> (RedisSpec, Vec<String>) {
+        section(yaml, |c, raw| c.redis(raw))
+    }
+
+    #[test]
+    fn redis_defaults_and_errors() {
+        let (spec, errors) = redis("{ url_env: R, password_file: p }");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            (spec.url, spec.password),
+            (SecretRef::Env("R".into()), SecretRef::File("p".into()))
+        );
+        assert_eq!(
+            (spec.timeout, spec.key_prefix.as_str()),
+            (builtin::REDIS_TIMEOUT, builtin::REDIS_KEY_PREFIX)
+        );
+        assert_eq!(
+            (spec.failure_threshold, spec.retry_interval),
+            (
+                builtin::REDIS_FAILURE_THRESHOLD,
+                builtin::REDIS_RETRY_INTERVAL
+            )
+        );
+        assert_eq!(
+            (spec.fallback_share, spec.required_for_readiness),
+            (builtin::REDIS_FALLBACK_SHARE, true)
+        );
+        let at = "rate_limiting.redis";
+        for (yaml, expected) in [
+            ("{ url: \"redis://r\", url_env: R, password_env: P, password_file: p }", vec![
+                format!("{at}: set exactly one of url or url_env"),
+                format!("{at}: set only one of password_env and password_file"),
+            ]),
+            ("{ url: \"http://r\" }", vec![
+                format!("{at}.url: unsupported scheme \"http\": expected one of redis, rediss, redis-cluster, rediss-cluster, redis-sentinel, rediss-sentinel"),
+                format!("{at}: a Redis password is required: set password_env or password_file"),
+            ]),
+            ("{ url_env: R, password_env: P, timeout: 2s, fallback_share: 0, failure_threshold: 0, readiness: maybe, key_prefix: \"{x}\", retry_interval: 0s }", vec![
+                format!("{at}.timeout: must be between 1ms and 1s (the default, 50ms, suits a Redis in the same zone)"),
+                format!("{at}.fallback_share: must be a fraction above 0 and at most 1 (for example 0.34 with three replicas)"),
+                format!("{at}.failure_threshold: must be greater than zero"),
+                format!("{at}.readiness: \"maybe\": expected required or reported"),
+                format!("{at}.key_prefix: must not contain {{ or }}: Usher tags each bucket's keys itself, and a tag in the prefix would put every bucket in one Cluster slot"),
+                format!("{at}.retry_interval: must be greater than zero"),
+            ]),
+        ] {
+            assert_eq!(redis(yaml).1, expected, "{yaml}");
+        }
     }
 }

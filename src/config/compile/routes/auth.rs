@@ -166,3 +166,60 @@ fn builtin_token_sources() -> Vec<TokenSource> {
         .map(|text| token_source(text).expect("the built-in token sources parse"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::{assert_file_errors, file};
+
+    const HEAD: &str = "authentication: { jwt: { issuer: i, audiences: [a], keys: [{ algorithm: HS256, secret_env: S }] } }\nupstreams: { u: { targets: [\"u:1\"] } }\nroutes:\n";
+
+    fn route(auth: &str) -> String {
+        format!(
+            "{HEAD}  - {{ name: r, match: {{ path: /venues/:venueId }}, upstream: u, {auth} }}\n"
+        )
+    }
+
+    #[test]
+    fn route_auth() {
+        let config = file(&route("auth: { roles: [admin], venue_param: venueId, token_from: [\"query:t\", header], on_dependency_failure: open }"));
+        let auth = &config.routes[0].auth;
+        assert_eq!((auth.venue_param, auth.fail_open), (Some(0), true));
+        assert_eq!(
+            auth.token_sources,
+            [TokenSource::Query("t".into()), TokenSource::BearerHeader]
+        );
+        for written in ["timeout: 1s", "auth: { roles: [a] }"] {
+            let config = file(&route(written));
+            assert_eq!(config.routes[0].auth.token_sources, builtin_token_sources());
+            assert!(!config.routes[0].auth.fail_open);
+        }
+        let at = "routes[0].auth";
+        assert_file_errors(&[
+            (&route("public: true, auth: {}"), &[&format!("{at}: a public route has no caller to check; remove auth or public: true")]),
+            (&route("auth: { roles: [\"\"], venue_param: id }"), &[
+                &format!("{at}.roles: role names must not be empty"),
+                &format!("{at}.venue_param: the route's path has no :id parameter"),
+            ]),
+            (&route("auth: { api_keys: true, user_status: true, venue_check: true }"), &[
+                &format!("{at}.api_keys: authentication.api_keys is not configured"),
+                &format!("{at}.user_status: authentication.user_status is not configured"),
+                &format!("{at}.venue_check: authentication.venue_access is not configured"),
+                &format!("{at}.venue_check: venue_check needs venue_param"),
+            ]),
+            (&route("auth: { token_from: [\"cookie:\"], on_dependency_failure: maybe }"), &[
+                &format!("{at}.token_from[0]: unknown token source \"cookie:\": expected header, query:<name> or cookie:<name>"),
+                &format!("{at}.on_dependency_failure: \"maybe\": expected closed or open"),
+            ]),
+        ]);
+    }
+
+    #[test]
+    fn authenticated_routes_need_a_verifiable_credential() {
+        let upstream = "upstreams: { u: { targets: [\"u:1\"] } }\n";
+        assert_file_errors(&[
+            (&format!("{upstream}routes: [{{ name: a, match: {{ path: /a }}, upstream: u }}, {{ name: b, match: {{ path: /b }}, upstream: u, public: true }}]"), &["authentication: neither jwt nor api_keys is configured, so these authenticated routes would refuse every caller: \"a\" (configure authentication, or mark a route public: true)"]),
+            (&format!("authentication: {{ api_keys: {{ file: k }} }}\n{upstream}routes: [{{ name: a, match: {{ path: /a }}, upstream: u }}, {{ name: b, match: {{ path: /b }}, upstream: u, auth: {{ api_keys: true }} }}]"), &["routes[0].auth: accepts only JWTs, and authentication.jwt is not configured: set auth.api_keys: true or configure jwt"]),
+        ]);
+    }
+}

@@ -198,3 +198,58 @@ impl Compiler<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::builtin;
+    use crate::config::compile::testing::{assert_file_errors, file};
+    use std::time::Duration;
+
+    const UPSTREAMS: &str =
+        "upstreams: { tickets: { targets: [\"t:1\"], timeouts: { total: 7s } } }\n";
+
+    fn routes(routes: &str) -> String {
+        format!("{UPSTREAMS}routes:\n{routes}")
+    }
+
+    #[test]
+    fn routes_take_their_upstream_deadline_and_the_default_body_limit() {
+        let config = file(&routes("  - { name: a, match: { path: /a, host: A.example.com }, upstream: tickets, public: true, rewrite: { strip_prefix: true } }\n  - { name: b, match: { path: /b }, upstream: tickets, public: true, timeout: 2s, max_body: 1KiB }\n"));
+        let (a, b) = (&config.routes[0], &config.routes[1]);
+        assert_eq!(
+            (a.timeout, a.max_body),
+            (Duration::from_secs(7), builtin::MAX_BODY)
+        );
+        assert_eq!(
+            (a.host.as_deref(), a.rewrite.as_deref()),
+            (Some("a.example.com"), Some("/"))
+        );
+        assert_eq!((b.timeout, b.max_body), (Duration::from_secs(2), 1024));
+        let config = file(&format!(
+            "defaults: {{ route: {{ max_body: 2KiB }} }}\n{}",
+            routes("  - { name: a, match: { path: /a }, upstream: tickets, public: true }\n")
+        ));
+        assert_eq!(config.routes[0].max_body, 2048);
+    }
+
+    #[test]
+    fn route_errors() {
+        let one = |route: &str| routes(&format!("  - {{ {route} }}\n"));
+        assert_file_errors(&[
+            (&one("name: A, match: { path: /a }, upstream: tickets, public: true"), &["routes[0].name: route names may hold only lower-case letters, digits, - and _"]),
+            (&one("name: a, match: { path: a }, upstream: tickts, public: true"), &[
+                "routes[0].match.path: path \"a\" must start with /",
+                "routes[0].upstream: unknown upstream \"tickts\" (did you mean \"tickets\"?)",
+            ]),
+            (&one("name: a, match: { path: /a, methods: [] }, upstream: tickets, public: true"), &["routes[0].match.methods: an empty list matches nothing; leave methods out to accept every method"]),
+            (&one("name: a, match: { path: /a, methods: [GET, GET, get] }, upstream: tickets, public: true"), &[
+                "routes[0].match.methods[1]: method GET is listed twice",
+                "routes[0].match.methods[2]: unsupported method \"get\": expected one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",
+            ]),
+            (&one("name: a, match: { path: /a, host: \"a:80\" }, upstream: tickets, public: true"), &["routes[0].match.host: invalid host \"a:80\": expected a host name without port, such as api.example.com"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: \"x\" must start with /"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, public_paths: [/b]"), &["routes[0].public_paths: the whole route is already public; remove public_paths or public: true"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
+        ]);
+    }
+}

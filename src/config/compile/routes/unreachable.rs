@@ -59,3 +59,22 @@ impl Compiler<'_> {
 
 /// Host and path shape: routes with equal keys match exactly the same requests.
 type PlaceKey<'a> = (Option<&'a str>, Vec<Option<&'a str>>);
+
+#[cfg(test)]
+mod tests {
+    use crate::config::compile::testing::assert_file_errors;
+
+    #[test]
+    fn duplicate_and_shadowed_routes() {
+        let head = "upstreams: { u: { targets: [\"u:1\"] } }\nroutes:\n";
+        let route = |name: &str, matcher: &str| {
+            format!("  - {{ name: {name}, match: {{ {matcher} }}, upstream: u, public: true }}\n")
+        };
+        assert_file_errors(&[
+            (&format!("{head}{}{}", route("a", "path: /a"), route("a", "path: /b")), &["routes[1].name: route name \"a\" is already used by routes[0]"]),
+            (&format!("{head}{}{}", route("a", "path: /x/:id"), route("b", "path: /x/:other")), &["routes[1]: can never match: routes[0] (\"a\") already matches the same host, path and methods"]),
+            (&format!("{head}{}{}{}", route("a", "path: /x, methods: [GET]"), route("b", "path: /x, methods: [POST]"), route("c", "path: /x, methods: [POST, GET]")), &["routes[2]: can never match: routes[1] (\"b\") already matches the same host, path and methods"]),
+            (&format!("{head}{}{}{}", route("a", "path: /x"), route("b", "path: /x, methods: [GET]"), route("c", "path: /x, host: h.example")), &[]),
+        ]);
+    }
+}

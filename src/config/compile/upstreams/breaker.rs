@@ -53,3 +53,37 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::{assert_file_errors, file};
+    use std::time::Duration;
+
+    #[test]
+    fn circuit_breakers() {
+        let config = file("defaults: { upstream: { circuit_breaker: { open_for: 5s, count_5xx: false } } }\nupstreams: { a: { targets: [\"a:1\"], circuit_breaker: { error_percent: 20 } } }\n");
+        let b = &config.upstreams[0].circuit_breaker;
+        assert_eq!(
+            (b.error_percent, b.open_for, b.count_5xx),
+            (20, Duration::from_secs(5), false)
+        );
+        assert_eq!(
+            (b.min_requests, b.window, b.half_open_probes),
+            (
+                builtin::MIN_REQUESTS,
+                builtin::WINDOW,
+                builtin::HALF_OPEN_PROBES
+            )
+        );
+        let at = "upstreams.a.circuit_breaker";
+        assert_file_errors(&[(
+            "upstreams: { a: { targets: [\"a:1\"], circuit_breaker: { error_percent: 0, min_requests: 0, window: 0s } } }",
+            &[
+                &format!("{at}.error_percent: must be between 1 and 100"),
+                &format!("{at}.min_requests: must be at least 1"),
+                &format!("{at}.window: must be greater than zero"),
+            ],
+        )]);
+    }
+}

@@ -88,3 +88,43 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::{assert_file_errors, file};
+    use std::time::Duration;
+
+    #[test]
+    fn health_checks() {
+        let config = file("defaults: { upstream: { health_check: { type: http, path: /health, interval: 2s } } }\nupstreams:\n  a: { targets: [\"a:1\"] }\n  b: { targets: [\"b:1\"], health_check: { type: tcp, healthy_threshold: 1 } }\n");
+        let (a, b) = (
+            &config.upstreams[0].health_check,
+            &config.upstreams[1].health_check,
+        );
+        assert_eq!(
+            a.kind,
+            HealthCheckKind::Http {
+                path: "/health".into()
+            }
+        );
+        assert_eq!(
+            (a.interval, a.timeout),
+            (Duration::from_secs(2), builtin::HC_TIMEOUT)
+        );
+        assert_eq!(
+            (b.kind.clone(), b.healthy_threshold, b.unhealthy_threshold),
+            (HealthCheckKind::Tcp, 1, builtin::HC_UNHEALTHY)
+        );
+        let at = "upstreams.a.health_check";
+        assert_file_errors(&[
+            ("upstreams: { a: { targets: [\"a:1\"], health_check: { path: /h } } }", &[&format!("{at}.path: a path applies only to type: http")]),
+            ("upstreams: { a: { targets: [\"a:1\"], health_check: { type: http, path: h } } }", &[&format!("{at}.path: path \"h\" must start with /")]),
+            ("upstreams: { a: { targets: [\"a:1\"], health_check: { type: udp } } }", &[&format!("{at}.type: unknown health check type \"udp\": expected tcp or http")]),
+            ("upstreams: { a: { targets: [\"a:1\"], health_check: { interval: 1s, timeout: 2s, unhealthy_threshold: 0 } } }", &[
+                &format!("{at}.timeout: must not be longer than the interval"),
+                &format!("{at}.unhealthy_threshold: must be at least 1"),
+            ]),
+        ]);
+    }
+}

@@ -177,3 +177,62 @@ fn parse_target(text: &str) -> Option<Target> {
         port,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::{assert_file_errors, file};
+
+    #[test]
+    fn upstreams_merge_with_defaults_key_by_key() {
+        let config = file(
+            "defaults: { upstream: { retries: 0, critical: true } }\nupstreams:\n  a: { targets: [\"a:1\", \"[::1]:2\"] }\n  b: { targets: [\"b:1\"], retries: 3, lb: consistent_hash, hash_key: \"header:X-User\" }\n",
+        );
+        let (a, b) = (&config.upstreams[0], &config.upstreams[1]);
+        assert_eq!(
+            (a.retries, a.critical, b.retries, b.critical),
+            (0, true, 3, true)
+        );
+        assert_eq!(
+            a.targets[1],
+            Target {
+                host: "::1".into(),
+                port: 2
+            }
+        );
+        assert_eq!(a.lb, LoadBalancing::RoundRobin);
+        assert_eq!(
+            b.lb,
+            LoadBalancing::ConsistentHash(HashKey::Header("x-user".into()))
+        );
+        assert_eq!(
+            (a.max_in_flight, a.passive_ejection, a.resolve_interval),
+            (
+                builtin::MAX_IN_FLIGHT,
+                builtin::PASSIVE_EJECTION,
+                builtin::RESOLVE_INTERVAL
+            )
+        );
+    }
+
+    #[test]
+    fn upstream_errors() {
+        assert_file_errors(&[
+            ("defaults: { upstream: { targets: [\"a:1\"] } }", &["defaults.upstream.targets: targets belong to each upstream, not to defaults"]),
+            ("upstreams: { Tickets: { targets: [\"a:1\"] } }", &["upstreams.Tickets: upstream names may hold only lower-case letters, digits, - and _"]),
+            ("upstreams: { a: { targets: [] } }", &["upstreams.a.targets: at least one host:port target is required"]),
+            ("upstreams: { a: { targets: [\"a\", \"a:0\"] } }", &[
+                "upstreams.a.targets[0]: invalid target \"a\": expected host:port, such as tickets:3004 or 10.0.0.7:3004",
+                "upstreams.a.targets[1]: invalid target \"a:0\": expected host:port, such as tickets:3004 or 10.0.0.7:3004",
+            ]),
+            ("upstreams: { a: { targets: [\"a:1\"], lb: fastest } }", &["upstreams.a.lb: unknown load balancing \"fastest\": expected round_robin, random or consistent_hash"]),
+            ("upstreams: { a: { targets: [\"a:1\"], hash_key: client_address } }", &["upstreams.a.hash_key: hash_key applies only to lb: consistent_hash"]),
+            ("upstreams: { a: { targets: [\"a:1\"], lb: consistent_hash, hash_key: cookie } }", &["upstreams.a.hash_key: invalid hash_key \"cookie\": expected client_address or header:<name>"]),
+            ("upstreams: { a: { targets: [\"a:1\"], retries: 6, max_in_flight: 0, resolve_interval: 0s } }", &[
+                "upstreams.a.retries: at most 5 retries",
+                "upstreams.a.max_in_flight: must be at least 1",
+                "upstreams.a.resolve_interval: must be greater than zero",
+            ]),
+        ]);
+    }
+}

@@ -30,3 +30,28 @@ impl Compiler<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compile::testing::{assert_file_errors, file};
+
+    #[test]
+    fn timeouts_merge_field_by_field() {
+        let config = file("defaults: { upstream: { timeouts: { read: 3s, total: 4s } } }\nupstreams: { a: { targets: [\"a:1\"], timeouts: { total: 5s } } }\n");
+        let t = &config.upstreams[0].timeouts;
+        assert_eq!(
+            (t.connect, t.read, t.write, t.total),
+            (
+                builtin::CONNECT,
+                Duration::from_secs(3),
+                builtin::WRITE,
+                Duration::from_secs(5)
+            )
+        );
+        assert_file_errors(&[(
+            "defaults: { upstream: { timeouts: { connect: 0s } } }\nupstreams: { a: { targets: [\"a:1\"] } }",
+            &["upstreams.a.timeouts.connect: must be greater than zero"],
+        )]);
+    }
+}
