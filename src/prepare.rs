@@ -3,7 +3,7 @@
 //! exist, key material, API keys). Startup, every reload and `usher check` go through here,
 //! so they accept and refuse exactly the same files.
 
-use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::config::{self, Config, ConfigError, ConfigErrors, Errors};
 use crate::security::Security;
 use crate::store::redis::{self, RedisSettings};
 use std::path::Path;
@@ -16,36 +16,15 @@ pub struct Prepared {
 }
 
 pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
-    let config = config::load(source, text).and_then(|c| config::preflight(source, c))?;
-    let security = Security::load(source, &config);
+    let config = config::load(source, text).and_then(|c| config::preflight(source, text, c))?;
+    let mut errors = Errors::new(source, text);
+    let security = Security::load(&config, &mut errors);
     let redis = config
         .rate_limiting
         .redis
         .as_ref()
-        .map(redis::resolve)
-        .transpose()
-        .map_err(|problems| {
-            ConfigErrors(
-                problems
-                    .into_iter()
-                    .map(|(path, message)| ConfigError {
-                        source: source.to_string(),
-                        location: None,
-                        path,
-                        message,
-                    })
-                    .collect(),
-            )
-        });
-    let (security, redis) = match (security, redis) {
-        (Ok(security), Ok(redis)) => (security, redis),
-        (Err(ConfigErrors(mut a)), Err(ConfigErrors(b))) => {
-            a.extend(b);
-            return Err(ConfigErrors(a));
-        }
-        (Err(errors), _) | (_, Err(errors)) => return Err(errors),
-    };
-    Ok(Prepared {
+        .and_then(|spec| redis::resolve(spec, &mut errors));
+    errors.finish(Prepared {
         config,
         security,
         redis,
@@ -66,6 +45,7 @@ pub fn read_file(path: &Path) -> Result<(String, String), ConfigErrors> {
             source: source.clone(),
             location: None,
             path: String::new(),
+            route: None,
         }])
     };
     let text = read_bounded(path).map_err(refuse)?;

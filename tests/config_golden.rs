@@ -46,6 +46,7 @@ fn bad_files_report_every_error_with_its_place() {
         "bad-revocation-store",
         "bad-no-credentials",
         "bad-route-credentials",
+        "bad-typo-every-section",
     ] {
         let (code, output) = usher("check", &format!("{fixture}.yaml"));
         assert_eq!(code, 1, "{fixture} must fail:\n{output}");

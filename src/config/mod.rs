@@ -6,15 +6,17 @@
 //! indexes, patterns parsed, durations converted) is decided here, once, by pure code.
 //! [`load`] is the one entry point: text in, a [`Config`] or every error out.
 
+pub mod bounds;
+pub(crate) mod builtin;
 mod compile;
 mod error;
+mod locate;
 mod parse;
 pub mod raw;
 pub mod units;
 
-pub(crate) use compile::builtin;
-pub use compile::{bounds, check_redis_url, compile, content_hash};
-pub use error::{ConfigError, ConfigErrors};
+pub use compile::{check_redis_url, compile, content_hash};
+pub use error::{ConfigError, ConfigErrors, Errors};
 
 use crate::router::PathPattern;
 use http::Method;
@@ -476,23 +478,17 @@ pub struct PublicPath {
 
 /// Checks what [`compile`] cannot because it needs the environment: that the files the
 /// configuration names can be read. `usher check`, startup and every reload run it.
-pub fn preflight(source: &str, config: Config) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
+pub fn preflight(source: &str, text: &str, config: Config) -> Result<Config, ConfigErrors> {
+    let mut errors = Errors::new(source, text);
     if let Some(tls) = &config.listeners.tls {
         for (key, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
             if let Err(e) = std::fs::File::open(file) {
-                errors.push(ConfigError {
-                    source: source.to_string(),
-                    location: None,
-                    path: format!("listeners.public.tls.{key}"),
-                    message: format!("cannot read \"{file}\": {e}"),
-                });
+                errors.error(
+                    format!("listeners.public.tls.{key}"),
+                    format!("cannot read \"{file}\": {e}"),
+                );
             }
         }
     }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    errors.finish(config)
 }

@@ -28,6 +28,7 @@ pub fn parse(source: &str, text: &str) -> Result<RawConfig, ConfigErrors> {
         source: source.to_string(),
         location,
         path,
+        route: None,
         message,
     };
     let mut errors: Vec<ConfigError> = match serde_yaml::from_str::<Value>(text) {

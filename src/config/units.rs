@@ -14,6 +14,18 @@ pub struct Dur(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
+impl From<Dur> for Duration {
+    fn from(written: Dur) -> Duration {
+        written.0
+    }
+}
+
+impl From<ByteSize> for u64 {
+    fn from(written: ByteSize) -> u64 {
+        written.0
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text

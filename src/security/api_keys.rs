@@ -16,6 +16,7 @@
 
 use super::events::Severity;
 use super::{is_identity_value, AuthFailure, CredentialKind, Identity};
+use crate::config::{ApiKeysSpec, Errors};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -51,10 +52,14 @@ pub struct ApiKeyStore {
 }
 
 impl ApiKeyStore {
-    pub fn load(path: &str) -> Result<ApiKeyStore, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read \"{path}\": {e}"))?;
-        Self::parse(&text).map_err(|e| format!("\"{path}\": {e}"))
+    /// Reads the file `authentication.api_keys.file` names; reports a problem there.
+    pub fn load(spec: &ApiKeysSpec, errors: &mut Errors) -> Option<ApiKeyStore> {
+        let path = &spec.file;
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read \"{path}\": {e}"))
+            .and_then(|text| Self::parse(&text).map_err(|e| format!("\"{path}\": {e}")))
+            .map_err(|message| errors.error("authentication.api_keys.file", message))
+            .ok()
     }
 
     pub fn parse(text: &str) -> Result<ApiKeyStore, String> {

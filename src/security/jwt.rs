@@ -21,7 +21,7 @@ use super::jwks::Jwks;
 use super::keys;
 use super::{AuthFailure, CredentialKind, Identity};
 use crate::cache::Cache;
-use crate::config::{JwtSpec, KeyMaterial};
+use crate::config::{Errors, JwtSpec, KeyMaterial};
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -130,10 +130,10 @@ const fn fail(reason: &'static str, severity: Severity) -> AuthFailure {
 }
 
 impl JwtVerifier {
-    /// Loads every key; returns `(config path, message)` for each that cannot be loaded.
-    pub fn load(spec: &JwtSpec) -> Result<JwtVerifier, Vec<(String, String)>> {
+    /// Loads every key; reports each that cannot be loaded at the key that names it.
+    pub fn load(spec: &JwtSpec, errors: &mut Errors) -> Option<JwtVerifier> {
         let mut keys = Vec::new();
-        let mut problems = Vec::new();
+        let errors_before = errors.count();
         for (index, key_spec) in spec.keys.iter().enumerate() {
             match keys::decoding_key(key_spec) {
                 Ok(key) => keys.push(Arc::new(VerifyingKey::new(
@@ -148,23 +148,19 @@ impl JwtVerifier {
                         KeyMaterial::SecretFile(_) => "secret_file",
                         KeyMaterial::PublicKeyFile(_) => "public_key_file",
                     };
-                    problems.push((format!("authentication.jwt.keys[{index}].{field}"), message));
+                    errors.error(format!("authentication.jwt.keys[{index}].{field}"), message);
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(JwtVerifier {
-                spec: spec.clone(),
-                keys,
-                jwks: spec
-                    .jwks
-                    .as_ref()
-                    .map(|jwks| Arc::new(Jwks::new(jwks, spec))),
-                cache: VerifiedCache::new(),
-            })
-        } else {
-            Err(problems)
-        }
+        (errors.count() == errors_before).then(|| JwtVerifier {
+            spec: spec.clone(),
+            keys,
+            jwks: spec
+                .jwks
+                .as_ref()
+                .map(|jwks| Arc::new(Jwks::new(jwks, spec))),
+            cache: VerifiedCache::new(),
+        })
     }
 
     /// The issuer's key set, when configured.

@@ -17,7 +17,7 @@ pub mod revocation;
 
 pub use identity::{is_identity_value, CredentialKind, Identity};
 
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{Config, Errors};
 
 /// Why a request could not be authenticated. The `reason` is for logs and metrics only;
 /// clients get one generic 401.
@@ -43,47 +43,25 @@ pub struct Security {
 }
 
 impl Security {
-    /// Loads key material and API keys. `source` names the config file in errors.
-    pub fn load(source: &str, config: &Config) -> Result<Security, ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut error = |path: String, message: String| {
-            errors.push(ConfigError {
-                source: source.to_string(),
-                location: None,
-                path,
-                message,
-            })
-        };
-        let jwt = config.authentication.jwt.as_ref().and_then(|spec| {
-            jwt::JwtVerifier::load(spec)
-                .map_err(|problems| {
-                    for (path, message) in problems {
-                        error(path, message);
-                    }
-                })
-                .ok()
-        });
-        let api_keys = config.authentication.api_keys.as_ref().and_then(|spec| {
-            api_keys::ApiKeyStore::load(&spec.file)
-                .map_err(|message| error("authentication.api_keys.file".to_string(), message))
-                .ok()
-        });
-        let revocation = config.authentication.revocation.as_ref().and_then(|spec| {
-            revocation::Revocation::load(spec)
-                .map_err(|message| error("authentication.revocation.file".to_string(), message))
-                .ok()
-        });
-        if errors.is_empty() {
-            let auth = &config.authentication;
-            Ok(Security {
-                jwt,
-                api_keys,
-                user_status: auth.user_status.as_ref().map(lookup::Lookup::new),
-                venue_access: auth.venue_access.as_ref().map(lookup::Lookup::new),
-                revocation,
-            })
-        } else {
-            Err(ConfigErrors(errors))
+    /// Loads key material, API keys and revoked ids, reporting what cannot be loaded to
+    /// `errors`; what failed is left out, and the caller discards the result.
+    pub fn load(config: &Config, errors: &mut Errors) -> Security {
+        let auth = &config.authentication;
+        Security {
+            jwt: auth
+                .jwt
+                .as_ref()
+                .and_then(|spec| jwt::JwtVerifier::load(spec, errors)),
+            api_keys: auth
+                .api_keys
+                .as_ref()
+                .and_then(|spec| api_keys::ApiKeyStore::load(spec, errors)),
+            user_status: auth.user_status.as_ref().map(lookup::Lookup::new),
+            venue_access: auth.venue_access.as_ref().map(lookup::Lookup::new),
+            revocation: auth
+                .revocation
+                .as_ref()
+                .and_then(|spec| revocation::Revocation::load(spec, errors)),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! other tokens the route's `on_dependency_failure` decides (closed: 503).
 
 use crate::cache::Cache;
-use crate::config::{RedisSpec, RevocationSpec};
+use crate::config::{Errors, RedisSpec, RevocationSpec};
 use crate::store::SharedStore;
 use crate::telemetry::metrics::METRICS;
 use std::collections::HashSet;
@@ -40,11 +40,15 @@ pub struct Revocation {
 }
 
 impl Revocation {
-    /// Reads the file of revoked ids, if one is configured.
-    pub fn load(spec: &RevocationSpec) -> Result<Revocation, String> {
+    /// Reads the file of revoked ids, if one is configured; reports a problem at its key.
+    pub fn load(spec: &RevocationSpec, errors: &mut Errors) -> Option<Revocation> {
         let listed = match &spec.file {
             Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read \"{path}\": {e}"))?
+                .map_err(|e| {
+                    let message = format!("cannot read \"{path}\": {e}");
+                    errors.error("authentication.revocation.file", message);
+                })
+                .ok()?
                 .lines()
                 .map(str::trim)
                 .filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -52,7 +56,7 @@ impl Revocation {
                 .collect(),
             None => HashSet::new(),
         };
-        Ok(Revocation {
+        Some(Revocation {
             key_template: spec.key_template.clone(),
             cache_ttl: spec.cache_ttl,
             stale_if_error: spec.stale_if_error,

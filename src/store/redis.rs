@@ -7,7 +7,7 @@
 //! time it needs one, so a call never hops to another thread and back: measured, that hop
 //! cost more CPU than the Redis call itself (docs/benchmarks.md).
 
-use crate::config::{RedisSpec, SecretRef};
+use crate::config::{Errors, RedisSpec, SecretRef};
 use fred::clients::WithOptions;
 use fred::prelude::*;
 use fred::types::Value;
@@ -54,10 +54,10 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
-/// Reads what `spec` names from the environment. Errors are `(path, message)` pairs.
-pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>> {
+/// Reads what `spec` names from the environment; reports a problem at the key naming it.
+pub fn resolve(spec: &RedisSpec, errors: &mut Errors) -> Option<RedisSettings> {
     let at = "rate_limiting.redis";
-    let mut errors = Vec::new();
+    let errors_before = errors.count();
     let mut read = |what: &SecretRef, key: &str| -> String {
         let (path, result) = match what {
             SecretRef::Literal(value) => return value.clone(),
@@ -74,12 +74,12 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
         };
         match result {
             Ok(value) if value.is_empty() => {
-                errors.push((path, "is empty".to_string()));
+                errors.error(path, "is empty");
                 String::new()
             }
             Ok(value) => value,
             Err(message) => {
-                errors.push((path, message));
+                errors.error(path, message);
                 String::new()
             }
         }
@@ -111,19 +111,15 @@ pub fn resolve(spec: &RedisSpec) -> Result<RedisSettings, Vec<(String, String)>>
         } else {
             "url"
         };
-        errors.push((format!("{at}.{key}"), message));
+        errors.error(format!("{at}.{key}"), message);
     }
-    if errors.is_empty() {
-        Ok(RedisSettings {
-            url,
-            username: spec.username.clone(),
-            password,
-            timeout: spec.timeout,
-            key_prefix: spec.key_prefix.clone(),
-        })
-    } else {
-        Err(errors)
-    }
+    (errors.count() == errors_before).then(|| RedisSettings {
+        url,
+        username: spec.username.clone(),
+        password,
+        timeout: spec.timeout,
+        key_prefix: spec.key_prefix.clone(),
+    })
 }
 
 fn store_error(error: fred::error::Error) -> StoreError {

@@ -1,29 +1,14 @@
-//! The `rate_limiting` section and each route's `rate_limits`, compiled.
+//! The `rate_limiting` section (policies, default policies, tiers, shedding; the shared
+//! store is [`redis`]'s) and each route's `rate_limits`.
 
-use super::{closest, is_label, Compiler};
-use crate::config::raw::{RawPolicy, RawRateLimiting, RawRedis, RawRoute, RawTiers};
+use super::{closest, is_label, merged, Compiler};
+use crate::config::raw::{RawPolicy, RawRateLimiting, RawRoute, RawTiers};
 use crate::config::*;
 use std::str::FromStr;
 
-mod builtin {
-    use std::time::Duration;
-    pub const TIMEOUT: Duration = Duration::from_millis(50);
-    /// A slower deadline would put seconds on every request while Redis is sick.
-    pub const MAX_TIMEOUT: Duration = Duration::from_secs(1);
-    pub const KEY_PREFIX: &str = "usher:rl:";
-    pub const FAILURE_THRESHOLD: u32 = 3;
-    pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
-    pub const SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
-}
+mod redis;
 
-const REDIS_SCHEMES: &[&str] = &[
-    "redis",
-    "rediss",
-    "redis-cluster",
-    "rediss-cluster",
-    "redis-sentinel",
-    "rediss-sentinel",
-];
+pub use redis::check_redis_url;
 
 impl Compiler<'_> {
     pub(super) fn rate_limiting(&mut self, raw: &RawRateLimiting) -> RateLimiting {
@@ -55,8 +40,8 @@ impl Compiler<'_> {
             Some(tiers) => self.tiers(tiers),
             None => Tiers {
                 levels: vec![Tier {
-                    name: Arc::from("standard"),
-                    multiplier: 1.0,
+                    name: Arc::from(builtin::TIER.0),
+                    multiplier: builtin::TIER.1,
                     shed_at: None,
                 }],
                 default: 0,
@@ -78,10 +63,15 @@ impl Compiler<'_> {
             }
             SheddingSpec {
                 max_in_flight: shedding.max_in_flight,
-                upstream_bulkhead: shedding.upstream_bulkhead.unwrap_or(true),
-                retry_after: shedding.retry_after.map_or(builtin::SHED_RETRY_AFTER, |d| {
-                    self.positive("rate_limiting.shedding.retry_after", d.0)
-                }),
+                upstream_bulkhead: merged(
+                    shedding.upstream_bulkhead,
+                    None,
+                    builtin::SHED_UPSTREAM_BULKHEAD,
+                ),
+                retry_after: self.positive(
+                    "rate_limiting.shedding.retry_after",
+                    merged(shedding.retry_after, None, builtin::SHED_RETRY_AFTER),
+                ),
             }
         });
 
@@ -110,95 +100,6 @@ impl Compiler<'_> {
         index
     }
 
-    fn redis(&mut self, raw: &RawRedis) -> RedisSpec {
-        let at = "rate_limiting.redis";
-        let url = match (&raw.url, &raw.url_env) {
-            (Some(url), None) => {
-                if let Err(message) = check_redis_url(url) {
-                    self.error(format!("{at}.url"), message);
-                }
-                SecretRef::Literal(url.clone())
-            }
-            (None, Some(env)) => SecretRef::Env(env.clone()),
-            _ => {
-                self.error(at, "set exactly one of url or url_env");
-                SecretRef::Literal(String::new())
-            }
-        };
-        let password = match (&raw.password_env, &raw.password_file) {
-            (Some(env), None) => SecretRef::Env(env.clone()),
-            (None, Some(file)) => SecretRef::File(file.clone()),
-            (None, None) => {
-                self.error(
-                    at,
-                    "a Redis password is required: set password_env or password_file",
-                );
-                SecretRef::Literal(String::new())
-            }
-            (Some(_), Some(_)) => {
-                self.error(at, "set only one of password_env and password_file");
-                SecretRef::Literal(String::new())
-            }
-        };
-        let timeout = raw.timeout.map_or(builtin::TIMEOUT, |d| d.0);
-        if timeout.is_zero() || timeout > builtin::MAX_TIMEOUT {
-            self.error(
-                format!("{at}.timeout"),
-                "must be between 1ms and 1s (the default, 50ms, suits a Redis in the same zone)",
-            );
-        }
-        let fallback_share = raw.fallback_share.unwrap_or(1.0);
-        if !(fallback_share > 0.0 && fallback_share <= 1.0) {
-            self.error(
-                format!("{at}.fallback_share"),
-                "must be a fraction above 0 and at most 1 (for example 0.34 with three replicas)",
-            );
-        }
-        let failure_threshold = raw.failure_threshold.unwrap_or(builtin::FAILURE_THRESHOLD);
-        if failure_threshold == 0 {
-            self.error(
-                format!("{at}.failure_threshold"),
-                "must be greater than zero",
-            );
-        }
-        let required_for_readiness = match raw.readiness.as_deref() {
-            None | Some("required") => true,
-            Some("reported") => false,
-            Some(other) => {
-                self.error(
-                    format!("{at}.readiness"),
-                    format!("\"{other}\": expected required or reported"),
-                );
-                true
-            }
-        };
-        RedisSpec {
-            url,
-            username: raw.username.clone(),
-            password,
-            timeout,
-            key_prefix: {
-                let prefix = raw
-                    .key_prefix
-                    .clone()
-                    .unwrap_or_else(|| builtin::KEY_PREFIX.to_string());
-                if prefix.contains(['{', '}']) {
-                    self.error(
-                        format!("{at}.key_prefix"),
-                        "must not contain { or }: Usher tags each bucket's keys itself, and a tag in the prefix would put every bucket in one Cluster slot",
-                    );
-                }
-                prefix
-            },
-            failure_threshold,
-            retry_interval: raw.retry_interval.map_or(builtin::RETRY_INTERVAL, |d| {
-                self.positive(&format!("{at}.retry_interval"), d.0)
-            }),
-            fallback_share,
-            required_for_readiness,
-        }
-    }
-
     fn policy(&mut self, name: &str, raw: &RawPolicy) -> PolicySpec {
         let at = format!("rate_limiting.policies.{name}");
         if !is_label(name) {
@@ -215,8 +116,10 @@ impl Compiler<'_> {
         }
         let window = self.positive(&format!("{at}.window"), raw.window.0);
         let key = match &raw.key {
-            // Users are unique within a tenant only.
-            None => vec![KeyPart::Tenant, KeyPart::User],
+            None => builtin::POLICY_KEY
+                .iter()
+                .map(|part| key_part(part).expect("the built-in key parses"))
+                .collect(),
             Some(parts) if parts.is_empty() => {
                 self.error(
                     format!("{at}.key"),
@@ -246,11 +149,15 @@ impl Compiler<'_> {
         if raw.bot_after == Some(0) {
             self.error(format!("{at}.bot_after"), "must be at least 1");
         }
-        let on_store_failure = match raw.on_store_failure.as_deref() {
-            None | Some("local") => StoreFailure::Local,
-            Some("open") => StoreFailure::Open,
-            Some("closed") => StoreFailure::Closed,
-            Some(other) => {
+        let on_store_failure = match merged(
+            raw.on_store_failure.as_deref(),
+            None,
+            builtin::ON_STORE_FAILURE,
+        ) {
+            "local" => StoreFailure::Local,
+            "open" => StoreFailure::Open,
+            "closed" => StoreFailure::Closed,
+            other => {
                 self.error(
                     format!("{at}.on_store_failure"),
                     format!("\"{other}\": expected local, open or closed"),
@@ -266,7 +173,7 @@ impl Compiler<'_> {
             block,
             bot_after: raw.bot_after,
             on_store_failure,
-            tiered: raw.tiered.unwrap_or(true),
+            tiered: merged(raw.tiered, None, builtin::TIERED),
         }
     }
 
@@ -342,7 +249,7 @@ impl Compiler<'_> {
         rate_limiting: &RateLimiting,
     ) -> Vec<RouteLimit> {
         let mut attached: Vec<RouteLimit> = Vec::new();
-        if raw.default_rate_limits.unwrap_or(true) {
+        if merged(raw.default_rate_limits, None, builtin::DEFAULT_RATE_LIMITS) {
             attached.extend(rate_limiting.defaults.iter().map(|&policy| RouteLimit {
                 policy,
                 params: Vec::new(),
@@ -409,56 +316,5 @@ fn key_part(text: &str) -> Result<KeyPart, String> {
     })
 }
 
-/// A Redis URL must be one Usher can use, and must not carry the password.
-pub fn check_redis_url(url: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!("\"{url}\" is not a URL such as redis://redis:6379"));
-    };
-    if !REDIS_SCHEMES.contains(&scheme) {
-        return Err(format!(
-            "unsupported scheme \"{scheme}\": expected one of {}",
-            REDIS_SCHEMES.join(", ")
-        ));
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(
-            "credentials do not belong in the URL, which is logged; use username and password_env or password_file"
-                .to_string(),
-        );
-    }
-    if authority.is_empty() {
-        return Err("the URL names no host".to_string());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_parts_parse() {
-        assert_eq!(key_part("user"), Ok(KeyPart::User));
-        assert_eq!(
-            key_part("header:X-Device"),
-            Ok(KeyPart::Header("x-device".into()))
-        );
-        assert_eq!(
-            key_part("param:eventId"),
-            Ok(KeyPart::Param("eventId".into()))
-        );
-        assert!(key_part("query:").is_err());
-        assert!(key_part("cookie:x").is_err());
-        assert!(key_part("users").is_err());
-    }
-
-    #[test]
-    fn redis_urls_without_credentials_only() {
-        assert!(check_redis_url("redis://redis:6379/0").is_ok());
-        assert!(check_redis_url("redis-sentinel://s1:26379/0?sentinelServiceName=main").is_ok());
-        assert!(check_redis_url("rediss://:secret@redis:6379").is_err());
-        assert!(check_redis_url("http://redis").is_err());
-        assert!(check_redis_url("redis:6379").is_err());
-    }
-}
+mod tests;

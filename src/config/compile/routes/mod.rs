@@ -1,0 +1,255 @@
+//! `routes` and `defaults.route`: each route's match, upstream, rewrite, access, deadline and
+//! body limit; its `auth` is [`auth`]'s, and the checks across routes (duplicate names,
+//! routes that can never match) are [`unreachable`]'s.
+
+use super::{closest, is_label, merged, Compiler, METHODS};
+use crate::config::raw::{RawRoute, RawRouteDefaults};
+use crate::config::{
+    bounds, builtin, Access, AuthenticationSpec, CorsPolicy, PublicPath, RateLimiting, RouteSpec,
+    UpstreamSpec,
+};
+use crate::router::PathPattern;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+mod auth;
+mod unreachable;
+
+/// What every route is compiled against: already compiled sections of the file.
+pub(super) struct RouteInputs<'a> {
+    pub defaults: &'a RawRouteDefaults,
+    pub upstreams: &'a [UpstreamSpec],
+    pub authentication: &'a AuthenticationSpec,
+    pub cors: &'a Option<Arc<CorsPolicy>>,
+    pub rate_limiting: &'a RateLimiting,
+}
+
+impl Compiler<'_> {
+    /// Every route that compiles, in file order; then the checks across routes.
+    pub(super) fn routes(&mut self, raw: &[RawRoute], inputs: &RouteInputs<'_>) -> Vec<RouteSpec> {
+        let names: HashMap<&str, usize> = inputs
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(index, upstream)| (&*upstream.name, index))
+            .collect();
+        let mut routes = Vec::new();
+        for (index, route) in raw.iter().enumerate() {
+            if let Some(route) = self.route(index, route, inputs, &names) {
+                routes.push((index, route));
+            }
+        }
+        self.check_unreachable(&routes);
+        self.check_credential_sources(&routes, inputs.authentication);
+        routes.into_iter().map(|(_, route)| route).collect()
+    }
+
+    fn route(
+        &mut self,
+        index: usize,
+        raw: &RawRoute,
+        inputs: &RouteInputs<'_>,
+        names: &HashMap<&str, usize>,
+    ) -> Option<RouteSpec> {
+        let RouteInputs {
+            defaults,
+            upstreams,
+            authentication,
+            cors: global_cors,
+            rate_limiting,
+        } = *inputs;
+        let at = format!("routes[{index}]");
+        let errors_before = self.errors.count();
+        if !is_label(&raw.name) {
+            self.error(
+                format!("{at}.name"),
+                "route names may hold only lower-case letters, digits, - and _",
+            );
+        } else if raw.name.len() > bounds::MAX_NAME {
+            self.error(
+                format!("{at}.name"),
+                format!("route names may be at most {} characters", bounds::MAX_NAME),
+            );
+        }
+        let pattern = PathPattern::parse(&raw.matcher.path)
+            .map_err(|message| self.error(format!("{at}.match.path"), message))
+            .ok();
+        let methods = raw.matcher.methods.as_ref().map(|methods| {
+            if methods.is_empty() {
+                self.error(
+                    format!("{at}.match.methods"),
+                    "an empty list matches nothing; leave methods out to accept every method",
+                );
+            }
+            let mut parsed: Vec<http::Method> = Vec::new();
+            for (i, method) in methods.iter().enumerate() {
+                let path = format!("{at}.match.methods[{i}]");
+                if !METHODS.contains(&method.as_str()) {
+                    self.error(
+                        path,
+                        format!(
+                            "unsupported method \"{method}\": expected one of {}",
+                            METHODS.join(", ")
+                        ),
+                    );
+                } else if parsed.iter().any(|m| m.as_str() == method) {
+                    self.error(path, format!("method {method} is listed twice"));
+                } else {
+                    parsed.push(http::Method::from_str(method).expect("listed methods parse"));
+                }
+            }
+            parsed
+        });
+        let host = raw.matcher.host.as_ref().map(|host| {
+            let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                self.error(format!("{at}.match.host"), format!("invalid host \"{host}\": expected a host name without port, such as api.example.com"));
+            }
+            crate::router::host_name(host).to_ascii_lowercase()
+        });
+        let upstream = match names.get(raw.upstream.as_str()) {
+            Some(&upstream) => Some(upstream),
+            None => {
+                let hint = closest(&raw.upstream, names.keys().copied())
+                    .map(|name| format!(" (did you mean \"{name}\"?)"))
+                    .unwrap_or_default();
+                self.error(
+                    format!("{at}.upstream"),
+                    format!("unknown upstream \"{}\"{hint}", raw.upstream),
+                );
+                None
+            }
+        };
+        let rewrite = raw.rewrite.as_ref().and_then(|rewrite| {
+            match (rewrite.strip_prefix, &rewrite.replace_prefix) {
+                (Some(true), None) => Some("/".to_string()),
+                (None, Some(prefix)) if prefix.starts_with('/') => Some(prefix.clone()),
+                (None, Some(prefix)) => {
+                    self.error(
+                        format!("{at}.rewrite.replace_prefix"),
+                        format!("\"{prefix}\" must start with /"),
+                    );
+                    None
+                }
+                _ => {
+                    self.error(
+                        format!("{at}.rewrite"),
+                        "set exactly one of strip_prefix: true or replace_prefix: /path",
+                    );
+                    None
+                }
+            }
+        });
+        let access = match (raw.public, raw.public_paths.is_empty()) {
+            (true, true) => Access::Public,
+            (false, true) => Access::Authenticated,
+            (true, false) => {
+                self.error(
+                    format!("{at}.public_paths"),
+                    "the whole route is already public; remove public_paths or public: true",
+                );
+                Access::Public
+            }
+            (false, false) => {
+                let mut paths = Vec::new();
+                for (i, text) in raw.public_paths.iter().enumerate() {
+                    let (tail, subtree) = match text.strip_suffix("/*") {
+                        Some(tail) => (if tail.is_empty() { "/" } else { tail }, true),
+                        None => (text.as_str(), false),
+                    };
+                    match (PathPattern::parse(tail), &pattern) {
+                        (Ok(tail), Some(pattern)) => paths.push(PublicPath { pattern: pattern.join(&tail), subtree }),
+                        (Err(message), _) => self.error(format!("{at}.public_paths[{i}]"), format!("{message} (public paths are relative to the route's path; end with /* for a subtree)")),
+                        (Ok(_), None) => {}
+                    }
+                }
+                Access::PublicPaths(paths)
+            }
+        };
+        let timeout = raw
+            .timeout
+            .map(|d| self.positive(&format!("{at}.timeout"), d.0));
+        let max_body = merged(raw.max_body, defaults.max_body, builtin::MAX_BODY);
+        let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication);
+        let cors = match &raw.cors {
+            Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
+            None => global_cors.clone(),
+        };
+        let rate_limits = self.route_limits(&at, raw, pattern.as_ref(), rate_limiting);
+        if self.errors.count() > errors_before {
+            return None;
+        }
+        let upstream = upstream?;
+        Some(RouteSpec {
+            name: Arc::from(raw.name.as_str()),
+            host,
+            pattern: pattern?,
+            methods,
+            upstream,
+            rewrite,
+            access,
+            timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
+            max_body,
+            auth,
+            websocket: raw.websocket,
+            cors,
+            rate_limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::builtin;
+    use crate::config::compile::testing::{assert_file_errors, file};
+    use std::time::Duration;
+
+    const UPSTREAMS: &str =
+        "upstreams: { tickets: { targets: [\"t:1\"], timeouts: { total: 7s } } }\n";
+
+    fn routes(routes: &str) -> String {
+        format!("{UPSTREAMS}routes:\n{routes}")
+    }
+
+    #[test]
+    fn routes_take_their_upstream_deadline_and_the_default_body_limit() {
+        let config = file(&routes("  - { name: a, match: { path: /a, host: A.example.com }, upstream: tickets, public: true, rewrite: { strip_prefix: true } }\n  - { name: b, match: { path: /b }, upstream: tickets, public: true, timeout: 2s, max_body: 1KiB }\n"));
+        let (a, b) = (&config.routes[0], &config.routes[1]);
+        assert_eq!(
+            (a.timeout, a.max_body),
+            (Duration::from_secs(7), builtin::MAX_BODY)
+        );
+        assert_eq!(
+            (a.host.as_deref(), a.rewrite.as_deref()),
+            (Some("a.example.com"), Some("/"))
+        );
+        assert_eq!((b.timeout, b.max_body), (Duration::from_secs(2), 1024));
+        let config = file(&format!(
+            "defaults: {{ route: {{ max_body: 2KiB }} }}\n{}",
+            routes("  - { name: a, match: { path: /a }, upstream: tickets, public: true }\n")
+        ));
+        assert_eq!(config.routes[0].max_body, 2048);
+    }
+
+    #[test]
+    fn route_errors() {
+        let one = |route: &str| routes(&format!("  - {{ {route} }}\n"));
+        assert_file_errors(&[
+            (&one("name: A, match: { path: /a }, upstream: tickets, public: true"), &["routes[0].name: route names may hold only lower-case letters, digits, - and _"]),
+            (&one("name: a, match: { path: a }, upstream: tickts, public: true"), &[
+                "routes[0].match.path: path \"a\" must start with /",
+                "routes[0].upstream: unknown upstream \"tickts\" (did you mean \"tickets\"?)",
+            ]),
+            (&one("name: a, match: { path: /a, methods: [] }, upstream: tickets, public: true"), &["routes[0].match.methods: an empty list matches nothing; leave methods out to accept every method"]),
+            (&one("name: a, match: { path: /a, methods: [GET, GET, get] }, upstream: tickets, public: true"), &[
+                "routes[0].match.methods[1]: method GET is listed twice",
+                "routes[0].match.methods[2]: unsupported method \"get\": expected one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",
+            ]),
+            (&one("name: a, match: { path: /a, host: \"a:80\" }, upstream: tickets, public: true"), &["routes[0].match.host: invalid host \"a:80\": expected a host name without port, such as api.example.com"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: \"x\" must start with /"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, public_paths: [/b]"), &["routes[0].public_paths: the whole route is already public; remove public_paths or public: true"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
+        ]);
+    }
+}
