@@ -401,6 +401,20 @@ pub struct RouteSpec {
     pub rate_limits: Vec<RouteLimit>,
 }
 
+impl crate::router::Routable for RouteSpec {
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    fn pattern(&self) -> &PathPattern {
+        &self.pattern
+    }
+
+    fn methods(&self) -> Option<&[Method]> {
+        self.methods.as_deref()
+    }
+}
+
 /// A policy attached to a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteLimit {

@@ -1,5 +1,5 @@
-//! Request filters: small decisions that `request_filter` runs in a fixed order (see the
-//! chart in `proxy`). Each returns a value; the proxy turns a refusal into a response
+//! Request filters: small decisions that admission runs in a fixed order (see the chart in
+//! `proxy/admission`). Each returns a value; the proxy turns a refusal into a response
 //! through `respond`.
 
 pub mod access;
@@ -9,4 +9,3 @@ pub mod client_address;
 pub mod cors;
 pub mod hardening;
 pub mod identity_headers;
-pub mod security_headers;

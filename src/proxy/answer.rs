@@ -3,9 +3,9 @@
 //! and the deadline on writing them.
 
 use super::RequestCtx;
-use crate::filters::{cors, security_headers};
+use crate::filters::cors;
 use crate::ratelimit::headers as ratelimit_headers;
-use crate::respond::{self, Rejection};
+use crate::respond::{self, security_headers, Rejection};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -61,7 +61,7 @@ pub async fn reject(session: &mut Session, ctx: &mut RequestCtx, rejection: &Rej
         return;
     }
     let extra = refusal_headers(session, ctx, rejection);
-    match respond::send(session, rejection, &ctx.request_id, &extra).await {
+    match respond::send(session, rejection, &ctx.request_id, on_tls(ctx), &extra).await {
         Ok(sent) => ctx.response_bytes += sent as u64,
         Err(e) => {
             tracing::debug!(request_id = %ctx.request_id, error = %e, "could not send the error response")
@@ -69,9 +69,8 @@ pub async fn reject(session: &mut Session, ctx: &mut RequestCtx, rejection: &Rej
     }
 }
 
-/// Headers a refusal needs beyond its fixed ones: HSTS on TLS listeners, CORS headers
-/// where the route allows the request's origin (not on a refused preflight), and the
-/// `RateLimit` fields.
+/// Headers a refusal needs beyond its fixed ones: CORS headers where the route allows the
+/// request's origin (not on a refused preflight), and the `RateLimit` fields.
 fn refusal_headers(
     session: &Session,
     ctx: &RequestCtx,
@@ -84,12 +83,6 @@ fn refusal_headers(
         }
         _ => Vec::new(),
     };
-    if on_tls(ctx) {
-        headers.push((
-            "strict-transport-security",
-            security_headers::HSTS.to_string(),
-        ));
-    }
     headers.extend(ratelimit_fields(ctx));
     headers
 }

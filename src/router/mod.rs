@@ -17,7 +17,6 @@ mod tests;
 
 pub use pattern::{segment_stem, split_path, PathPattern, Segment};
 
-use crate::config::RouteSpec;
 use http::Method;
 use std::collections::{BTreeMap, HashMap};
 
@@ -95,16 +94,26 @@ pub struct Matched {
     pub depth: usize,
 }
 
+/// What the router needs of a route: the host, path pattern and methods it matches. The
+/// compiled configuration's routes are it; the router knows nothing else of them.
+pub trait Routable {
+    /// Lower case, without a trailing dot (see [`host_name`]); `None`: any host.
+    fn host(&self) -> Option<&str>;
+    fn pattern(&self) -> &PathPattern;
+    /// `None`: every method.
+    fn methods(&self) -> Option<&[Method]>;
+}
+
 impl Router {
-    pub fn new(routes: &[RouteSpec]) -> Self {
+    pub fn new<R: Routable>(routes: &[R]) -> Self {
         let mut by_host: HashMap<String, NodeBuilder> = HashMap::new();
         let mut any_host = NodeBuilder::default();
         for (index, route) in routes.iter().enumerate() {
-            let mut node = match &route.host {
-                Some(host) => by_host.entry(host.clone()).or_default(),
+            let mut node = match route.host() {
+                Some(host) => by_host.entry(host.to_string()).or_default(),
                 None => &mut any_host,
             };
-            for segment in route.pattern.segments() {
+            for segment in route.pattern().segments() {
                 node = match segment {
                     Segment::Literal(text) => node.literal.entry(text.as_str().into()).or_default(),
                     Segment::Param(_) => node.param.get_or_insert_with(Default::default),
@@ -112,7 +121,7 @@ impl Router {
             }
             node.routes.push(RouteEntry {
                 index,
-                methods: route.methods.clone(),
+                methods: route.methods().map(<[Method]>::to_vec),
             });
         }
         Router {

@@ -9,7 +9,7 @@
 //! Each key's algorithm comes from the JWK's own `alg`; a JWK without one is skipped, since
 //! the token must never choose its algorithm.
 
-use super::jwt::VerifyingKey;
+use super::keys::VerifyingKey;
 use crate::config::{JwksSpec, JwtSpec};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use jsonwebtoken::jwk::JwkSet;

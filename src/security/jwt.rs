@@ -18,13 +18,12 @@
 use super::events::Severity;
 use super::jose;
 use super::jwks::Jwks;
-use super::keys;
+use super::keys::{self, VerifyingKey};
 use super::{AuthFailure, CredentialKind, Identity};
 use crate::cache::Cache;
 use crate::config::{Errors, JwtSpec, KeyMaterial};
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -78,36 +77,6 @@ impl VerifiedCache {
 
     fn insert(&self, token: &str, verified: Verified) {
         self.0.insert(token.into(), verified);
-    }
-}
-
-/// One key, with the only algorithm it verifies and the validation rules.
-pub struct VerifyingKey {
-    kid: Option<String>,
-    algorithm: Algorithm,
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl VerifyingKey {
-    pub fn new(
-        kid: Option<String>,
-        algorithm: Algorithm,
-        key: DecodingKey,
-        spec: &JwtSpec,
-    ) -> Self {
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = spec.leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&spec.issuer]);
-        validation.set_audience(&spec.audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        VerifyingKey {
-            kid,
-            algorithm,
-            key,
-            validation,
-        }
     }
 }
 
@@ -358,6 +327,7 @@ fn names_alg_none(token: &str) -> bool {
 mod tests {
     use super::*;
     use crate::security::CredentialKind;
+    use jsonwebtoken::{Algorithm, DecodingKey};
 
     fn identity() -> Arc<Identity> {
         Arc::new(Identity {

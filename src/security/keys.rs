@@ -1,8 +1,9 @@
 //! Key material from the environment or files: never from routes.yaml itself, and never a
-//! built-in default.
+//! built-in default; and the verifying keys made of it, whether configured or fetched
+//! from the issuer's key set.
 
-use crate::config::{JwtKeySpec, KeyMaterial};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use crate::config::{JwtKeySpec, JwtSpec, KeyMaterial};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// HMAC secrets shorter than this are refused (RFC 7518 3.2: at least the hash size).
 const MIN_SECRET_BYTES: usize = 32;
@@ -14,6 +15,36 @@ const KNOWN_SECRETS: &[&str] = &[
     "changeme",
     "your-256-bit-secret",
 ];
+
+/// One key, with the only algorithm it verifies and the validation rules.
+pub struct VerifyingKey {
+    pub(super) kid: Option<String>,
+    pub(super) algorithm: Algorithm,
+    pub(super) key: DecodingKey,
+    pub(super) validation: Validation,
+}
+
+impl VerifyingKey {
+    pub fn new(
+        kid: Option<String>,
+        algorithm: Algorithm,
+        key: DecodingKey,
+        spec: &JwtSpec,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = spec.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&spec.issuer]);
+        validation.set_audience(&spec.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        VerifyingKey {
+            kid,
+            algorithm,
+            key,
+            validation,
+        }
+    }
+}
 
 pub fn decoding_key(spec: &JwtKeySpec) -> Result<DecodingKey, String> {
     match &spec.material {

@@ -2,16 +2,20 @@
 //! `{"error":{"code":"...","message":"...","request_id":"..."}}`.
 //!
 //! A [`Rejection`] is a value that knows its status, its stable `code` and its headers.
-//! Filters return one; this module alone turns it into bytes. Messages name the service
-//! (the upstream's name), never peers, addresses or internal errors: those go to the log.
+//! Filters return one; this module alone turns it into bytes (`write`). Messages name the
+//! service (the upstream's name), never peers, addresses or internal errors: those go to
+//! the log. `security_headers` lists the headers every response carries, whoever made it.
 
-use crate::filters::security_headers::{GATEWAY_CSP, HSTS};
+pub mod security_headers;
+#[cfg(test)]
+mod tests;
+mod write;
+
+pub use write::send;
+
 use crate::path::PathError;
-use bytes::Bytes;
 use http::Method;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::proxy::Session;
 use pingora::ErrorType;
 use std::time::Duration;
 
@@ -255,45 +259,6 @@ impl Rejection {
         })
     }
 
-    pub fn body(&self, request_id: &str) -> Bytes {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.message(),
-                "request_id": request_id,
-            }
-        });
-        Bytes::from(body.to_string())
-    }
-
-    /// The whole response as bytes on an HTTP/1.1 connection that closes after it, for
-    /// answers written below Pingora (at the connection: a late head, a head Pingora's
-    /// parser refused). HSTS is added on TLS connections.
-    pub fn wire_response(&self, request_id: &str, tls: bool) -> Vec<u8> {
-        let body = self.body(request_id);
-        let status =
-            http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
-        let mut response = format!(
-            "HTTP/1.1 {} {}\r\n",
-            status.as_str(),
-            status.canonical_reason().unwrap_or("")
-        )
-        .into_bytes();
-        let hsts = [("strict-transport-security", HSTS.to_string())];
-        let extra: &[(&'static str, String)] = if tls { &hsts } else { &[] };
-        if let Ok(header) = self.header(request_id, body.len(), extra) {
-            for (name, value) in header.headers.iter() {
-                response.extend_from_slice(name.as_str().as_bytes());
-                response.extend_from_slice(b": ");
-                response.extend_from_slice(value.as_bytes());
-                response.extend_from_slice(b"\r\n");
-            }
-        }
-        response.extend_from_slice(b"connection: close\r\n\r\n");
-        response.extend_from_slice(&body);
-        response
-    }
-
     /// What Usher answers in place of an error response Pingora wrote itself with `status`
     /// (its parser refused the head, or it refused `CONNECT`). `too_many_headers` says the
     /// head had more header lines than `limits.max_headers`.
@@ -306,211 +271,5 @@ impl Rejection {
             431 => Rejection::HeadersTooLarge,
             _ => Rejection::Internal,
         }
-    }
-
-    /// The response head; `extra` adds headers that depend on the request (CORS, HSTS).
-    pub fn header(
-        &self,
-        request_id: &str,
-        body_length: usize,
-        extra: &[(&'static str, String)],
-    ) -> Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(self.status(), Some(12))?;
-        header.insert_header("x-content-type-options", "nosniff")?;
-        header.insert_header("x-frame-options", "DENY")?;
-        header.insert_header("referrer-policy", "no-referrer")?;
-        header.insert_header("content-security-policy", GATEWAY_CSP)?;
-        for (name, value) in extra {
-            header.append_header(*name, value.as_str())?;
-        }
-        header.insert_header("content-type", "application/json")?;
-        header.insert_header("content-length", body_length.to_string())?;
-        header.insert_header("cache-control", "no-store")?;
-        header.insert_header("x-request-id", request_id)?;
-        if let Some(seconds) = self.retry_after() {
-            header.insert_header("retry-after", seconds.to_string())?;
-        }
-        match self {
-            Rejection::MethodNotAllowed(allowed) if allowed.is_empty() => {
-                header.insert_header("allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS")?;
-            }
-            Rejection::MethodNotAllowed(allowed) => {
-                let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-                header.insert_header("allow", allowed.join(", "))?;
-            }
-            Rejection::Unauthenticated => header.insert_header("www-authenticate", "Bearer")?,
-            _ => {}
-        }
-        Ok(header)
-    }
-}
-
-/// Writes `rejection` as the whole response; returns the body bytes sent.
-pub async fn send(
-    session: &mut Session,
-    rejection: &Rejection,
-    request_id: &str,
-    extra: &[(&'static str, String)],
-) -> Result<usize> {
-    let body = rejection.body(request_id);
-    let header = rejection.header(request_id, body.len(), extra)?;
-    let head_only = session.req_header().method == Method::HEAD;
-    if !session.is_body_empty() {
-        // The unread body would be taken for the next request on this connection.
-        session.set_keepalive(None);
-    }
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
-    if head_only {
-        return Ok(0);
-    }
-    let sent = body.len();
-    session.write_response_body(Some(body), true).await?;
-    Ok(sent)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_has_the_stable_shape() {
-        let rejection = Rejection::NoHealthyPeer {
-            upstream: "tickets".into(),
-        };
-        let body: serde_json::Value = serde_json::from_slice(&rejection.body("r-1")).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({"error": {"code": "upstream_unavailable", "message": "service tickets is unavailable", "request_id": "r-1"}})
-        );
-    }
-
-    /// One of each rejection; the match fails to compile when a variant is added and not
-    /// listed here.
-    fn every_rejection() -> Vec<Rejection> {
-        let upstream = || "svc".to_string();
-        let wait = Duration::from_secs(1);
-        let all = vec![
-            Rejection::BadPath(PathError::Nul),
-            Rejection::NoRoute,
-            Rejection::MethodNotAllowed(vec![Method::GET]),
-            Rejection::Unauthenticated,
-            Rejection::PayloadTooLarge { limit: 1 },
-            Rejection::NotReady,
-            Rejection::CircuitOpen {
-                upstream: upstream(),
-                retry_after: wait,
-            },
-            Rejection::Busy {
-                upstream: upstream(),
-            },
-            Rejection::NoHealthyPeer {
-                upstream: upstream(),
-            },
-            Rejection::UpstreamRefused {
-                upstream: upstream(),
-            },
-            Rejection::UpstreamTimeout {
-                upstream: upstream(),
-            },
-            Rejection::BadGateway {
-                upstream: upstream(),
-            },
-            Rejection::BadRequest,
-            Rejection::Malformed("x"),
-            Rejection::UriTooLong,
-            Rejection::RequestTimeout,
-            Rejection::HeadersTooLarge,
-            Rejection::Forbidden,
-            Rejection::CorsRefused,
-            Rejection::AuthUnavailable,
-            Rejection::RateLimited { retry_after: wait },
-            Rejection::RateLimitUnavailable { retry_after: wait },
-            Rejection::Overloaded { retry_after: wait },
-            Rejection::Internal,
-        ];
-        for rejection in &all {
-            match rejection {
-                Rejection::BadPath(_)
-                | Rejection::NoRoute
-                | Rejection::MethodNotAllowed(_)
-                | Rejection::Unauthenticated
-                | Rejection::PayloadTooLarge { .. }
-                | Rejection::NotReady
-                | Rejection::CircuitOpen { .. }
-                | Rejection::Busy { .. }
-                | Rejection::NoHealthyPeer { .. }
-                | Rejection::UpstreamRefused { .. }
-                | Rejection::UpstreamTimeout { .. }
-                | Rejection::BadGateway { .. }
-                | Rejection::BadRequest
-                | Rejection::Malformed(_)
-                | Rejection::UriTooLong
-                | Rejection::RequestTimeout
-                | Rejection::HeadersTooLarge
-                | Rejection::Forbidden
-                | Rejection::CorsRefused
-                | Rejection::AuthUnavailable
-                | Rejection::RateLimited { .. }
-                | Rejection::RateLimitUnavailable { .. }
-                | Rejection::Overloaded { .. }
-                | Rejection::Internal => {}
-            }
-        }
-        all
-    }
-
-    /// docs/routes.md's error table lists exactly the (status, code) pairs Usher answers,
-    /// and every answer, as bytes on the wire too, has the one JSON shape.
-    #[test]
-    fn the_error_table_lists_every_answer_in_its_shape() {
-        let docs = include_str!("../docs/routes.md");
-        let table = docs.split("## Gateway errors").nth(1).expect("the section");
-        let documented: std::collections::BTreeSet<(u16, String)> = table
-            .lines()
-            .take_while(|line| !line.starts_with("## "))
-            .filter_map(|line| {
-                let mut cells = line.split('|').map(str::trim).skip(1);
-                let status: u16 = cells.next()?.parse().ok()?;
-                let codes = cells.next()?;
-                Some(
-                    codes
-                        .split(',')
-                        .map(|code| (status, code.trim().trim_matches('`').to_string()))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .flatten()
-            .collect();
-        let answered: std::collections::BTreeSet<(u16, String)> = every_rejection()
-            .iter()
-            .map(|r| (r.status(), r.code().to_string()))
-            .collect();
-        assert_eq!(documented, answered);
-        for rejection in every_rejection() {
-            let wire = String::from_utf8(rejection.wire_response("r-1", false)).unwrap();
-            let (head, body) = wire.split_once("\r\n\r\n").unwrap();
-            assert!(
-                head.starts_with(&format!("HTTP/1.1 {} ", rejection.status())),
-                "{head}"
-            );
-            assert!(head.contains("content-type: application/json"), "{head}");
-            let body: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert_eq!(body["error"]["code"], rejection.code(), "{body}");
-            assert_eq!(body["error"]["request_id"], "r-1");
-            assert!(body["error"]["message"].is_string());
-        }
-    }
-
-    #[test]
-    fn circuit_open_rounds_retry_after_up() {
-        let rejection = Rejection::CircuitOpen {
-            upstream: "t".into(),
-            retry_after: Duration::from_millis(1500),
-        };
-        let header = rejection.header("r", 0, &[]).unwrap();
-        assert_eq!(header.status.as_u16(), 503);
-        assert_eq!(header.headers["retry-after"], "2");
     }
 }
