@@ -1,0 +1,118 @@
+//! Routes, compiled: what matches, where it goes, who may call it.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: Arc<str>,
+    /// Lower-cased, without port.
+    pub host: Option<String>,
+    pub pattern: PathPattern,
+    /// `None` accepts every method.
+    pub methods: Option<Vec<Method>>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Replaces the matched prefix before forwarding; `None` forwards the path unchanged.
+    pub rewrite: Option<String>,
+    pub access: Access,
+    /// The total deadline for one request on this route: its `timeout`, else its
+    /// upstream's `timeouts.total`.
+    pub timeout: Duration,
+    pub max_body: u64,
+    pub auth: RouteAuth,
+    /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
+    pub websocket: bool,
+    /// The route's own CORS policy, else the global one; `None`: no cross-origin access.
+    pub cors: Option<Arc<CorsPolicy>>,
+    /// The policies a request on this route counts against: the defaults, then its own.
+    pub rate_limits: Vec<RouteLimit>,
+}
+
+impl crate::router::Routable for RouteSpec {
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    fn pattern(&self) -> &PathPattern {
+        &self.pattern
+    }
+
+    fn methods(&self) -> Option<&[Method]> {
+        self.methods.as_deref()
+    }
+}
+
+/// A policy attached to a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLimit {
+    /// Index into [`RateLimiting::policies`].
+    pub policy: usize,
+    /// For each `Param` part of the policy's key, in order: its index among the route's
+    /// parameters.
+    pub params: Vec<usize>,
+}
+
+/// A compiled CORS policy: header values are built once, here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// Lower-cased origins (`scheme://host[:port]`); `*` alone allows any origin.
+    pub origins: Vec<String>,
+    pub any_origin: bool,
+    pub methods: Vec<http::Method>,
+    /// `Access-Control-Allow-Methods`, ready to send.
+    pub methods_value: String,
+    /// Lower-cased request headers a browser may send.
+    pub headers: Vec<String>,
+    pub headers_value: String,
+    pub exposed_value: Option<String>,
+    pub credentials: bool,
+    pub max_age_value: String,
+}
+
+/// What an authenticated caller must be on a route, beyond being authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAuth {
+    /// The caller needs at least one of these roles (none listed: any caller).
+    pub roles: Vec<String>,
+    /// The index, among the route's parameters, of the venue the caller must be scoped to.
+    pub venue_param: Option<usize>,
+    /// Roles that pass the venue scope check for every venue.
+    pub admin_roles: Vec<String>,
+    pub api_keys: bool,
+    pub token_sources: Vec<TokenSource>,
+    /// Ask `authentication.user_status` whether the token's user is still active.
+    pub user_status: bool,
+    /// Confirm the venue scope with `authentication.venue_access`.
+    pub venue_check: bool,
+    /// When a service asked above cannot answer: let the request through (`open`) instead
+    /// of refusing it with 503 (`closed`, the default).
+    pub fail_open: bool,
+    /// Forward the verified credential (token or API key) to the upstream, for services that
+    /// verify it themselves or act with it; otherwise it stays at the edge.
+    pub forward_credential: bool,
+}
+
+/// Where a bearer token may come from. Only the `Authorization` header unless a route
+/// opts in to more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    BearerHeader,
+    Query(String),
+    Cookie(String),
+}
+
+/// Who may call a route. Authenticated unless the file says otherwise.
+#[derive(Debug, Clone)]
+pub enum Access {
+    Authenticated,
+    Public,
+    /// Authenticated, except these paths (relative to the route's prefix, already joined).
+    PublicPaths(Vec<PublicPath>),
+}
+
+/// A public path: exact, or a whole subtree when written with a trailing `/*`.
+#[derive(Debug, Clone)]
+pub struct PublicPath {
+    pub pattern: PathPattern,
+    pub subtree: bool,
+}
