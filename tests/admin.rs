@@ -195,7 +195,10 @@ routes:
     let mut gateway = Gateway::start(&body).await;
     let public = gateway.public;
     let in_flight = tokio::spawn(async move { get(public, "/slow").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        eventually(Duration::from_secs(2), || async { slow.hits() == 1 }).await,
+        "the request reached the upstream"
+    );
     let signalled = Instant::now();
     gateway.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -243,7 +243,10 @@ routes:
     let mints: Vec<_> = (0..2)
         .map(|_| tokio::spawn(async move { get(public, "/mint").await.unwrap().status }))
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        eventually(Duration::from_secs(2), || async { slow.hits() == 2 }).await,
+        "both mints reached the upstream"
+    );
     let response = gateway.get("/mint").await;
     assert_eq!(response.status, 503);
     assert_eq!(response.error_code(), "upstream_busy");

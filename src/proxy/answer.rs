@@ -50,13 +50,13 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cor
     if let Err(e) = answer.await {
         tracing::debug!(request_id = %ctx.request_id, error = %e, "could not answer a preflight");
     }
-    ctx.gateway_status = Some(204);
+    ctx.outcome.gateway_status = Some(204);
 }
 
 /// Answers with `rejection`, unless a response has already begun.
 pub async fn reject(session: &mut Session, ctx: &mut RequestCtx, rejection: &Rejection) {
-    ctx.gateway_status = Some(rejection.status());
-    ctx.rejection_code = Some(rejection.code());
+    ctx.outcome.gateway_status = Some(rejection.status());
+    ctx.outcome.rejection_code = Some(rejection.code());
     if session.response_written().is_some() {
         return;
     }

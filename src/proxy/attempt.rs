@@ -32,7 +32,7 @@ pub fn peer(session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         // Time spent before any attempt (say, waiting for a key refresh) is not the
         // upstream's failure.
         if !ctx.tried.is_empty() {
-            ctx.upstream_failure = Some("deadline");
+            ctx.outcome.upstream_failure = Some("deadline");
         }
         return Error::e_explain(
             ErrorType::HTTPStatus(504),
@@ -191,8 +191,8 @@ pub fn answered(
     length: Option<&[u8]>,
 ) {
     let code = status.as_u16();
-    ctx.upstream_status = Some(code);
-    ctx.upstream_failure = None;
+    ctx.outcome.upstream_status = Some(code);
+    ctx.outcome.upstream_failure = None;
     settle_breaker(ctx);
     let bodiless = session.req_header().method == http::Method::HEAD
         || matches!(code, 204 | 304)
@@ -219,7 +219,7 @@ pub fn settle_breaker(ctx: &mut RequestCtx) {
     let (Some(pool), Some(pass)) = (&ctx.pool, ctx.breaker.take()) else {
         return;
     };
-    let outcome = match (ctx.upstream_failure, ctx.upstream_status) {
+    let outcome = match (ctx.outcome.upstream_failure, ctx.outcome.upstream_status) {
         (Some(_), _) => Outcome::Failure,
         (None, Some(s)) if s >= 500 && pool.spec.circuit_breaker.count_5xx => Outcome::Failure,
         (None, Some(_)) => Outcome::Success,
@@ -238,7 +238,7 @@ pub fn give_back_slot(ctx: &mut RequestCtx, error: Option<&Error>) {
     let (Some(pool), Some(started), None, true, false) = (
         &ctx.pool,
         ctx.attempt_started,
-        ctx.upstream_status,
+        ctx.outcome.upstream_status,
         client_left,
         ctx.upgraded,
     ) else {
@@ -298,7 +298,7 @@ fn may_retry(session: &Session, ctx: &RequestCtx) -> bool {
 
 fn note_failure(ctx: &mut RequestCtx, error: &Error) {
     let kind = failure_kind(error);
-    ctx.upstream_failure = Some(kind);
+    ctx.outcome.upstream_failure = Some(kind);
     if let Some(pool) = &ctx.pool {
         METRICS
             .upstream_errors

@@ -50,15 +50,24 @@ pub struct RequestCtx {
     pub quotas: Vec<Quota>,
     pub tried: Vec<SocketAddr>,
     pub attempt_started: Option<Instant>,
+    /// How the request went, as far as it has gone.
+    pub outcome: Outcome,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    _in_flight: InFlightRequest,
+}
+
+/// What the breaker, the metrics and the access log learn about a request's end.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The upstream's final status, once its response head came.
     pub upstream_status: Option<u16>,
     /// The kind of the last upstream failure (`connect_refused`, `read_timeout`, ...).
     pub upstream_failure: Option<&'static str>,
     /// The status Usher answered with itself, when it did.
     pub gateway_status: Option<u16>,
+    /// The stable code of Usher's own answer, when it refused the request.
     pub rejection_code: Option<&'static str>,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    _in_flight: InFlightRequest,
 }
 
 impl RequestCtx {
@@ -86,10 +95,7 @@ impl RequestCtx {
             quotas: Vec::new(),
             tried: Vec::new(),
             attempt_started: None,
-            upstream_status: None,
-            upstream_failure: None,
-            gateway_status: None,
-            rejection_code: None,
+            outcome: Outcome::default(),
             request_bytes: 0,
             response_bytes: 0,
             _in_flight: InFlightRequest::start(),

@@ -19,7 +19,7 @@ pub fn finish(
     let status = session
         .response_written()
         .map(|r| r.status.as_u16())
-        .or(ctx.gateway_status)
+        .or(ctx.outcome.gateway_status)
         .unwrap_or(0);
     attempt::settle_breaker(ctx);
     attempt::give_back_slot(ctx, error);
@@ -64,6 +64,6 @@ pub fn finish(
         duration: elapsed,
         request_bytes: ctx.request_bytes,
         response_bytes: ctx.response_bytes,
-        error: ctx.rejection_code.or(ctx.upstream_failure),
+        error: ctx.outcome.rejection_code.or(ctx.outcome.upstream_failure),
     });
 }

@@ -180,7 +180,7 @@ impl ProxyHttp for UsherProxy {
             ctx.slot = None;
         }
         if !end_of_stream && !ctx.upgraded && ctx.deadline.is_some_and(|d| Instant::now() > d) {
-            ctx.upstream_failure = Some("deadline");
+            ctx.outcome.upstream_failure = Some("deadline");
             return Error::e_explain(
                 ErrorType::ReadTimedout,
                 "the route's deadline passed mid-response",
