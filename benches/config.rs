@@ -14,13 +14,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("shipped", |b| {
         b.iter(|| {
             let config = config::load("routes.yaml", black_box(tables::SHIPPED)).unwrap();
-            Router::new(&config.routes)
+            Router::new(&config.routes, &config.aliases)
         })
     });
     group.bench_function("10k-routes", |b| {
         b.iter(|| {
             let config = config::load("generated.yaml", black_box(&generated)).unwrap();
-            Router::new(&config.routes)
+            Router::new(&config.routes, &config.aliases)
         })
     });
     group.finish();

@@ -10,7 +10,7 @@ use usher::router::{RouteMatch, Router};
 
 fn bench(c: &mut Criterion) {
     let shipped = config::load("routes.yaml", tables::SHIPPED).unwrap();
-    let router = Router::new(&shipped.routes);
+    let router = Router::new(&shipped.routes, &shipped.aliases);
     let mut group = c.benchmark_group("route/shipped");
     for (name, method, path) in [
         ("prefix", Method::GET, "/api/v1/venues/7/seats"),
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let large = config::load("generated.yaml", &tables::generated(10_000)).unwrap();
-    let router = Router::new(&large.routes);
+    let router = Router::new(&large.routes, &large.aliases);
     let mut group = c.benchmark_group("route/10k");
     for (name, method, path) in [
         ("prefix", Method::DELETE, "/api/v1/svc1234"),

@@ -51,7 +51,7 @@ impl Snapshot {
             store,
             limiter,
             version,
-            router: Router::new(&config.routes),
+            router: Router::new(&config.routes, &config.aliases),
             route_metrics: config
                 .routes
                 .iter()

@@ -32,8 +32,12 @@ pub fn check(path: &Path, strict: bool) -> i32 {
         .iter()
         .filter(|r| !matches!(r.access, Access::Authenticated))
         .count();
+    let aliases = match config.aliases.len() {
+        0 => String::new(),
+        n => format!(", {n} alias{}", if n == 1 { "" } else { "es" }),
+    };
     println!(
-        "{source}: ok: {} routes ({} with public paths), {} upstreams, hash {}{}",
+        "{source}: ok: {} routes ({} with public paths){aliases}, {} upstreams, hash {}{}",
         config.routes.len(),
         public,
         config.upstreams.len(),

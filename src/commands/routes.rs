@@ -73,6 +73,41 @@ pub fn table(config: &Config) -> String {
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
+    if !config.aliases.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nAliases (routed again with the matched part replaced; the route reached decides everything):"
+        );
+        for alias in &config.aliases {
+            let methods = alias.methods.as_ref().map_or("*".into(), |m| {
+                m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
+            });
+            let reached: Vec<&str> = config
+                .routes
+                .iter()
+                .filter(|route| {
+                    route.pattern.meets_subtree(&alias.to)
+                        && (alias.host.is_none()
+                            || route.host.is_none()
+                            || alias.host == route.host)
+                })
+                .map(|route| &*route.name)
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<24} {}{} {} → {}…  (reaches {})",
+                alias.name,
+                alias
+                    .host
+                    .as_deref()
+                    .map_or(String::new(), |h| format!("{h} ")),
+                alias.pattern,
+                methods,
+                alias.to,
+                reached.join(", ")
+            );
+        }
+    }
     let _ = writeln!(out, "\nReachable without authentication:");
     let mut any = false;
     for route in &config.routes {

@@ -40,6 +40,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamSpec>,
     /// In file order; the router decides precedence by specificity, not by this order.
     pub routes: Vec<RouteSpec>,
+    /// Other spellings of the routes' paths, routed again as the route they lead to.
+    pub aliases: Vec<AliasSpec>,
     pub authentication: AuthenticationSpec,
     pub identity: IdentitySpec,
     pub limits: Limits,

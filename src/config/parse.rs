@@ -7,8 +7,8 @@
 
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{
-    RawAuthentication, RawConfig, RawCors, RawDefaults, RawIdentity, RawLimits, RawListeners,
-    RawRateLimiting, RawRoute, RawServer, RawUpstream,
+    RawAlias, RawAuthentication, RawConfig, RawCors, RawDefaults, RawIdentity, RawLimits,
+    RawListeners, RawRateLimiting, RawRoute, RawServer, RawUpstream,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -109,6 +109,14 @@ fn check_section(name: &str, value: &Value, errors: &mut Vec<(String, String)>) 
                 }
             }
             other => check::<Vec<RawRoute>>(other, name, errors),
+        },
+        "aliases" => match value {
+            Value::Sequence(aliases) => {
+                for (index, alias) in aliases.iter().enumerate() {
+                    check::<RawAlias>(alias, &format!("aliases[{index}]"), errors);
+                }
+            }
+            other => check::<Vec<RawAlias>>(other, name, errors),
         },
         _ => return false,
     }

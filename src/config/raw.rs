@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub routes: Vec<RawRoute>,
     #[serde(default)]
+    pub aliases: Vec<RawAlias>,
+    #[serde(default)]
     pub authentication: RawAuthentication,
     #[serde(default)]
     pub identity: RawIdentity,
@@ -350,6 +352,17 @@ pub struct RawRoute {
     #[serde(default)]
     pub rate_limits: Vec<String>,
     pub default_rate_limits: Option<bool>,
+}
+
+/// Another spelling of paths that routes serve: a request it matches is routed again with
+/// the matched prefix replaced by `to`, and gets that route's every policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlias {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RawMatch,
+    pub to: String,
 }
 
 /// What an authenticated caller must be, on one route.

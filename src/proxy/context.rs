@@ -27,6 +27,9 @@ pub struct RequestCtx {
     pub depth: usize,
     /// Values of the route's `:param` segments, in pattern order.
     pub params: Vec<String>,
+    /// The alias the request came through, and the path it asked for (`path` is then the
+    /// one the alias led to).
+    pub alias: Option<(usize, String)>,
     /// The client's address (through trusted proxies).
     pub client: Option<IpAddr>,
     /// The `X-Forwarded-For` every upstream attempt carries, worked out once.
@@ -81,6 +84,7 @@ impl RequestCtx {
             path: String::new(),
             depth: 0,
             params: Vec::new(),
+            alias: None,
             client: None,
             forwarded_for: None,
             failure: None,

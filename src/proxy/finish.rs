@@ -44,10 +44,19 @@ pub fn finish(
     let Some(log) = access_log else {
         return;
     };
-    let path = if ctx.path.is_empty() {
-        session.req_header().uri.path().to_string()
-    } else {
-        std::mem::take(&mut ctx.path)
+    let (alias, asked) = match ctx.alias.take() {
+        Some((alias, asked)) => (
+            ctx.snapshot
+                .as_ref()
+                .map(|s| Arc::clone(&s.config.aliases[alias].name)),
+            Some(asked),
+        ),
+        None => (None, None),
+    };
+    let path = match asked {
+        Some(asked) => asked,
+        None if ctx.path.is_empty() => session.req_header().uri.path().to_string(),
+        None => std::mem::take(&mut ctx.path),
     };
     log.log(AccessRecord {
         time: SystemTime::now(),
@@ -57,6 +66,7 @@ pub fn finish(
         method: session.req_header().method.clone(),
         path,
         route: ctx.route().map(|route| Arc::clone(&route.name)),
+        alias,
         upstream: ctx.pool.as_ref().map(|pool| Arc::clone(&pool.spec.name)),
         peer: ctx.tried.last().copied(),
         attempts: ctx.tried.len(),

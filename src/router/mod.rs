@@ -23,6 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Router {
     by_host: HashMap<String, Node>,
     any_host: Node,
+    /// Entries from this index on are aliases; `alias_to[i]` is where alias `i` leads.
+    route_count: usize,
+    alias_to: Vec<String>,
 }
 
 #[derive(Default)]
@@ -92,6 +95,17 @@ pub struct Matched {
     pub params: Vec<String>,
     /// How many leading path segments the route's pattern consumed (for prefix rewrites).
     pub depth: usize,
+    /// The alias the request came through, if it did: `params` and `depth` are then those
+    /// of its path as the alias rewrote it.
+    pub via: Option<Via>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Via {
+    /// Index into the aliases the router was built from.
+    pub alias: usize,
+    /// The request's path with the alias's matched prefix replaced by its `to`.
+    pub path: String,
 }
 
 /// What the router needs of a route: the host, path pattern and methods it matches. The
@@ -102,13 +116,24 @@ pub trait Routable {
     fn pattern(&self) -> &PathPattern;
     /// `None`: every method.
     fn methods(&self) -> Option<&[Method]>;
+    /// For an alias, the path prefix its matched part is replaced by before the request is
+    /// routed again.
+    fn alias(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Router {
-    pub fn new<R: Routable>(routes: &[R]) -> Self {
+    /// A router for `routes` and `aliases`; an alias leads to a route in one hop (the second
+    /// lookup sees routes only).
+    pub fn new<R: Routable, A: Routable>(routes: &[R], aliases: &[A]) -> Self {
         let mut by_host: HashMap<String, NodeBuilder> = HashMap::new();
         let mut any_host = NodeBuilder::default();
-        for (index, route) in routes.iter().enumerate() {
+        let entries = routes
+            .iter()
+            .map(|r| r as &dyn Routable)
+            .chain(aliases.iter().map(|a| a as &dyn Routable));
+        for (index, route) in entries.enumerate() {
             let mut node = match route.host() {
                 Some(host) => by_host.entry(host.to_string()).or_default(),
                 None => &mut any_host,
@@ -130,18 +155,42 @@ impl Router {
                 .map(|(host, node)| (host, node.build()))
                 .collect(),
             any_host: any_host.build(),
+            route_count: routes.len(),
+            alias_to: aliases
+                .iter()
+                .map(|alias| alias.alias().unwrap_or("/").to_string())
+                .collect(),
         }
     }
 
-    /// `host` is compared by [`host_name`]'s rule; `path` must be normalized.
+    /// `host` is compared by [`host_name`]'s rule; `path` must be normalized. A match on an
+    /// alias is routed again, among routes only, on the path the alias leads to.
     pub fn route(&self, host: Option<&str>, method: &Method, path: &str) -> RouteMatch {
+        match self.lookup(host, method, path, usize::MAX) {
+            RouteMatch::Found(found) if found.route >= self.route_count => {
+                let alias = found.route - self.route_count;
+                let path = rewrite_path(path, found.depth, &self.alias_to[alias]);
+                match self.lookup(host, method, &path, self.route_count) {
+                    RouteMatch::Found(found) => RouteMatch::Found(Matched {
+                        via: Some(Via { alias, path }),
+                        ..found
+                    }),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The best entry below index `below`.
+    fn lookup(&self, host: Option<&str>, method: &Method, path: &str, below: usize) -> RouteMatch {
         let mut allowed = Vec::new();
         if let Some(node) = host.and_then(|host| self.host_node(host)) {
-            if let Some(found) = Search::run(node, path, method, &mut allowed) {
+            if let Some(found) = Search::run(node, path, method, below, &mut allowed) {
                 return RouteMatch::Found(found);
             }
         }
-        if let Some(found) = Search::run(&self.any_host, path, method, &mut allowed) {
+        if let Some(found) = Search::run(&self.any_host, path, method, below, &mut allowed) {
             return RouteMatch::Found(found);
         }
         if allowed.is_empty() {
@@ -186,6 +235,8 @@ fn strip_port(host: &str) -> &str {
 /// specific one.
 struct Search<'a> {
     method: &'a Method,
+    /// Entries from this index on are not candidates.
+    below: usize,
     params: Vec<&'a str>,
     best: Option<Matched>,
     allowed: &'a mut Vec<Method>,
@@ -209,10 +260,12 @@ impl<'a> Search<'a> {
         root: &Node,
         path: &'a str,
         method: &'a Method,
+        below: usize,
         allowed: &'a mut Vec<Method>,
     ) -> Option<Matched> {
         let mut search = Search {
             method,
+            below,
             params: Vec::new(),
             best: None,
             allowed,
@@ -235,7 +288,7 @@ impl<'a> Search<'a> {
         if self.best.as_ref().is_some_and(|best| best.depth >= depth) {
             return;
         }
-        for entry in &node.routes {
+        for entry in node.routes.iter().filter(|entry| entry.index < self.below) {
             match &entry.methods {
                 Some(methods) if !methods.contains(self.method) => {
                     self.allowed.extend(methods.iter().cloned());
@@ -245,6 +298,7 @@ impl<'a> Search<'a> {
                         route: entry.index,
                         params: self.params.iter().map(|p| p.to_string()).collect(),
                         depth,
+                        via: None,
                     });
                     return;
                 }

@@ -53,6 +53,18 @@ impl PathPattern {
         &self.segments
     }
 
+    /// Whether this pattern could match `prefix` or a path under it (it matches a prefix
+    /// of `prefix`, or `prefix` is a prefix of paths it matches).
+    pub fn meets_subtree(&self, prefix: &str) -> bool {
+        self.segments
+            .iter()
+            .zip(split_path(prefix))
+            .all(|(segment, text)| match segment {
+                Segment::Literal(literal) => literal == text,
+                Segment::Param(_) => true,
+            })
+    }
+
     /// This pattern followed by `tail`.
     pub fn join(&self, tail: &PathPattern) -> PathPattern {
         let mut segments = self.segments.clone();

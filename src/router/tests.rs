@@ -26,7 +26,7 @@ routes:
 fn router() -> (Router, Vec<String>) {
     let config = config::load("test.yaml", TABLE).expect("table compiles");
     let names = config.routes.iter().map(|r| r.name.to_string()).collect();
-    (Router::new(&config.routes), names)
+    (Router::new(&config.routes, &config.aliases), names)
 }
 
 /// (host, method, path, expected route, expected params)
@@ -159,7 +159,7 @@ fn method_not_allowed_lists_allowed_methods() {
         ),
     )
     .unwrap();
-    let router = Router::new(&config.routes);
+    let router = Router::new(&config.routes, &config.aliases);
     assert_eq!(
         router.route(None, &Method::GET, "/api/v1/jobs"),
         RouteMatch::MethodNotAllowed(vec![Method::POST])
@@ -178,4 +178,43 @@ fn depth_counts_pattern_segments() {
         panic!("expected a match");
     };
     assert_eq!(found.depth, 4);
+}
+
+#[test]
+fn an_alias_is_routed_again_among_routes_only() {
+    let text = format!(
+        "{TABLE}aliases:\n  - {{ name: ticket, match: {{ path: /api/v1/ticket }}, to: /api/v1/tickets }}\n  - {{ name: old-jobs, match: {{ path: /jobs, methods: [POST, GET] }}, to: /api/v1/jobs }}\n"
+    );
+    let config = config::load("test.yaml", &text).unwrap();
+    let name = |index: usize| config.routes[index].name.to_string();
+    let router = Router::new(&config.routes, &config.aliases);
+    let RouteMatch::Found(found) = router.route(None, &Method::POST, "/api/v1/ticket/purchase")
+    else {
+        panic!("expected a match");
+    };
+    assert_eq!(name(found.route), "purchase");
+    assert_eq!(
+        found.via,
+        Some(Via {
+            alias: 0,
+            path: "/api/v1/tickets/purchase".into()
+        })
+    );
+    let RouteMatch::Found(found) = router.route(None, &Method::GET, "/api/v1/ticket/t-9") else {
+        panic!("expected a match");
+    };
+    assert_eq!(name(found.route), "ticket-read");
+    assert_eq!(found.params, ["t-9"], "params of the path the alias led to");
+    assert_eq!(found.depth, 4);
+    // The second lookup is an ordinary one: GET /api/v1/jobs is not only-post's (POST), so
+    // the catch-all takes it, as it would without the alias.
+    let RouteMatch::Found(found) = router.route(None, &Method::GET, "/jobs") else {
+        panic!("expected a match");
+    };
+    assert_eq!(name(found.route), "catch-all");
+    // Without an alias in between, nothing changes.
+    let RouteMatch::Found(found) = router.route(None, &Method::GET, "/api/v1/tickets") else {
+        panic!("expected a match");
+    };
+    assert_eq!((name(found.route).as_str(), found.via), ("tickets", None));
 }

@@ -29,6 +29,8 @@ pub struct AccessRecord {
     pub method: http::Method,
     pub path: String,
     pub route: Option<Arc<str>>,
+    /// The alias the request came through (`path` is then the path it asked for).
+    pub alias: Option<Arc<str>>,
     pub upstream: Option<Arc<str>>,
     pub peer: Option<SocketAddr>,
     pub attempts: usize,
@@ -104,6 +106,10 @@ fn write_line(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord, t
     push_str(line, &record.path);
     line.extend_from_slice(b",\"route\":");
     push_optional_str(line, record.route.as_deref());
+    if let Some(alias) = &record.alias {
+        line.extend_from_slice(b",\"alias\":");
+        push_str(line, alias);
+    }
     line.extend_from_slice(b",\"upstream\":");
     push_optional_str(line, record.upstream.as_deref());
     line.extend_from_slice(b",\"peer\":");
@@ -252,6 +258,7 @@ mod tests {
                 method: http::Method::from_bytes(b"PROPFIND").unwrap(),
                 path: path.into(),
                 route: None,
+                alias: None,
                 upstream: Some(Arc::from("svc")),
                 peer: Some("127.0.0.1:8080".parse().unwrap()),
                 attempts: 2,
@@ -302,6 +309,7 @@ mod tests {
                 method: http::Method::GET,
                 path: "/a".into(),
                 route: Some(Arc::from("a")),
+                alias: None,
                 upstream: None,
                 peer: None,
                 attempts: 0,

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod aliases;
 mod authentication;
 mod cors;
 mod identity;
@@ -72,6 +73,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
             rate_limiting: &rate_limiting,
         },
     );
+    let aliases = c.aliases(&raw.aliases, &routes);
     // Route errors in file order; everything else stays where it was found.
     c.errors.sort_by_path_key(route_index);
     c.errors.finish(())?;
@@ -81,6 +83,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         listeners: listeners.expect("listeners are valid when there are no errors"),
         upstreams,
         routes,
+        aliases,
         authentication,
         identity,
         limits,

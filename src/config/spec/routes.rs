@@ -42,6 +42,39 @@ impl crate::router::Routable for RouteSpec {
     }
 }
 
+/// Another spelling of paths that routes serve: a request it matches is routed again as
+/// `to` plus the rest of its path (one hop: the second lookup sees routes only), and is
+/// then that route's request in every respect.
+#[derive(Debug, Clone)]
+pub struct AliasSpec {
+    pub name: Arc<str>,
+    /// Lower-cased, without port.
+    pub host: Option<String>,
+    pub pattern: PathPattern,
+    /// `None` accepts every method.
+    pub methods: Option<Vec<Method>>,
+    /// The path prefix that replaces the part `pattern` matched: normalized, literal.
+    pub to: String,
+}
+
+impl crate::router::Routable for AliasSpec {
+    fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    fn pattern(&self) -> &PathPattern {
+        &self.pattern
+    }
+
+    fn methods(&self) -> Option<&[Method]> {
+        self.methods.as_deref()
+    }
+
+    fn alias(&self) -> Option<&str> {
+        Some(&self.to)
+    }
+}
+
 /// A policy attached to a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteLimit {

@@ -107,6 +107,12 @@ pub async fn admit(
     ctx.route = Some(routed.route);
     ctx.depth = routed.depth;
     ctx.params = routed.params;
+    if let Some(via) = routed.via {
+        // From here on the request is the route's: its path is the one the alias led to.
+        let asked = std::mem::replace(&mut ctx.path, via.path);
+        ctx.alias = Some((via.alias, asked));
+        ctx.path_normalized = true;
+    }
     let spec = &config.routes[routed.route];
 
     let at = events::Context {

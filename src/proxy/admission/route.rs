@@ -5,7 +5,7 @@ use crate::filters::{cors, hardening};
 use crate::path;
 use crate::proxy::request::Request;
 use crate::respond::Rejection;
-use crate::router::RouteMatch;
+use crate::router::{RouteMatch, Via};
 use crate::snapshot::Snapshot;
 
 pub enum Routed {
@@ -43,6 +43,8 @@ pub struct Route {
     pub depth: usize,
     /// Values of the route's `:param` segments, in pattern order.
     pub params: Vec<String>,
+    /// The alias the request came through, and the path it led to.
+    pub via: Option<Via>,
 }
 
 /// The route for a screened request's `path`.
@@ -76,5 +78,6 @@ pub fn route(request: &Request<'_>, snapshot: &Snapshot, path: &str) -> Result<R
         route: matched.route,
         depth: matched.depth,
         params: matched.params,
+        via: matched.via,
     }))
 }

@@ -3,7 +3,7 @@
 //! routes that can never match) are [`unreachable`]'s.
 
 use super::{closest, is_label, merged, Compiler, METHODS};
-use crate::config::raw::{RawRoute, RawRouteDefaults};
+use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults};
 use crate::config::{
     bounds, builtin, Access, AuthenticationSpec, CorsPolicy, PublicPath, RateLimiting, RouteSpec,
     UpstreamSpec,
@@ -15,6 +15,13 @@ use std::sync::Arc;
 
 mod auth;
 mod unreachable;
+
+/// What a route or an alias matches; `None` where its key had an error.
+pub(super) struct Matcher {
+    pub pattern: Option<PathPattern>,
+    pub methods: Option<Vec<http::Method>>,
+    pub host: Option<String>,
+}
 
 /// What every route is compiled against: already compiled sections of the file.
 pub(super) struct RouteInputs<'a> {
@@ -61,53 +68,12 @@ impl Compiler<'_> {
         } = *inputs;
         let at = format!("routes[{index}]");
         let errors_before = self.errors.count();
-        if !is_label(&raw.name) {
-            self.error(
-                format!("{at}.name"),
-                "route names may hold only lower-case letters, digits, - and _",
-            );
-        } else if raw.name.len() > bounds::MAX_NAME {
-            self.error(
-                format!("{at}.name"),
-                format!("route names may be at most {} characters", bounds::MAX_NAME),
-            );
-        }
-        let pattern = PathPattern::parse(&raw.matcher.path)
-            .map_err(|message| self.error(format!("{at}.match.path"), message))
-            .ok();
-        let methods = raw.matcher.methods.as_ref().map(|methods| {
-            if methods.is_empty() {
-                self.error(
-                    format!("{at}.match.methods"),
-                    "an empty list matches nothing; leave methods out to accept every method",
-                );
-            }
-            let mut parsed: Vec<http::Method> = Vec::new();
-            for (i, method) in methods.iter().enumerate() {
-                let path = format!("{at}.match.methods[{i}]");
-                if !METHODS.contains(&method.as_str()) {
-                    self.error(
-                        path,
-                        format!(
-                            "unsupported method \"{method}\": expected one of {}",
-                            METHODS.join(", ")
-                        ),
-                    );
-                } else if parsed.iter().any(|m| m.as_str() == method) {
-                    self.error(path, format!("method {method} is listed twice"));
-                } else {
-                    parsed.push(http::Method::from_str(method).expect("listed methods parse"));
-                }
-            }
-            parsed
-        });
-        let host = raw.matcher.host.as_ref().map(|host| {
-            let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if !valid {
-                self.error(format!("{at}.match.host"), format!("invalid host \"{host}\": expected a host name without port, such as api.example.com"));
-            }
-            crate::router::host_name(host).to_ascii_lowercase()
-        });
+        self.entry_name(&at, "route", &raw.name);
+        let Matcher {
+            pattern,
+            methods,
+            host,
+        } = self.matcher(&at, &raw.matcher);
         let upstream = match names.get(raw.upstream.as_str()) {
             Some(&upstream) => Some(upstream),
             None => {
@@ -196,6 +162,70 @@ impl Compiler<'_> {
             cors,
             rate_limits,
         })
+    }
+
+    /// A route's or an alias's `name` (`kind` says which): it becomes a metric label and
+    /// a log field.
+    pub(super) fn entry_name(&mut self, at: &str, kind: &str, name: &str) {
+        if !is_label(name) {
+            self.error(
+                format!("{at}.name"),
+                format!("{kind} names may hold only lower-case letters, digits, - and _"),
+            );
+        } else if name.len() > bounds::MAX_NAME {
+            self.error(
+                format!("{at}.name"),
+                format!(
+                    "{kind} names may be at most {} characters",
+                    bounds::MAX_NAME
+                ),
+            );
+        }
+    }
+
+    /// A route's or an alias's `match`.
+    pub(super) fn matcher(&mut self, at: &str, raw: &RawMatch) -> Matcher {
+        let pattern = PathPattern::parse(&raw.path)
+            .map_err(|message| self.error(format!("{at}.match.path"), message))
+            .ok();
+        let methods = raw.methods.as_ref().map(|methods| {
+            if methods.is_empty() {
+                self.error(
+                    format!("{at}.match.methods"),
+                    "an empty list matches nothing; leave methods out to accept every method",
+                );
+            }
+            let mut parsed: Vec<http::Method> = Vec::new();
+            for (i, method) in methods.iter().enumerate() {
+                let path = format!("{at}.match.methods[{i}]");
+                if !METHODS.contains(&method.as_str()) {
+                    self.error(
+                        path,
+                        format!(
+                            "unsupported method \"{method}\": expected one of {}",
+                            METHODS.join(", ")
+                        ),
+                    );
+                } else if parsed.iter().any(|m| m.as_str() == method) {
+                    self.error(path, format!("method {method} is listed twice"));
+                } else {
+                    parsed.push(http::Method::from_str(method).expect("listed methods parse"));
+                }
+            }
+            parsed
+        });
+        let host = raw.host.as_ref().map(|host| {
+            let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                self.error(format!("{at}.match.host"), format!("invalid host \"{host}\": expected a host name without port, such as api.example.com"));
+            }
+            crate::router::host_name(host).to_ascii_lowercase()
+        });
+        Matcher {
+            pattern,
+            methods,
+            host,
+        }
     }
 }
 
