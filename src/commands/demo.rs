@@ -44,9 +44,30 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
         serde_yaml::to_value(serde_json::json!({"address": format!("127.0.0.1:{port}")}))
             .map_err(|e| e.to_string())?;
     document["listeners"]["admin"]["address"] = Value::from(format!("127.0.0.1:{admin_port}"));
+    // Each service's echo server, by the address the shipped file gives the service.
+    let mut echo_of = std::collections::HashMap::new();
     for (name, address) in names.iter().zip(&addresses) {
-        document["upstreams"][name.as_str()]["targets"] =
-            Value::Sequence(vec![Value::from(address.to_string())]);
+        let targets = &mut document["upstreams"][name.as_str()]["targets"];
+        for target in targets.as_sequence().into_iter().flatten() {
+            if let Some(target) = target.as_str() {
+                echo_of.insert(target.to_string(), address.to_string());
+            }
+        }
+        *targets = Value::Sequence(vec![Value::from(address.to_string())]);
+    }
+    // The services Usher asks about its callers are echo servers too: they answer yes.
+    for lookup in ["user_status", "venue_access"] {
+        let url = &mut document["authentication"][lookup]["url"];
+        if let Some(text) = url.as_str() {
+            let served = echo_of
+                .iter()
+                .find_map(|(target, echo)| {
+                    text.contains(&format!("//{target}/"))
+                        .then(|| text.replacen(target.as_str(), echo, 1))
+                })
+                .ok_or(format!("authentication.{lookup}.url names no upstream"))?;
+            *url = Value::from(served);
+        }
     }
     // One replica: its own in-process counts are the whole truth, no Redis needed.
     if let Some(rate_limiting) = document["rate_limiting"].as_mapping_mut() {

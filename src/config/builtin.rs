@@ -144,6 +144,8 @@ pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// `defaults.route.max_body`, and so each route's `max_body`.
 pub const MAX_BODY: u64 = 1 << 20;
+/// `defaults.route.user_status`, and so each route's `auth.user_status`.
+pub const USER_STATUS: bool = false;
 /// `routes[].auth.on_dependency_failure`.
 pub const ON_DEPENDENCY_FAILURE: &str = "closed";
 /// `routes[].auth.token_from`, as written.

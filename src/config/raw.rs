@@ -329,6 +329,8 @@ pub struct RawCircuitBreaker {
 #[serde(deny_unknown_fields)]
 pub struct RawRouteDefaults {
     pub max_body: Option<ByteSize>,
+    /// Whether routes ask `authentication.user_status` unless they say otherwise.
+    pub user_status: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,8 +380,7 @@ pub struct RawRouteAuth {
     pub api_keys: bool,
     #[serde(default)]
     pub token_from: Vec<String>,
-    #[serde(default)]
-    pub user_status: bool,
+    pub user_status: Option<bool>,
     #[serde(default)]
     pub venue_check: bool,
     pub on_dependency_failure: Option<String>,

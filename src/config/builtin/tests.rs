@@ -176,6 +176,7 @@ fn the_docs_state_every_built_in_default() {
             duration(SHED_RETRY_AFTER),
         ),
         ("defaults", "route.max_body", size(MAX_BODY)),
+        ("defaults", "route.user_status", code(USER_STATUS)),
         ("upstreams", "critical", code(CRITICAL)),
         ("upstreams", "lb", code(LB)),
         ("upstreams", "hash_key", code(HASH_KEY)),

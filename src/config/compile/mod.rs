@@ -62,6 +62,12 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
             );
         }
     }
+    if raw.defaults.route.user_status == Some(true) && authentication.user_status.is_none() {
+        c.error(
+            "defaults.route.user_status",
+            "authentication.user_status is not configured",
+        );
+    }
     let upstreams = c.upstreams(&raw.upstreams, &raw.defaults.upstream);
     let routes = c.routes(
         &raw.routes,

@@ -3,7 +3,7 @@
 //! verify.
 
 use crate::config::compile::{merged, Compiler};
-use crate::config::raw::RawRoute;
+use crate::config::raw::{RawRoute, RawRouteDefaults};
 use crate::config::{builtin, Access, AuthenticationSpec, RouteAuth, RouteSpec, TokenSource};
 use crate::router::PathPattern;
 
@@ -14,10 +14,17 @@ impl Compiler<'_> {
         raw: &RawRoute,
         pattern: Option<&PathPattern>,
         authentication: &AuthenticationSpec,
+        defaults: &RawRouteDefaults,
     ) -> RouteAuth {
+        // A public route has no caller to ask about; `defaults` reports its own mistakes.
+        let inherited_user_status = match raw.public || authentication.user_status.is_none() {
+            true => None,
+            false => defaults.user_status,
+        };
         let Some(auth) = &raw.auth else {
             return RouteAuth {
                 token_sources: builtin_token_sources(),
+                user_status: merged(None, inherited_user_status, builtin::USER_STATUS),
                 ..RouteAuth::default()
             };
         };
@@ -59,7 +66,7 @@ impl Compiler<'_> {
         if token_sources.is_empty() {
             token_sources = builtin_token_sources();
         }
-        if auth.user_status && authentication.user_status.is_none() {
+        if auth.user_status == Some(true) && authentication.user_status.is_none() {
             self.error(
                 format!("{at}.user_status"),
                 "authentication.user_status is not configured",
@@ -95,7 +102,11 @@ impl Compiler<'_> {
             admin_roles: auth.admin_roles.clone(),
             api_keys: auth.api_keys,
             token_sources,
-            user_status: auth.user_status,
+            user_status: merged(
+                auth.user_status,
+                inherited_user_status,
+                builtin::USER_STATUS,
+            ),
             venue_check: auth.venue_check,
             fail_open,
             forward_credential: auth.forward_credential,
@@ -212,6 +223,21 @@ mod tests {
                 &format!("{at}.on_dependency_failure: \"maybe\": expected closed or open"),
             ]),
         ]);
+    }
+
+    #[test]
+    fn user_status_is_inherited_from_defaults_by_authenticated_routes() {
+        let table = |lookup: &str| {
+            format!("authentication: {{ jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_env: S }}] }}{lookup} }}\ndefaults: {{ route: {{ user_status: true }} }}\nupstreams: {{ u: {{ targets: [\"u:1\"] }} }}\nroutes:\n  - {{ name: a, match: {{ path: /a }}, upstream: u }}\n  - {{ name: b, match: {{ path: /b }}, upstream: u, auth: {{ user_status: false }} }}\n  - {{ name: c, match: {{ path: /c }}, upstream: u, public: true }}\n  - {{ name: d, match: {{ path: /d }}, upstream: u, public_paths: [/open], auth: {{ roles: [x] }} }}\n")
+        };
+        let config = file(&table(", user_status: { url: \"http://auth/u/{sub}\" }"));
+        let asks: Vec<bool> = config.routes.iter().map(|r| r.auth.user_status).collect();
+        assert_eq!(asks, [true, false, false, true]);
+        // Without the lookup, the default is one mistake with one error.
+        assert_file_errors(&[(
+            &table(""),
+            &["defaults.route.user_status: authentication.user_status is not configured"],
+        )]);
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Compiler<'_> {
             .timeout
             .map(|d| self.positive(&format!("{at}.timeout"), d.0));
         let max_body = merged(raw.max_body, defaults.max_body, builtin::MAX_BODY);
-        let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication);
+        let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication, defaults);
         let cors = match &raw.cors {
             Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
             None => global_cors.clone(),
