@@ -16,9 +16,10 @@ pub struct Prepared {
 }
 
 pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
-    let config = config::load(source, text).and_then(|c| config::preflight(source, text, c))?;
+    let mut config = config::load(source, text).and_then(|c| config::preflight(source, text, c))?;
     let mut errors = Errors::new(source, text);
     let security = Security::load(&config, &mut errors);
+    config::environment::resolve(&mut config, &mut errors);
     let redis = config
         .rate_limiting
         .redis

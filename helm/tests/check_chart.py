@@ -90,10 +90,23 @@ def check_release(values, label):
         check(name in env_from_secret, f"{label}: {name} is not set from a Secret")
     for path in filter(None, needed_files):
         check(any(path.startswith(mount + "/") for mount in secret_paths), f"{label}: {path} is not on a mounted Secret")
+    # What routes.yaml takes from the environment besides secrets comes from the values:
+    # the replica count (the autoscaler's maximum when it runs) and the CORS origins.
+    plain = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    values = values or {}
+    scaling = values.get("autoscaling") or {}
+    replicas = scaling.get("maxReplicas", 10) if scaling.get("enabled") else values.get("replicaCount", 2)
+    if redis.get("replicas_env"):
+        check(plain.get(redis["replicas_env"]) == str(replicas), f"{label}: {redis['replicas_env']} is {plain.get(redis['replicas_env'])}, not {replicas}")
+    origins_env = (routes.get("cors") or {}).get("allowed_origins_env")
+    if origins_env:
+        origins = (values.get("cors") or {}).get("allowedOrigins", ["http://frontend:5173"])
+        check(plain.get(origins_env) == ",".join(origins), f"{label}: {origins_env} is {plain.get(origins_env)}")
     # Secrets only by reference.
     check(not [o for o in objects if o["kind"] == "Secret"], f"{label}: a Secret is rendered")
     for env in container.get("env", []):
-        check("value" not in env and "secretKeyRef" in env.get("valueFrom", {}), f"{label}: env {env['name']} is not a secret reference")
+        is_config = env["name"] in (redis.get("replicas_env"), origins_env)
+        check(is_config or ("value" not in env and "secretKeyRef" in env.get("valueFrom", {})), f"{label}: env {env['name']} is not a secret reference")
     return manifests, objects
 
 

@@ -73,6 +73,15 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     if let Some(rate_limiting) = document["rate_limiting"].as_mapping_mut() {
         rate_limiting.remove("redis");
     }
+    // The browser origin of a local front end, in place of the deployment's.
+    if let Some(cors) = document["cors"].as_mapping_mut() {
+        if cors.remove("allowed_origins_env").is_some() {
+            cors.insert(
+                Value::from("allowed_origins"),
+                Value::Sequence(vec![Value::from(format!("http://localhost:{port}"))]),
+            );
+        }
+    }
     let directory = std::env::temp_dir().join(format!("usher-demo-{}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
     // Without Redis, revoked token ids come from a file (re-read on SIGHUP).

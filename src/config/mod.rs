@@ -9,6 +9,7 @@
 pub mod bounds;
 pub(crate) mod builtin;
 mod compile;
+pub mod environment;
 mod error;
 mod locate;
 mod parse;

@@ -62,6 +62,8 @@ pub struct RawRedis {
     pub failure_threshold: Option<u32>,
     pub retry_interval: Option<Dur>,
     pub fallback_share: Option<f64>,
+    /// An environment variable holding the replica count: the share is then 1 / replicas.
+    pub replicas_env: Option<String>,
     pub readiness: Option<String>,
 }
 
@@ -113,7 +115,10 @@ pub struct RawShedding {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCors {
+    #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// An environment variable holding the origins, separated by commas or spaces.
+    pub allowed_origins_env: Option<String>,
     pub allowed_methods: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_headers: Vec<String>,

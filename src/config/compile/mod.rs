@@ -25,6 +25,7 @@ mod server;
 mod testing;
 mod upstreams;
 
+pub use cors::origins as cors_origins;
 pub use rate_limits::check_redis_url;
 
 /// The methods a route or a CORS policy may name.

@@ -27,8 +27,11 @@ pub struct RedisSpec {
     pub failure_threshold: u32,
     /// How long the store is left alone after it failed, before one call tries it again.
     pub retry_interval: Duration,
-    /// The fraction of each limit one replica enforces on its own while Redis is away.
+    /// The fraction of each limit one replica enforces on its own while Redis is away; with
+    /// `replicas_env`, 1 / replicas once the environment is read (startup, each reload).
     pub fallback_share: f64,
+    /// The environment variable holding the number of replicas.
+    pub replicas_env: Option<String>,
     /// Whether `/health/ready` fails while Redis cannot be reached.
     pub required_for_readiness: bool,
 }

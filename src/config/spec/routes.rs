@@ -90,6 +90,9 @@ pub struct RouteLimit {
 pub struct CorsPolicy {
     /// Lower-cased origins (`scheme://host[:port]`); `*` alone allows any origin.
     pub origins: Vec<String>,
+    /// Where the origins come from when the environment holds them: the key's path and the
+    /// variable. `origins` is filled from it when the environment is read (startup, reload).
+    pub origins_env: Option<(String, String)>,
     pub any_origin: bool,
     pub methods: Vec<http::Method>,
     /// `Access-Control-Allow-Methods`, ready to send.

@@ -57,7 +57,12 @@ impl Compiler<'_> {
             );
         }
         let fallback_share = merged(raw.fallback_share, None, builtin::REDIS_FALLBACK_SHARE);
-        if !(fallback_share > 0.0 && fallback_share <= 1.0) {
+        if raw.fallback_share.is_some() && raw.replicas_env.is_some() {
+            self.error(
+                format!("{at}.replicas_env"),
+                "set fallback_share or replicas_env (which makes it 1 / replicas), not both",
+            );
+        } else if !(fallback_share > 0.0 && fallback_share <= 1.0) {
             self.error(
                 format!("{at}.fallback_share"),
                 "must be a fraction above 0 and at most 1 (for example 0.34 with three replicas)",
@@ -108,6 +113,7 @@ impl Compiler<'_> {
                 merged(raw.retry_interval, None, builtin::REDIS_RETRY_INTERVAL),
             ),
             fallback_share,
+            replicas_env: raw.replicas_env.clone(),
             required_for_readiness,
         }
     }
@@ -195,6 +201,9 @@ mod tests {
                 format!("{at}.readiness: \"maybe\": expected required or reported"),
                 format!("{at}.key_prefix: must not contain {{ or }}: Usher tags each bucket's keys itself, and a tag in the prefix would put every bucket in one Cluster slot"),
                 format!("{at}.retry_interval: must be greater than zero"),
+            ]),
+            ("{ url_env: R, password_env: P, fallback_share: 0.5, replicas_env: N }", vec![
+                format!("{at}.replicas_env: set fallback_share or replicas_env (which makes it 1 / replicas), not both"),
             ]),
         ] {
             assert_eq!(redis(yaml).1, expected, "{yaml}");
