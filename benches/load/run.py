@@ -176,13 +176,19 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
         revoked = directory / "revoked-tokens"
         revoked.write_text("")
         text = text.replace('    key_template: "session:blacklist:{jti}"\n', f'    file: "{revoked}"\n', 1)
+    # The services asked about callers (user status, venue access) are the upstream too: it
+    # answers 200, so every caller is active (answers are cached, as in production).
+    text = re.sub(r'url: "http://[a-z-]+:\d+/internal/', f'url: "http://{upstream}/internal/', text)
     unlimited = "default_rate_limits: false"
+    # The benchmark routes go at the end of `routes`, before the aliases.
+    text, aliases, rest = text.partition("\naliases:")
     text = text.rstrip() + f"\n  - {{ name: bench-plain, match: {{ path: /bench/plain }}, upstream: tickets, public: true, {unlimited} }}\n"
     text += f"  - {{ name: bench-auth, match: {{ path: /bench/auth }}, upstream: tickets, {unlimited} }}\n"
     text += f"  - {{ name: bench-limited, match: {{ path: /bench/limited }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench] }}\n"
     text += f"  - {{ name: bench-refused, match: {{ path: /bench/refused }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench-refuse] }}\n"
     for n in range(extra_routes):
         text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true, {unlimited} }}\n"
+    text += aliases + rest
     path = directory / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -194,7 +200,8 @@ def start_usher(directory, name, upstream, extra_routes=0, redis=None):
     access_log = open(directory / f"{name}-access.log", "wb")
     binary = TARGET / "release" / "usher"
     process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
-                      env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET})
+                      env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
+                           "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin
     return process
