@@ -265,9 +265,18 @@ fn auth_column(route: &RouteSpec) -> String {
     if let Some(index) = auth.venue_param {
         let name = route.pattern.param_names().nth(index).unwrap_or("?");
         text.push_str(&format!("; venue :{name}"));
+        if auth.venue_check {
+            text.push_str(" (confirmed)");
+        }
+    }
+    if auth.user_status {
+        text.push_str("; user status");
     }
     if auth.api_keys {
         text.push_str("; api keys");
+    }
+    if auth.forward_credential {
+        text.push_str("; credential forwarded");
     }
     text
 }
