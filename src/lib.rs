@@ -2,9 +2,10 @@
 //!
 //! The configuration is read in two layers: [`config::raw`] mirrors the file, and
 //! [`config::compile`] turns it, purely, into a validated [`config::Config`]. The
-//! [`control`] plane builds upstream [`upstream::Pool`]s for it and publishes an immutable
-//! [`snapshot::Snapshot`] behind one `ArcSwap`; on every file change or SIGHUP it does the
-//! same again, keeping pools whose definition did not change. The [`proxy`] loads the
+//! [`control`] plane publishes an immutable [`snapshot::Snapshot`] for it behind one
+//! `ArcSwap`, built by [`carry_over`] (upstream [`upstream::Pool`]s, the shared store, key
+//! sets, caches); on every file change or SIGHUP it does the same again, keeping what asks
+//! the same places as before. The [`proxy`] loads the
 //! snapshot once per request and runs Pingora's request phases; everything a phase needs
 //! was computed when the snapshot was built. The phase chart is in [`proxy`]
 //! (`src/proxy/mod.rs`), the order of the admission checks in `src/proxy/admission/mod.rs`;

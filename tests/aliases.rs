@@ -37,8 +37,10 @@ routes:
     upstream: tickets
     rate_limits: [ticket-purchase]
   - {{ name: ticket-lookup, match: {{ path: /api/v1/tickets/:ticketId, methods: [GET] }}, upstream: tickets, public: true }}
+  - {{ name: admin, match: {{ path: /api/v1/admin }}, upstream: tickets, public: true, rewrite: {{ replace_prefix: /internal-admin }} }}
 aliases:
   - {{ name: tickets-alt, match: {{ path: /api/v1/ticket }}, to: /api/v1/tickets }}
+  - {{ name: admin-alt, match: {{ path: /admin }}, to: /api/v1/admin }}
 "#,
         secret.display(),
         tickets.addr
@@ -104,6 +106,11 @@ async fn purchases_alternating_both_spellings_share_one_limit() {
         wrong_method.status, 401,
         "DELETE reaches `tickets`, which is not public"
     );
+
+    // The route reached rewrites the path the alias led to, as its own requests.
+    let rewritten = gateway.get("/admin/stats?day=1").await;
+    assert_eq!(rewritten.status, 200);
+    assert_eq!(rewritten.json()["path"], "/internal-admin/stats?day=1");
 
     // Metrics and the access log name the route; the log also names the alias and the path
     // the client asked for.

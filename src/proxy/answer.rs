@@ -1,5 +1,5 @@
 //! What the client gets back: the headers Usher adds to an upstream's response, the answers
-//! Usher makes itself (a refusal in the one JSON shape of `respond.rs`, a preflight's 204),
+//! Usher makes itself (a refusal in the one JSON shape of `respond`, a preflight's 204),
 //! and the deadline on writing them.
 
 use super::RequestCtx;

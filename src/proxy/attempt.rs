@@ -51,6 +51,10 @@ pub fn peer(session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     };
     ctx.tried.push(peer);
     ctx.attempt_started = Some(now);
+    // A retry sends the body again from Pingora's retry buffer, through
+    // request_body_filter: count this attempt's bytes only, or a retried body would count
+    // twice against the route's limit.
+    ctx.request_bytes = 0;
     let timeouts = &pool.spec.timeouts;
     let mut http_peer = HttpPeer::new(peer, false, String::new());
     let options = &mut http_peer.options;

@@ -115,7 +115,7 @@ impl RequestCtx {
     }
 
     /// Where a security event about this request happened, as far as it is known.
-    pub fn event_context(&self) -> events::Context<'_> {
+    fn event_context(&self) -> events::Context<'_> {
         events::Context {
             request_id: &self.request_id,
             client: self.client,

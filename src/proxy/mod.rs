@@ -19,7 +19,7 @@
 //! response_filter     x-request-id, security headers, CORS, RateLimit fields; upstream
 //!                     Server and Access-Control-* removed; writes to the client bounded
 //!                     by the route's deadline (and in response_body_filter)
-//! fail_to_proxy       every failure → one JSON error shape (respond.rs)
+//! fail_to_proxy       every failure → one JSON error shape (respond/)
 //! logging             breaker outcome if still open, the slot (parked while the upstream
 //!                     works if the client left first), metrics, access log
 //! ```

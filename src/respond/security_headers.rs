@@ -6,7 +6,7 @@
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
-pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+const HSTS: &str = "max-age=31536000; includeSubDomains";
 pub const GATEWAY_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 pub fn apply(response: &mut ResponseHeader, tls: bool) -> Result<()> {

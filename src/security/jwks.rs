@@ -69,12 +69,14 @@ impl Jwks {
 
     /// Takes over the set `previous` fetched, and its refresh schedule, when both fetch the
     /// same URL. The keys are made again from that set, under this configuration's
-    /// verification settings. Says whether it did.
+    /// verification settings. Says whether there was a set to take over.
     pub fn inherit(&self, previous: &Jwks) -> bool {
         if previous.spec.url != self.spec.url {
             return false;
         }
-        if let Some(document) = previous.document.load_full() {
+        let document = previous.document.load_full();
+        let taken = document.is_some();
+        if let Some(document) = document {
             self.install(document);
         }
         // Unless a refresh is running there (then this one refreshes at once).
@@ -84,7 +86,7 @@ impl Jwks {
         ) {
             *mine = *theirs;
         }
-        true
+        taken
     }
 
     fn install(&self, document: Arc<JwkSet>) {

@@ -87,8 +87,12 @@ impl Revocation {
         if self.listed.contains(jti) {
             return counted(Status::Revoked, "file");
         }
-        let (Some(store), Some(spec)) = (store, spec) else {
-            return counted(Status::Valid, "file");
+        let (store, spec) = match (store, spec) {
+            (Some(store), Some(spec)) => (store, spec),
+            (None, None) => return counted(Status::Valid, "file"),
+            // Redis is configured but its client could not be set up: no answer is no
+            // permission, the route's on_dependency_failure decides.
+            (None, Some(_)) | (Some(_), None) => return counted(Status::Unavailable, "redis"),
         };
         let key = self.key_template.replace("{jti}", jti);
         let remembered = |max_age: Duration| {

@@ -4,8 +4,9 @@
 //! breaker, the bulkhead (`max_in_flight`, see [`super::bulkhead`]) and passive ejection of peers that refuse
 //! connections. Pools are long-lived: a reload that leaves an upstream's definition unchanged
 //! hands the same `Arc<Pool>` to the new snapshot, so health state, breaker state and Pingora's
-//! pooled connections survive. [`Pool::maintain`] is the pool's background task; the control
-//! plane starts it and aborts it when a reload removes the pool.
+//! pooled connections survive. [`Pool::maintain`] is the pool's background task; the
+//! carry-over step (`carry_over::Running`) starts it and aborts it when a reload removes the
+//! pool.
 
 use super::breaker::{Admission, BreakerState, CircuitBreaker, Outcome};
 use super::bulkhead::Bulkhead;

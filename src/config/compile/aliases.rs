@@ -36,6 +36,21 @@ impl Compiler<'_> {
             let (Some(pattern), Some(to)) = (matcher.pattern, to) else {
                 continue;
             };
+            // At the same place as a route it would win for the methods it lists, and those
+            // requests would skip that route's policy.
+            let same_place = routes.iter().find(|route| {
+                route.host == matcher.host && route.pattern.shape() == pattern.shape()
+            });
+            if let Some(route) = same_place {
+                self.error(
+                    format!("{at}.match.path"),
+                    format!(
+                        "route \"{}\" matches the same paths: an alias is another spelling of a path, never a second entry at one",
+                        route.name
+                    ),
+                );
+                continue;
+            }
             aliases.push((
                 index,
                 AliasSpec {
@@ -163,6 +178,12 @@ mod tests {
                 &[
                     "aliases[0].to: /tickets leads to aliases[1] (\"b\"): an alias leads to a route, never to another alias",
                     "aliases[1].to: /tickets leads back to itself: an alias leads to a route, never to another alias",
+                ],
+            ),
+            (
+                &format!("{head}{}", alias("shadow", "/tickets", "/tickets")),
+                &[
+                    "aliases[0].match.path: route \"tickets\" matches the same paths: an alias is another spelling of a path, never a second entry at one",
                 ],
             ),
             (

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! route     hardening (400/405/414/431) → normalize path (400) → a CORS preflight the
-//!           route's policy answers (204/403) → route (404/405) → Upgrade only where
-//!           allowed (400)
+//!           route's policy answers (204/403) → route (404/405; an alias is routed again
+//!           as the path it leads to) → Upgrade only where allowed (400)
 //! identify  strip client identity headers → authenticate (401; 503 without keys) →
 //!           revoked token (401; 503 when unknown and its store is down) → roles and venue
 //!           scope (403)
@@ -114,6 +114,11 @@ pub async fn admit(
         ctx.path_normalized = true;
     }
     let spec = &config.routes[routed.route];
+    route::upgrade_allowed(request, spec).inspect_err(|rejection| {
+        if let Some(reason) = rejection.event_reason() {
+            ctx.event(reason, Severity::Medium);
+        }
+    })?;
 
     let at = events::Context {
         request_id: &ctx.request_id,

@@ -47,6 +47,15 @@ pub struct Route {
     pub via: Option<Via>,
 }
 
+/// Only a route that allows WebSockets lets an `Upgrade` through (checked once the route is
+/// known, so the refusal is counted and answered as that route's).
+pub fn upgrade_allowed(
+    request: &Request<'_>,
+    route: &crate::config::RouteSpec,
+) -> Result<(), Rejection> {
+    hardening::check_upgrade(request.head, route.websocket)
+}
+
 /// The route for a screened request's `path`.
 pub fn route(request: &Request<'_>, snapshot: &Snapshot, path: &str) -> Result<Routed, Rejection> {
     let head = &*request.head;
@@ -73,7 +82,6 @@ pub fn route(request: &Request<'_>, snapshot: &Snapshot, path: &str) -> Result<R
         RouteMatch::MethodNotAllowed(allowed) => return Err(Rejection::MethodNotAllowed(allowed)),
         RouteMatch::NotFound => return Err(Rejection::NoRoute),
     };
-    hardening::check_upgrade(head, config.routes[matched.route].websocket)?;
     Ok(Routed::Request(Route {
         route: matched.route,
         depth: matched.depth,

@@ -228,6 +228,30 @@ async fn later_stages_do_not_run_after_a_refusal() {
 }
 
 #[tokio::test]
+async fn a_refused_upgrade_is_the_routes_refusal() {
+    let snapshot = snapshot();
+    let mut upgrade = head(
+        "GET",
+        "/open",
+        &[("upgrade", "h2c"), ("connection", "upgrade")],
+    );
+    let mut ctx = RequestCtx::new();
+    let mut request = Request {
+        head: &mut upgrade,
+        raw_head: None,
+        peer: None,
+        upgrade: true,
+    };
+    let verdict = admit(&mut request, &snapshot, &mut ctx).await;
+    assert_eq!(verdict.map(|_| ()).unwrap_err().status(), 400);
+    assert_eq!(
+        ctx.route_name(),
+        Some("open"),
+        "counted and logged as the route's"
+    );
+}
+
+#[tokio::test]
 async fn reserve_holds_the_bulkhead_and_refuses_the_next_request() {
     let snapshot = snapshot();
     let (first, held) = run(&snapshot, head("GET", "/open", &[])).await;
