@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -146,6 +147,10 @@ async fn answer(
         "path": parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         "headers": headers,
         "body_bytes": body.len(),
+        "body_sha256": sha2::Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
     });
     let status = match behaviour.status.load(Ordering::SeqCst) {
         0 => 200,

@@ -64,6 +64,16 @@ pub const MAX_HEADER_BYTES: u64 = 32 << 10;
 pub const MAX_URI_BYTES: u64 = 8 << 10;
 /// `limits.request_head_timeout`.
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// `limits.request_body_timeout`.
+pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// `limits.max_buffered_bytes`.
+pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// `routes[].buffer_body`.
+pub const BUFFER_BODY: bool = false;
+/// The largest `max_body` a route that buffers its body may have: Pingora 0.9 forwards a
+/// body read before the upstream is contacted from its retry buffer, which holds this much
+/// (docs/research/pingora-body-buffering.md).
+pub const MAX_BUFFERED_BODY: u64 = 64 << 10;
 /// `limits.max_route_removal_percent`.
 pub const MAX_ROUTE_REMOVAL_PERCENT: u8 = 50;
 

@@ -230,6 +230,8 @@ pub struct RawLimits {
     pub max_header_bytes: Option<ByteSize>,
     pub max_uri_bytes: Option<ByteSize>,
     pub request_head_timeout: Option<Dur>,
+    pub request_body_timeout: Option<Dur>,
+    pub max_buffered_bytes: Option<ByteSize>,
     pub max_route_removal_percent: Option<u8>,
 }
 
@@ -352,6 +354,7 @@ pub struct RawRoute {
     pub public_paths: Vec<String>,
     pub timeout: Option<Dur>,
     pub max_body: Option<ByteSize>,
+    pub buffer_body: Option<bool>,
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,

@@ -180,6 +180,8 @@ mod tests {
             max_header_bytes: 200,
             max_uri_bytes: 40,
             request_head_timeout: std::time::Duration::from_secs(10),
+            request_body_timeout: std::time::Duration::from_secs(10),
+            max_buffered_bytes: 1 << 20,
             max_route_removal_percent: 50,
         }
     }

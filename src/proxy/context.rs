@@ -2,7 +2,7 @@
 
 use crate::config::RouteSpec;
 use crate::filters::authenticate::Consumed;
-use crate::load::InFlightRequest;
+use crate::load::{BufferedBody, InFlightRequest};
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
@@ -46,6 +46,8 @@ pub struct RequestCtx {
     pub path_normalized: bool,
     pub pool: Option<Arc<Pool>>,
     pub slot: Option<Slot>,
+    /// Room for the body read before any upstream contact (`buffer_body`), held to the end.
+    pub buffered: Option<BufferedBody>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
@@ -94,6 +96,7 @@ impl RequestCtx {
             path_normalized: false,
             pool: None,
             slot: None,
+            buffered: None,
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

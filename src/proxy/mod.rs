@@ -5,7 +5,8 @@
 //! (before any phase)  the request head within its deadline (head_deadline: 408)
 //! request_filter      correlation ids → snapshot (loaded once; 503 before the first)
 //!                     → admission (admission/mod.rs: route, identify, limit, confirm,
-//!                     reserve; a CORS preflight is answered there)
+//!                     the body where the route buffers it, reserve; a CORS preflight is
+//!                     answered there)
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
 //! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
@@ -38,7 +39,7 @@ mod request;
 pub use context::RequestCtx;
 
 use crate::respond::Rejection;
-use crate::snapshot::Live;
+use crate::snapshot::{Live, Snapshot};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::correlation;
 use admission::Verdict;
@@ -63,6 +64,24 @@ impl UsherProxy {
     }
 }
 
+/// Admission, with the body stage between the checks and the reservation of upstream
+/// capacity (so a slow body holds no bulkhead slot).
+async fn admit(
+    session: &mut Session,
+    snapshot: &Arc<Snapshot>,
+    ctx: &mut RequestCtx,
+) -> std::result::Result<Verdict, Rejection> {
+    let verdict = admission::admit(&mut Request::of(session), snapshot, ctx).await?;
+    if !matches!(verdict, Verdict::Proxy) {
+        return Ok(verdict);
+    }
+    if let Some(route) = ctx.route.map(|index| &snapshot.config.routes[index]) {
+        admission::body::buffer(session, ctx, route, &snapshot.config.limits).await?;
+    }
+    admission::reserve(&Request::of(session), snapshot, ctx)?;
+    Ok(Verdict::Proxy)
+}
+
 #[async_trait]
 impl ProxyHttp for UsherProxy {
     type CTX = RequestCtx;
@@ -79,7 +98,7 @@ impl ProxyHttp for UsherProxy {
         ctx.request_id = correlation::request_id(headers);
         ctx.traceparent = correlation::traceparent(headers);
         let verdict = match self.live.current() {
-            Some(snapshot) => admission::admit(&mut Request::of(session), &snapshot, ctx).await,
+            Some(snapshot) => admit(session, &snapshot, ctx).await,
             None => Err(Rejection::NotReady),
         };
         match verdict {

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub in_flight: IntGauge,
+    pub body_buffered: IntGauge,
     pub upstream_attempt_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub upstream_rejections: IntCounterVec,
@@ -85,6 +86,10 @@ impl Metrics {
             "usher_http_requests_in_flight",
             "Requests currently being handled on the public listener.",
         );
+        let body_buffered = plain_gauge(
+            "usher_request_body_buffered_bytes",
+            "Bytes reserved for request bodies read before any upstream contact (buffer_body).",
+        );
         let ratelimit_store_duration = {
             let opts = HistogramOpts::new(
                 "usher_ratelimit_store_duration_seconds",
@@ -117,6 +122,7 @@ impl Metrics {
                 &["route"],
             ),
             in_flight,
+            body_buffered,
             upstream_attempt_duration: histogram(
                 "usher_upstream_attempt_duration_seconds",
                 "Time from choosing a peer to the upstream's response header, by upstream.",
@@ -214,6 +220,7 @@ impl Metrics {
     /// The registry in Prometheus text format.
     pub fn render(&self) -> Vec<u8> {
         self.in_flight.set(crate::load::requests_in_flight());
+        self.body_buffered.set(crate::load::bytes_buffered() as i64);
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)

@@ -2,6 +2,8 @@
 `h2` library, for tests of what such clients can do to Usher.
 
     h2_client.py PORT stall PATH              POST declaring a 10-byte body that never comes
+    h2_client.py PORT post PATH N             POST of N bytes, without content-length; prints
+                                              the status and the JSON body of the answer
     h2_client.py PORT case METHOD PATH        a request with METHOD exactly as given
     h2_client.py PORT zero-window N PATH SECS N GETs on one connection whose receive window
                                               stays at zero, held open for SECS
@@ -79,6 +81,40 @@ def main():
         conn.send_headers(stream, headers("POST", sys.argv[3], [("content-length", "10")]))
         sock.sendall(conn.data_to_send())
         closed = pump(sock, conn, time.monotonic() + 5, statuses, lambda: stream in statuses)
+    elif mode == "post":
+        path, size = sys.argv[3], int(sys.argv[4])
+        sock, conn = connect(port)
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, headers("POST", path))
+        conn.send_data(stream, bytes(n % 251 for n in range(size)), end_stream=True)
+        sock.sendall(conn.data_to_send())
+        body, done = bytearray(), []
+        until = time.monotonic() + 5
+        while time.monotonic() < until and not done:
+            sock.settimeout(0.2)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    statuses[stream] = int(dict(event.headers)[":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    body.extend(event.data)
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    done.append(True)
+            out = conn.data_to_send()
+            if out:
+                sock.sendall(out)
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = body.decode(errors="replace")
+        print(json.dumps({"status": statuses.get(stream), "body": answer}))
+        return
     elif mode == "case":
         sock, conn = connect(port)
         stream = conn.get_next_available_stream_id()

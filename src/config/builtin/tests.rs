@@ -130,6 +130,13 @@ fn the_docs_state_every_built_in_default() {
         ),
         (
             "limits",
+            "request_body_timeout",
+            duration(REQUEST_BODY_TIMEOUT),
+        ),
+        ("limits", "max_buffered_bytes", size(MAX_BUFFERED_BYTES)),
+        ("routes", "buffer_body", code(BUFFER_BODY)),
+        (
+            "limits",
             "max_route_removal_percent",
             code(MAX_ROUTE_REMOVAL_PERCENT),
         ),

@@ -17,6 +17,12 @@ impl Compiler<'_> {
                 None,
                 builtin::REQUEST_HEAD_TIMEOUT,
             ),
+            request_body_timeout: merged(
+                raw.request_body_timeout,
+                None,
+                builtin::REQUEST_BODY_TIMEOUT,
+            ),
+            max_buffered_bytes: merged(raw.max_buffered_bytes, None, builtin::MAX_BUFFERED_BYTES),
             max_route_removal_percent: merged(
                 raw.max_route_removal_percent,
                 None,
@@ -30,10 +36,12 @@ impl Compiler<'_> {
             );
         }
         self.positive("limits.request_head_timeout", limits.request_head_timeout);
+        self.positive("limits.request_body_timeout", limits.request_body_timeout);
         for (key, zero) in [
             ("max_headers", limits.max_headers == 0),
             ("max_header_bytes", limits.max_header_bytes == 0),
             ("max_uri_bytes", limits.max_uri_bytes == 0),
+            ("max_buffered_bytes", limits.max_buffered_bytes == 0),
         ] {
             if zero {
                 self.error(format!("limits.{key}"), "must be greater than zero");

@@ -19,6 +19,8 @@ pub struct RouteSpec {
     /// upstream's `timeouts.total`.
     pub timeout: Duration,
     pub max_body: u64,
+    /// Whether the whole body is read, and refused if need be, before any upstream contact.
+    pub buffer_body: bool,
     pub auth: RouteAuth,
     /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
     pub websocket: bool,

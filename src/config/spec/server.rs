@@ -21,6 +21,10 @@ pub struct Limits {
     /// The most a client may take to send a request head, from the connection's start
     /// (first request) or from the head's first byte (later requests on the connection).
     pub request_head_timeout: Duration,
+    /// The most a client may take to send a body that its route buffers.
+    pub request_body_timeout: Duration,
+    /// The bytes all buffered bodies may hold at once; past it, 503.
+    pub max_buffered_bytes: u64,
     /// A reload may remove at most this share of the running routes (see control.rs).
     pub max_route_removal_percent: u8,
 }

@@ -12,7 +12,10 @@
 //! limit     overload shedding by tier (503) → rate limits (429; 503 when a fail-closed
 //!           policy's store is down)
 //! confirm   user status and venue access, asked of the services (401/403/503)
-//! reserve   body limit (413) → bulkhead (503) → circuit breaker (503)
+//! body      declared body over the limit (413); where the route buffers its body
+//!           (`buffer_body`), the whole body read before any upstream contact (413 over
+//!           the limit, 400 malformed, 408 too slow, 503 when buffers are full): body.rs
+//! reserve   bulkhead (503) → circuit breaker (503)
 //! ```
 //!
 //! Authentication runs before anything that spends upstream capacity (bulkhead, breaker
@@ -24,6 +27,7 @@
 //! A preflight is a mode of the route stage: it is routed by the method it asks about and
 //! answered there, before any credential is looked at (browsers send none with it).
 
+pub mod body;
 mod confirm;
 mod identify;
 mod limit;
@@ -45,15 +49,15 @@ use std::sync::Arc;
 /// What admission decided, when it did not refuse the request.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Go upstream: the context holds the route, the caller, the quotas and the reserved
-    /// upstream capacity.
+    /// Go on: the context holds the route, the caller and the quotas; the body stage (where
+    /// the route buffers) and [`reserve`] follow.
     Proxy,
     /// A CORS preflight that the route's policy allows, answered at the edge with these
     /// headers.
     Preflight(cors::Headers),
 }
 
-/// Runs the stages in order against one snapshot. On a refusal, the context keeps what the
+/// Runs the stages up to the body in order against one snapshot. On a refusal, the context keeps what the
 /// stages before it found (the route, the quotas), for the error response and the log.
 pub async fn admit(
     request: &mut Request<'_>,
@@ -152,16 +156,30 @@ pub async fn admit(
     }
 
     reserve::within_body_limit(request.head, spec)?;
-    let pool = Arc::clone(&snapshot.pools[spec.upstream]);
+    Ok(Verdict::Proxy)
+}
+
+/// The last stage, once the body is in where the route buffers it (`body::buffer`): the
+/// upstream's bulkhead slot and its breaker's permission. Holds upstream capacity, so it
+/// comes after everything that may wait on the client.
+pub fn reserve(
+    request: &Request<'_>,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+) -> Result<(), Rejection> {
+    let spec = ctx.route().ok_or(Rejection::Internal)?;
+    let (upstream, websocket, timeout) = (spec.upstream, spec.websocket, spec.timeout);
+    let pool = Arc::clone(&snapshot.pools[upstream]);
     ctx.pool = Some(Arc::clone(&pool));
-    let reserved = reserve::reserve(request, &config.identity.trusted_proxies, &pool)?;
+    let trusted = &snapshot.config.identity.trusted_proxies;
+    let reserved = reserve::reserve(request, trusted, &pool)?;
     ctx.slot = Some(reserved.slot);
     ctx.breaker = Some(reserved.breaker);
     // A WebSocket lives as long as its peers want; the route's deadline applies to the
     // handshake only (see `attempt`), and its frames are not a request body.
-    ctx.upgraded = spec.websocket && request.upgrade;
-    ctx.deadline = Some(ctx.started + spec.timeout);
-    Ok(Verdict::Proxy)
+    ctx.upgraded = websocket && request.upgrade;
+    ctx.deadline = Some(ctx.started + timeout);
+    Ok(())
 }
 
 /// A service the route asks about its callers could not answer: the route's

@@ -100,7 +100,10 @@ async fn admit_from(
         peer: Some(peer),
         upgrade: false,
     };
-    let verdict = admit(&mut request, snapshot, &mut ctx).await;
+    let verdict = match admit(&mut request, snapshot, &mut ctx).await {
+        Ok(Verdict::Proxy) => super::reserve(&request, snapshot, &mut ctx).map(|()| Verdict::Proxy),
+        other => other,
+    };
     (verdict, ctx)
 }
 

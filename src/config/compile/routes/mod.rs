@@ -137,6 +137,16 @@ impl Compiler<'_> {
             .timeout
             .map(|d| self.positive(&format!("{at}.timeout"), d.0));
         let max_body = merged(raw.max_body, defaults.max_body, builtin::MAX_BODY);
+        let buffer_body = merged(raw.buffer_body, None, builtin::BUFFER_BODY);
+        if buffer_body && max_body > builtin::MAX_BUFFERED_BODY {
+            self.error(
+                format!("{at}.buffer_body"),
+                format!(
+                    "a buffered body may be at most {} KiB (max_body is {max_body} bytes): Pingora forwards it from its retry buffer",
+                    builtin::MAX_BUFFERED_BODY >> 10
+                ),
+            );
+        }
         let auth = self.route_auth(&at, raw, pattern.as_ref(), authentication, defaults);
         let cors = match &raw.cors {
             Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
@@ -157,6 +167,7 @@ impl Compiler<'_> {
             access,
             timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
             max_body,
+            buffer_body,
             auth,
             websocket: raw.websocket,
             cors,
@@ -280,6 +291,8 @@ mod tests {
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: \"x\" must start with /"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, public_paths: [/b]"), &["routes[0].public_paths: the whole route is already public; remove public_paths or public: true"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true"), &["routes[0].buffer_body: a buffered body may be at most 64 KiB (max_body is 1048576 bytes): Pingora forwards it from its retry buffer"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true, max_body: 64KiB"), &[]),
         ]);
     }
 }
