@@ -11,6 +11,7 @@
 //! | revocation answers | with the shared store, same key template | answers, for `cache_ttl` / `stale_if_error` |
 //! | issuer key set | same JWKS URL | the fetched set and its refresh schedule |
 //! | user-status and venue answers | same URL template | cached answers |
+//! | idempotency records | always (this process's) | keys in flight and the answers kept |
 //!
 //! Files (keys, API keys, revoked ids) are always read anew. So a reload during a
 //! dependency's outage does not forget what made requests pass before it.
@@ -43,6 +44,7 @@ pub enum Part {
     KeySet,
     UserStatusAnswers,
     VenueAnswers,
+    IdempotencyRecords,
 }
 
 impl fmt::Display for Part {
@@ -55,6 +57,7 @@ impl fmt::Display for Part {
             Part::KeySet => "key set",
             Part::UserStatusAnswers => "user-status answers",
             Part::VenueAnswers => "venue answers",
+            Part::IdempotencyRecords => "idempotency records",
         })
     }
 }
@@ -142,7 +145,15 @@ impl Running {
             let reused = store_reused && theirs.is_some_and(|theirs| mine.inherit(theirs));
             carried.note(Part::RevocationAnswers, reused);
         }
-        (Snapshot::new(version, prepared, pools, limiter), carried)
+        let idempotency = match previous {
+            Some(previous) => Arc::clone(&previous.idempotency),
+            None => Arc::default(),
+        };
+        carried.note(Part::IdempotencyRecords, previous.is_some());
+        (
+            Snapshot::new(version, prepared, pools, limiter, idempotency),
+            carried,
+        )
     }
 
     /// Each upstream's pool: the running one when its definition did not change, else a new

@@ -28,6 +28,7 @@ pub mod echo;
 pub mod fetch;
 pub mod filters;
 pub mod head_deadline;
+pub mod idempotency;
 pub mod load;
 pub mod path;
 pub mod prepare;

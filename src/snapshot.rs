@@ -5,6 +5,7 @@
 //! complete new snapshot (router, pools, policies) and publishes it in one atomic store.
 
 use crate::config::Config;
+use crate::idempotency::Store as IdempotencyStore;
 use crate::prepare::Prepared;
 use crate::ratelimit::Limiter;
 use crate::router::Router;
@@ -33,6 +34,8 @@ pub struct Snapshot {
     pub store: Option<Arc<SharedStore>>,
     /// Rate-limit stores; kept with the shared store.
     pub limiter: Arc<Limiter>,
+    /// Idempotency records; one per process, carried over by every reload.
+    pub idempotency: Arc<IdempotencyStore>,
 }
 
 impl Snapshot {
@@ -41,6 +44,7 @@ impl Snapshot {
         prepared: Prepared,
         pools: Vec<Arc<Pool>>,
         limiter: Arc<Limiter>,
+        idempotency: Arc<IdempotencyStore>,
     ) -> Snapshot {
         let store = limiter.shared_store().cloned();
         let Prepared {
@@ -50,6 +54,7 @@ impl Snapshot {
             security: Arc::new(security),
             store,
             limiter,
+            idempotency,
             version,
             router: Router::new(&config.routes, &config.aliases),
             route_metrics: config

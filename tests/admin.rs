@@ -173,6 +173,7 @@ rate_limiting:
                 "usher_ratelimit_bot_signals_total",
                 "usher_shed_requests_total",
                 "usher_revocation_checks_total",
+                "usher_idempotency_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

@@ -160,6 +160,34 @@ async fn the_demo_does_what_its_banner_says() {
         .await;
     assert_eq!(echoed(&admin)["service"], "minting");
 
+    // A purchase without an Idempotency-Key is refused; with one, retried, it is replayed.
+    let purchase = |key: Option<&'static str>| {
+        let mut headers = vec![("authorization", bearer.clone())];
+        if let Some(key) = key {
+            headers.push(("idempotency-key", key.to_string()));
+        }
+        let public = demo.public;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            request(
+                public,
+                "POST",
+                "/api/v1/tickets/purchase",
+                &headers,
+                Some(br#"{"seat":7}"#),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(purchase(None).await.error_code(), "idempotency_key_missing");
+    let first = purchase(Some("\"order-1\"")).await;
+    assert_eq!(echoed(&first)["service"], "tickets");
+    let replayed = purchase(Some("\"order-1\"")).await;
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replayed.body, first.body);
+
     let partner = demo
         .call(
             "GET",

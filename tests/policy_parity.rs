@@ -25,6 +25,8 @@ struct Expect {
     max_body: u64,
     /// Whether the verified bearer token reaches the upstream.
     forwards_token: bool,
+    /// Whether POST and PATCH need an Idempotency-Key (the body is then read first).
+    idempotent: bool,
 }
 
 const KIB: u64 = 1 << 10;
@@ -41,6 +43,16 @@ const fn authenticated(route: &'static str, limits: &'static [&'static str]) -> 
         timeout_s: 10,
         max_body: MIB,
         forwards_token: false,
+        idempotent: false,
+    }
+}
+
+/// A money or minting write: an Idempotency-Key, and a body of at most 64 KiB.
+const fn idempotent(e: Expect) -> Expect {
+    Expect {
+        idempotent: true,
+        max_body: 64 * KIB,
+        ..e
     }
 }
 
@@ -204,27 +216,27 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "POST",
             "/api/v1/tickets/purchase",
-            Expect {
+            idempotent(Expect {
                 timeout_s: 30,
                 ..authenticated("ticket-purchase", &["global", "ticket-purchase"])
-            },
+            }),
         ),
         (
             "POST",
             "/api/v1/ticket/purchase",
-            Expect {
+            idempotent(Expect {
                 via: Some("tickets-alt"),
                 timeout_s: 30,
                 ..authenticated("ticket-purchase", &["global", "ticket-purchase"])
-            },
+            }),
         ),
         (
             "POST",
             "/api/v1/tickets/purchase/",
-            Expect {
+            idempotent(Expect {
                 timeout_s: 30,
                 ..authenticated("ticket-purchase", &["global", "ticket-purchase"])
-            },
+            }),
         ),
         (
             "GET",
@@ -276,10 +288,10 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "POST",
             "/api/v1/payments/process",
-            Expect {
+            idempotent(Expect {
                 timeout_s: 45,
                 ..authenticated("payment-process", &["global", "payments"])
-            },
+            }),
         ),
         (
             "GET",
@@ -368,36 +380,36 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "POST",
             "/api/v1/transfers",
-            Expect {
+            idempotent(Expect {
                 timeout_s: 90,
                 ..authenticated("transfer-create", GLOBAL)
-            },
+            }),
         ),
         // Minting: admins only, its own limits; batch mints stricter still.
         (
             "GET",
             "/api/v1/minting/admin/stats",
-            Expect {
+            idempotent(Expect {
                 roles: &["admin"],
                 ..authenticated("minting-admin", &["global", "minting"])
-            },
+            }),
         ),
         (
             "DELETE",
             "/api/v1/minting/admin/cache/clear",
-            Expect {
+            idempotent(Expect {
                 roles: &["admin"],
                 ..authenticated("minting-admin", &["global", "minting"])
-            },
+            }),
         ),
         (
             "POST",
             "/api/v1/minting/admin/batch-mint",
-            Expect {
+            idempotent(Expect {
                 roles: &["admin"],
                 timeout_s: 120,
                 ..authenticated("minting-batch", &["global", "minting", "minting-batch"])
-            },
+            }),
         ),
     ]
 }
@@ -460,12 +472,13 @@ fn actual(config: &Config, router: &Router, method: &str, path: &str) -> Result<
         timeout_s: route.timeout.as_secs(),
         max_body: route.max_body,
         forwards_token: route.auth.forward_credential,
+        idempotent: route.idempotency.is_some() && route.buffer_body,
     })
 }
 
 fn describe(e: &Expect) -> String {
     format!(
-        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}",
+        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}",
         e.route,
         e.via.map_or(String::new(), |via| format!(" (via {via})")),
         if e.public { "public" } else { "authenticated" },
@@ -478,6 +491,11 @@ fn describe(e: &Expect) -> String {
             "forwarded"
         } else {
             "kept at the edge"
+        },
+        if e.idempotent {
+            ", Idempotency-Key"
+        } else {
+            ""
         }
     )
 }

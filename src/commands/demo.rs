@@ -39,7 +39,7 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
         .keys()
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();
-    let addresses = start_echo_servers(names.clone())?;
+    let addresses = start_echo_servers(names.clone(), [port, admin_port])?;
     document["listeners"]["public"] =
         serde_yaml::to_value(serde_json::json!({"address": format!("127.0.0.1:{port}")}))
             .map_err(|e| e.to_string())?;
@@ -101,7 +101,9 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
 }
 
 /// Runs one echo server per upstream on a small runtime of its own, for the process's life.
-fn start_echo_servers(names: Vec<String>) -> Result<Vec<SocketAddr>, String> {
+/// The echo servers take ports the kernel picks, never `avoid` (the demo's own listeners,
+/// which bind later).
+fn start_echo_servers(names: Vec<String>, avoid: [u16; 2]) -> Result<Vec<SocketAddr>, String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("usher-demo-upstreams".into())
@@ -112,15 +114,28 @@ fn start_echo_servers(names: Vec<String>) -> Result<Vec<SocketAddr>, String> {
                 .expect("building the demo upstreams' runtime");
             runtime.block_on(async move {
                 let mut servers = Vec::new();
+                // Ports refused are held until every server has its own, so none comes back.
+                let mut refused = Vec::new();
                 for name in &names {
-                    match EchoServer::start(name).await {
-                        Ok(server) => servers.push(server),
-                        Err(e) => {
-                            let _ = sender.send(Err(e.to_string()));
-                            return;
+                    let listener = loop {
+                        match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                            Ok(listener)
+                                if listener
+                                    .local_addr()
+                                    .is_ok_and(|a| avoid.contains(&a.port())) =>
+                            {
+                                refused.push(listener)
+                            }
+                            Ok(listener) => break listener,
+                            Err(e) => {
+                                let _ = sender.send(Err(e.to_string()));
+                                return;
+                            }
                         }
-                    }
+                    };
+                    servers.push(EchoServer::serve(listener, name));
                 }
+                drop(refused);
                 let _ = sender.send(Ok(servers.iter().map(|s| s.addr).collect()));
                 std::future::pending::<()>().await;
             });
@@ -212,6 +227,11 @@ Try:
   # admin-only minting: 403 for this caller, allowed with the admin token
   curl -si {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer $TOKEN"
   curl -s {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer {admin_token}"
+  # a purchase needs an Idempotency-Key; retried with the same key, it is answered from
+  # the first answer (idempotent-replayed: true) and reaches the service once
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -d '{{"seat":7}}'
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'idempotency-key: "order-1"' -d '{{"seat":7}}'
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'idempotency-key: "order-1"' -d '{{"seat":7}}'
   # a partner API key on the integrations route
   curl -s {base}/api/v1/integrations/sync -H 'x-api-key: {api_key}'
   # a spoofed tenant header on a public route is stripped before forwarding

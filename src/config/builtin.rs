@@ -68,6 +68,12 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.max_buffered_bytes`.
 pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// `routes[].idempotency.required`.
+pub const IDEMPOTENCY_REQUIRED: bool = true;
+/// `routes[].idempotency.ttl`: the draft's suggestion of a day.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// `routes[].idempotency.max_response`.
+pub const IDEMPOTENCY_MAX_RESPONSE: u64 = 1 << 20;
 /// `routes[].buffer_body`.
 pub const BUFFER_BODY: bool = false;
 /// The largest `max_body` a route that buffers its body may have: Pingora 0.9 forwards a

@@ -355,6 +355,7 @@ pub struct RawRoute {
     pub timeout: Option<Dur>,
     pub max_body: Option<ByteSize>,
     pub buffer_body: Option<bool>,
+    pub idempotency: Option<RawIdempotency>,
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,
@@ -373,6 +374,15 @@ pub struct RawAlias {
     #[serde(rename = "match")]
     pub matcher: RawMatch,
     pub to: String,
+}
+
+/// Idempotency-Key handling on one route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdempotency {
+    pub required: Option<bool>,
+    pub ttl: Option<Dur>,
+    pub max_response: Option<ByteSize>,
 }
 
 /// What an authenticated caller must be, on one route.

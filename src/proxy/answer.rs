@@ -4,6 +4,7 @@
 
 use super::RequestCtx;
 use crate::filters::cors;
+use crate::idempotency::Stored;
 use crate::ratelimit::headers as ratelimit_headers;
 use crate::respond::{self, security_headers, Rejection};
 use pingora::http::ResponseHeader;
@@ -51,6 +52,35 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cor
         tracing::debug!(request_id = %ctx.request_id, error = %e, "could not answer a preflight");
     }
     ctx.outcome.gateway_status = Some(204);
+}
+
+/// Answers with the response an Idempotency-Key recorded, marked `Idempotent-Replayed`, with
+/// Usher's headers as on any upstream response; the upstream is not asked.
+pub async fn replay(session: &mut Session, ctx: &mut RequestCtx, stored: &Stored) {
+    let answer = async {
+        let mut response = ResponseHeader::build(stored.status, Some(stored.headers.len() + 8))?;
+        for (name, value) in &stored.headers {
+            response.append_header(name.clone(), value.clone())?;
+        }
+        response.insert_header("content-length", stored.body.len().to_string())?;
+        response.insert_header("idempotent-replayed", "true")?;
+        decorate(session, &mut response, ctx)?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(response), head_only)
+            .await?;
+        if !head_only {
+            session
+                .write_response_body(Some(stored.body.clone()), true)
+                .await?;
+        }
+        Ok::<_, Box<pingora::Error>>(())
+    };
+    if let Err(e) = answer.await {
+        tracing::debug!(request_id = %ctx.request_id, error = %e, "could not replay a stored response");
+    }
+    ctx.outcome.gateway_status = Some(stored.status);
+    ctx.response_bytes += stored.body.len() as u64;
 }
 
 /// Answers with `rejection`, unless a response has already begun.

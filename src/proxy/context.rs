@@ -2,6 +2,7 @@
 
 use crate::config::RouteSpec;
 use crate::filters::authenticate::Consumed;
+use crate::idempotency::Pending;
 use crate::load::{BufferedBody, InFlightRequest};
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
@@ -48,6 +49,8 @@ pub struct RequestCtx {
     pub slot: Option<Slot>,
     /// Room for the body read before any upstream contact (`buffer_body`), held to the end.
     pub buffered: Option<BufferedBody>,
+    /// The Idempotency-Key this request holds, and what it learns of its answer.
+    pub idempotency: Option<Pending>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
@@ -97,6 +100,7 @@ impl RequestCtx {
             pool: None,
             slot: None,
             buffered: None,
+            idempotency: None,
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

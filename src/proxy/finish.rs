@@ -3,12 +3,26 @@
 
 use super::attempt;
 use super::RequestCtx;
+use crate::idempotency::Ending;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::metrics::UNMATCHED;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// How a request holding an Idempotency-Key ended, for its record.
+fn idempotency_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
+    let connected = !ctx.tried.is_empty()
+        && !ctx.outcome.upstream_failure.is_some_and(|kind| {
+            kind.starts_with("connect") && ctx.outcome.upstream_status.is_none()
+        });
+    match (ctx.outcome.upstream_status, error) {
+        (Some(_), None) => Ending::Answered,
+        _ if !connected => Ending::NotSent,
+        _ => Ending::Unknown,
+    }
+}
 
 pub fn finish(
     session: &Session,
@@ -23,6 +37,9 @@ pub fn finish(
         .unwrap_or(0);
     attempt::settle_breaker(ctx);
     attempt::give_back_slot(ctx, error);
+    if let Some(pending) = ctx.idempotency.take() {
+        pending.finish(idempotency_ending(ctx, error));
+    }
 
     let elapsed = ctx.started.elapsed();
     let route_metrics = match (&ctx.snapshot, ctx.route) {

@@ -42,6 +42,7 @@ use crate::respond::Rejection;
 use crate::snapshot::{Live, Snapshot};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::correlation;
+use admission::idempotency::Begun;
 use admission::Verdict;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -77,6 +78,12 @@ async fn admit(
     }
     if let Some(route) = ctx.route.map(|index| &snapshot.config.routes[index]) {
         admission::body::buffer(session, ctx, route, &snapshot.config.limits).await?;
+        let body = session.get_retry_buffer().unwrap_or_default();
+        match admission::idempotency::begin(session.req_header(), &body, snapshot, route, ctx)? {
+            Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
+            Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
+            None => {}
+        }
     }
     admission::reserve(&Request::of(session), snapshot, ctx)?;
     Ok(Verdict::Proxy)
@@ -105,6 +112,10 @@ impl ProxyHttp for UsherProxy {
             Ok(Verdict::Proxy) => Ok(false),
             Ok(Verdict::Preflight(headers)) => {
                 answer::preflight(session, ctx, headers).await;
+                Ok(true)
+            }
+            Ok(Verdict::Replay(stored)) => {
+                answer::replay(session, ctx, &stored).await;
                 Ok(true)
             }
             Err(rejection) => {
@@ -183,6 +194,9 @@ impl ProxyHttp for UsherProxy {
         if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
             let length = upstream_response.headers.get(http::header::CONTENT_LENGTH);
             attempt::answered(session, ctx, status, length.map(|v| v.as_bytes()));
+            if let Some(pending) = &mut ctx.idempotency {
+                pending.record_head(status.as_u16(), &upstream_response.headers);
+            }
         }
         Ok(())
     }
@@ -190,10 +204,13 @@ impl ProxyHttp for UsherProxy {
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<Bytes>,
+        body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if let (Some(pending), Some(chunk)) = (&mut ctx.idempotency, body.as_ref()) {
+            pending.record_body(chunk);
+        }
         if end_of_stream && !ctx.upgraded {
             // The upstream's part is done, whatever the client's reading speed.
             ctx.slot = None;

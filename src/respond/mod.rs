@@ -89,13 +89,35 @@ pub enum Rejection {
     Overloaded {
         retry_after: Duration,
     },
+    /// The route needs an `Idempotency-Key` and the request has none.
+    IdempotencyKeyMissing,
+    /// The `Idempotency-Key` is not one structured-field string; the text says why.
+    IdempotencyKeyInvalid(&'static str),
+    /// A request with the same key is being served now.
+    IdempotencyInFlight,
+    /// A request with the same key reached the upstream and its answer is not known.
+    IdempotencyOutcomeUnknown,
+    /// A request with the same key completed, but its answer was too large to keep.
+    IdempotencyNotReplayable,
+    /// The key was used for another request (method, path or body).
+    IdempotencyKeyReused,
+    /// The idempotency store cannot take the key.
+    IdempotencyUnavailable,
     Internal,
 }
 
 impl Rejection {
     pub fn status(&self) -> u16 {
         match self {
-            Rejection::BadPath(_) | Rejection::BadRequest | Rejection::Malformed(_) => 400,
+            Rejection::BadPath(_)
+            | Rejection::BadRequest
+            | Rejection::Malformed(_)
+            | Rejection::IdempotencyKeyMissing
+            | Rejection::IdempotencyKeyInvalid(_) => 400,
+            Rejection::IdempotencyInFlight
+            | Rejection::IdempotencyOutcomeUnknown
+            | Rejection::IdempotencyNotReplayable => 409,
+            Rejection::IdempotencyKeyReused => 422,
             Rejection::Forbidden | Rejection::CorsRefused => 403,
             Rejection::UriTooLong => 414,
             Rejection::RequestTimeout => 408,
@@ -113,7 +135,8 @@ impl Rejection {
             | Rejection::NoHealthyPeer { .. }
             | Rejection::AuthUnavailable
             | Rejection::RateLimitUnavailable { .. }
-            | Rejection::Overloaded { .. } => 503,
+            | Rejection::Overloaded { .. }
+            | Rejection::IdempotencyUnavailable => 503,
             Rejection::UpstreamTimeout { .. } => 504,
         }
     }
@@ -136,6 +159,13 @@ impl Rejection {
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::RateLimitUnavailable { .. } => "rate_limit_unavailable",
             Rejection::Overloaded { .. } => "overloaded",
+            Rejection::IdempotencyKeyMissing => "idempotency_key_missing",
+            Rejection::IdempotencyKeyInvalid(_) => "idempotency_key_invalid",
+            Rejection::IdempotencyInFlight => "idempotency_in_flight",
+            Rejection::IdempotencyOutcomeUnknown => "idempotency_outcome_unknown",
+            Rejection::IdempotencyNotReplayable => "idempotency_not_replayable",
+            Rejection::IdempotencyKeyReused => "idempotency_key_reused",
+            Rejection::IdempotencyUnavailable => "idempotency_unavailable",
             Rejection::Internal => "internal_error",
             Rejection::UpstreamRefused { .. } => "upstream_refused",
             Rejection::BadGateway { .. } => "bad_gateway",
@@ -163,6 +193,27 @@ impl Rejection {
             Rejection::MethodNotAllowed(_) => "this method is not allowed here".into(),
             Rejection::PayloadTooLarge { limit } => {
                 format!("the request body exceeds {limit} bytes")
+            }
+            Rejection::IdempotencyKeyMissing => {
+                "this request needs an Idempotency-Key header (see docs/routes.md#idempotency)".into()
+            }
+            Rejection::IdempotencyKeyInvalid(why) => {
+                format!("the Idempotency-Key is invalid: {why} (see docs/routes.md#idempotency)")
+            }
+            Rejection::IdempotencyInFlight => {
+                "a request with this Idempotency-Key is in progress; retry later".into()
+            }
+            Rejection::IdempotencyOutcomeUnknown => {
+                "a request with this Idempotency-Key reached the service and its outcome is unknown; ask the service, or use a new key (see docs/routes.md#idempotency)".into()
+            }
+            Rejection::IdempotencyNotReplayable => {
+                "a request with this Idempotency-Key completed; its response is too large to replay (see docs/routes.md#idempotency)".into()
+            }
+            Rejection::IdempotencyKeyReused => {
+                "this Idempotency-Key was used for a different request (see docs/routes.md#idempotency)".into()
+            }
+            Rejection::IdempotencyUnavailable => {
+                "idempotency keys cannot be recorded right now; retry later".into()
             }
             Rejection::Internal => "internal error".into(),
             Rejection::RateLimited { .. } => "too many requests; retry later".into(),
@@ -212,7 +263,9 @@ impl Rejection {
             Rejection::Busy { .. }
             | Rejection::NoHealthyPeer { .. }
             | Rejection::NotReady
-            | Rejection::AuthUnavailable => Some(1),
+            | Rejection::AuthUnavailable
+            | Rejection::IdempotencyInFlight
+            | Rejection::IdempotencyUnavailable => Some(1),
             _ => None,
         }
     }

@@ -56,6 +56,13 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::RateLimited { retry_after: wait },
         Rejection::RateLimitUnavailable { retry_after: wait },
         Rejection::Overloaded { retry_after: wait },
+        Rejection::IdempotencyKeyMissing,
+        Rejection::IdempotencyKeyInvalid("x"),
+        Rejection::IdempotencyInFlight,
+        Rejection::IdempotencyOutcomeUnknown,
+        Rejection::IdempotencyNotReplayable,
+        Rejection::IdempotencyKeyReused,
+        Rejection::IdempotencyUnavailable,
         Rejection::Internal,
     ];
     for rejection in &all {
@@ -83,6 +90,13 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::RateLimited { .. }
             | Rejection::RateLimitUnavailable { .. }
             | Rejection::Overloaded { .. }
+            | Rejection::IdempotencyKeyMissing
+            | Rejection::IdempotencyKeyInvalid(_)
+            | Rejection::IdempotencyInFlight
+            | Rejection::IdempotencyOutcomeUnknown
+            | Rejection::IdempotencyNotReplayable
+            | Rejection::IdempotencyKeyReused
+            | Rejection::IdempotencyUnavailable
             | Rejection::Internal => {}
         }
     }

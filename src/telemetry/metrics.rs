@@ -34,6 +34,7 @@ pub struct Metrics {
     pub ratelimit_blocks: IntCounterVec,
     pub ratelimit_bot_signals: IntCounterVec,
     pub shed_requests: IntCounterVec,
+    pub idempotency: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
 }
@@ -204,6 +205,11 @@ impl Metrics {
                 "Requests shed (503) because of overload, by caller tier.",
                 &["tier"],
             ),
+            idempotency: counter(
+                "usher_idempotency_total",
+                "Requests on routes with Idempotency-Key handling, by route and outcome (reserved, replayed, in_flight, outcome_unknown, not_replayable, key_reused, key_missing, key_invalid, unavailable).",
+                &["route", "outcome"],
+            ),
             shed_level: plain_gauge(
                 "usher_shed_level",
                 "Tiers being shed at the last admission decision: 0 none, up to the number of tiers with shed_at.",
@@ -252,6 +258,7 @@ impl Metrics {
     pub fn forget_routes(&self, routes: &HashSet<&str>) {
         remove_series(&self.requests, "route", routes);
         remove_series(&self.request_duration, "route", routes);
+        remove_series(&self.idempotency, "route", routes);
     }
 }
 

@@ -135,6 +135,13 @@ fn the_docs_state_every_built_in_default() {
         ),
         ("limits", "max_buffered_bytes", size(MAX_BUFFERED_BYTES)),
         ("routes", "buffer_body", code(BUFFER_BODY)),
+        ("routes", "idempotency.required", code(IDEMPOTENCY_REQUIRED)),
+        ("routes", "idempotency.ttl", duration(IDEMPOTENCY_TTL)),
+        (
+            "routes",
+            "idempotency.max_response",
+            size(IDEMPOTENCY_MAX_RESPONSE),
+        ),
         (
             "limits",
             "max_route_removal_percent",

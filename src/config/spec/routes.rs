@@ -21,6 +21,8 @@ pub struct RouteSpec {
     pub max_body: u64,
     /// Whether the whole body is read, and refused if need be, before any upstream contact.
     pub buffer_body: bool,
+    /// Idempotency-Key handling, when the route has it (its body is then buffered).
+    pub idempotency: Option<IdempotencySpec>,
     pub auth: RouteAuth,
     /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
     pub websocket: bool,
@@ -75,6 +77,17 @@ impl crate::router::Routable for AliasSpec {
     fn alias(&self) -> Option<&str> {
         Some(&self.to)
     }
+}
+
+/// How a route handles `Idempotency-Key` (see `crate::idempotency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencySpec {
+    /// A request without a key is refused (400).
+    pub required: bool,
+    /// How long a key and its answer are kept.
+    pub ttl: Duration,
+    /// Answers larger than this are not kept (their key then answers 409).
+    pub max_response: u64,
 }
 
 /// A policy attached to a route.

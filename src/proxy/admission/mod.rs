@@ -15,6 +15,8 @@
 //! body      declared body over the limit (413); where the route buffers its body
 //!           (`buffer_body`), the whole body read before any upstream contact (413 over
 //!           the limit, 400 malformed, 408 too slow, 503 when buffers are full): body.rs
+//! idempotency  where the route has it: the key (400), reserved for the caller, or the
+//!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
 //! reserve   bulkhead (503) → circuit breaker (503)
 //! ```
 //!
@@ -29,6 +31,7 @@
 
 pub mod body;
 mod confirm;
+pub mod idempotency;
 mod identify;
 mod limit;
 mod reserve;
@@ -55,6 +58,8 @@ pub enum Verdict {
     /// A CORS preflight that the route's policy allows, answered at the edge with these
     /// headers.
     Preflight(cors::Headers),
+    /// A request whose Idempotency-Key already has its answer: replayed at the edge.
+    Replay(Arc<crate::idempotency::Stored>),
 }
 
 /// Runs the stages up to the body in order against one snapshot. On a refusal, the context keeps what the

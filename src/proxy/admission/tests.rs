@@ -55,6 +55,7 @@ routes:
         prepared,
         pools,
         Arc::new(Limiter::new(None)),
+        Arc::default(),
     ))
 }
 
@@ -123,6 +124,7 @@ async fn status(snapshot: &Arc<Snapshot>, head: RequestHeader) -> u16 {
     match run(snapshot, head).await.0 {
         Ok(Verdict::Proxy) => 200,
         Ok(Verdict::Preflight(_)) => 204,
+        Ok(Verdict::Replay(stored)) => stored.status,
         Err(rejection) => rejection.status(),
     }
 }

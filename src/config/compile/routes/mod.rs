@@ -5,8 +5,8 @@
 use super::{closest, is_label, merged, Compiler, METHODS};
 use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults};
 use crate::config::{
-    bounds, builtin, Access, AuthenticationSpec, CorsPolicy, PublicPath, RateLimiting, RouteSpec,
-    UpstreamSpec,
+    bounds, builtin, Access, AuthenticationSpec, CorsPolicy, IdempotencySpec, PublicPath,
+    RateLimiting, RouteSpec, UpstreamSpec,
 };
 use crate::router::PathPattern;
 use std::collections::HashMap;
@@ -137,8 +137,37 @@ impl Compiler<'_> {
             .timeout
             .map(|d| self.positive(&format!("{at}.timeout"), d.0));
         let max_body = merged(raw.max_body, defaults.max_body, builtin::MAX_BODY);
-        let buffer_body = merged(raw.buffer_body, None, builtin::BUFFER_BODY);
-        if buffer_body && max_body > builtin::MAX_BUFFERED_BODY {
+        let idempotency = raw.idempotency.as_ref().map(|raw| IdempotencySpec {
+            required: merged(raw.required, None, builtin::IDEMPOTENCY_REQUIRED),
+            ttl: merged(raw.ttl, None, builtin::IDEMPOTENCY_TTL),
+            max_response: merged(raw.max_response, None, builtin::IDEMPOTENCY_MAX_RESPONSE),
+        });
+        if idempotency.is_some() {
+            if raw.public {
+                self.error(
+                    format!("{at}.idempotency"),
+                    "needs an authenticated route: keys are scoped to the caller",
+                );
+            }
+            if raw.buffer_body == Some(false) {
+                self.error(
+                    format!("{at}.buffer_body"),
+                    "idempotency needs the whole body (its fingerprint); remove buffer_body: false",
+                );
+            } else if max_body > builtin::MAX_BUFFERED_BODY {
+                self.error(
+                    format!("{at}.idempotency"),
+                    format!(
+                        "needs the whole body, which may be at most {} KiB (max_body is {max_body} bytes)",
+                        builtin::MAX_BUFFERED_BODY >> 10
+                    ),
+                );
+            }
+        }
+        // Idempotency fingerprints the body: it needs it before the upstream does.
+        let buffer_body =
+            idempotency.is_some() || merged(raw.buffer_body, None, builtin::BUFFER_BODY);
+        if buffer_body && idempotency.is_none() && max_body > builtin::MAX_BUFFERED_BODY {
             self.error(
                 format!("{at}.buffer_body"),
                 format!(
@@ -168,6 +197,7 @@ impl Compiler<'_> {
             timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
             max_body,
             buffer_body,
+            idempotency,
             auth,
             websocket: raw.websocket,
             cors,
@@ -293,6 +323,12 @@ mod tests {
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true"), &["routes[0].buffer_body: a buffered body may be at most 64 KiB (max_body is 1048576 bytes): Pingora forwards it from its retry buffer"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true, max_body: 64KiB"), &[]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, max_body: 1KiB, idempotency: {}"), &["routes[0].idempotency: needs an authenticated route: keys are scoped to the caller"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, idempotency: { ttl: 1h }, buffer_body: false, auth: {}"), &[
+                "routes[0].idempotency: needs an authenticated route: keys are scoped to the caller",
+                "routes[0].buffer_body: idempotency needs the whole body (its fingerprint); remove buffer_body: false",
+                "routes[0].auth: a public route has no caller to check; remove auth or public: true",
+            ]),
         ]);
     }
 }

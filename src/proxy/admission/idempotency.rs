@@ -1,0 +1,93 @@
+//! The idempotency stage, on routes with `idempotency`, once the body is in: the request's
+//! key is reserved for its caller, or the request is answered from the record the key
+//! already has (see `crate::idempotency` for the rules and what is stored).
+
+use crate::config::RouteSpec;
+use crate::idempotency::key::{key_of, KeyError};
+use crate::idempotency::{fingerprint, scoped, Pending, Reserved, Stored};
+use crate::proxy::RequestCtx;
+use crate::respond::Rejection;
+use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::METRICS;
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A lease outlives the route's deadline by this much, so a request that runs to its
+/// deadline still records its answer (or gives its key back) before the lease runs out.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+pub enum Begun {
+    /// Go upstream holding the key.
+    Reserved(Pending),
+    /// Answer with the stored response.
+    Replay(Arc<Stored>),
+}
+
+/// `body` is the request's whole body (the body stage read it).
+pub fn begin(
+    head: &RequestHeader,
+    body: &Bytes,
+    snapshot: &Snapshot,
+    route: &RouteSpec,
+    ctx: &RequestCtx,
+) -> Result<Option<Begun>, Rejection> {
+    let (Some(spec), Some(identity)) = (&route.idempotency, &ctx.identity) else {
+        // No idempotency here, or a public path of the route: no caller to scope a key to.
+        return Ok(None);
+    };
+    // The other methods are idempotent by definition (RFC 9110 section 9.2.2); the key is
+    // for the ones that are not.
+    if !matches!(head.method, http::Method::POST | http::Method::PATCH) {
+        return Ok(None);
+    }
+    let count = |outcome: &str| {
+        METRICS
+            .idempotency
+            .with_label_values(&[&route.name, outcome])
+            .inc();
+    };
+    let key = match key_of(&head.headers) {
+        Ok(key) => key,
+        Err(KeyError::Missing) if !spec.required => return Ok(None),
+        Err(KeyError::Missing) => {
+            count("key_missing");
+            return Err(Rejection::IdempotencyKeyMissing);
+        }
+        Err(KeyError::Invalid(why)) => {
+            count("key_invalid");
+            return Err(Rejection::IdempotencyKeyInvalid(why));
+        }
+    };
+    let scoped = scoped(
+        &identity.tenant,
+        identity.source.as_str(),
+        &identity.subject,
+        &key,
+    );
+    let fingerprint = fingerprint(head.method.as_str(), &ctx.path, body);
+    let store = &snapshot.idempotency;
+    let (outcome, result) =
+        match store.reserve(&scoped, fingerprint, route.timeout + LEASE_MARGIN, spec.ttl) {
+            Reserved::Fresh => (
+                "reserved",
+                Ok(Some(Begun::Reserved(Pending::new(
+                    Arc::clone(store),
+                    scoped,
+                    fingerprint,
+                    spec.max_response,
+                )))),
+            ),
+            Reserved::Replay(answer) => ("replayed", Ok(Some(Begun::Replay(answer)))),
+            Reserved::InFlight => ("in_flight", Err(Rejection::IdempotencyInFlight)),
+            Reserved::OutcomeUnknown => {
+                ("outcome_unknown", Err(Rejection::IdempotencyOutcomeUnknown))
+            }
+            Reserved::NotReplayable => ("not_replayable", Err(Rejection::IdempotencyNotReplayable)),
+            Reserved::Mismatch => ("key_reused", Err(Rejection::IdempotencyKeyReused)),
+            Reserved::Unavailable => ("unavailable", Err(Rejection::IdempotencyUnavailable)),
+        };
+    count(outcome);
+    result
+}
