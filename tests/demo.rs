@@ -184,7 +184,15 @@ async fn the_demo_does_what_its_banner_says() {
     assert_eq!(purchase(None).await.error_code(), "idempotency_key_missing");
     let first = purchase(Some("\"order-1\"")).await;
     assert_eq!(echoed(&first)["service"], "tickets");
-    let replayed = purchase(Some("\"order-1\"")).await;
+    // (recorded once delivered: a retry in that very instant is told 409, in flight)
+    let mut replayed = purchase(Some("\"order-1\"")).await;
+    for _ in 0..40 {
+        if replayed.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        replayed = purchase(Some("\"order-1\"")).await;
+    }
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(replayed.body, first.body);
 

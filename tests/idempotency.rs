@@ -19,11 +19,17 @@ fn token(subject: &str) -> String {
 }
 
 async fn gateway(upstream: &EchoServer, dir: &tempfile::TempDir) -> Gateway {
+    gateway_with(upstream, dir, "").await
+}
+
+/// `extra` goes into the file as is (a `rate_limiting` section, say).
+async fn gateway_with(upstream: &EchoServer, dir: &tempfile::TempDir, extra: &str) -> Gateway {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
     let dead = free_port();
     Gateway::start(&format!(
         r#"
+{extra}
 authentication:
   jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_file: "{}" }}] }}
 upstreams:
@@ -58,6 +64,46 @@ async fn post(gateway: &Gateway, path: &str, who: &str, key: Option<&str>, body:
     )
     .await
     .unwrap()
+}
+
+/// `post` until it is no longer 409: an answer is recorded once it was delivered, so a
+/// retry sent in that instant is told the first request is still in flight.
+async fn post_settled(gateway: &Gateway, path: &str, who: &str, key: &str, body: &str) -> Response {
+    let mut response = post(gateway, path, who, Some(key), body).await;
+    for _ in 0..40 {
+        if response.status != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        response = post(gateway, path, who, Some(key), body).await;
+    }
+    response
+}
+
+/// Ten requests with `key` at once, spread over `gateways`: each one's status and
+/// Retry-After.
+async fn ten_at_once(
+    gateways: &[std::sync::Arc<Gateway>],
+    key: &'static str,
+    body: &'static str,
+) -> Vec<(u16, Option<String>)> {
+    let calls: Vec<_> = (0..10)
+        .map(|n| {
+            let gateway = std::sync::Arc::clone(&gateways[n % gateways.len()]);
+            tokio::spawn(async move {
+                let response = post(&gateway, "/buy", "u1", Some(key), body).await;
+                (
+                    response.status,
+                    response.header("retry-after").map(str::to_string),
+                )
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    statuses
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,7 +141,7 @@ async fn one_execution_per_key_and_caller() {
         "\"order-1\"",
         "the service gets the key too"
     );
-    let again = post(&gateway, "/buy", "u1", Some("order-1"), "{\"n\":1}").await;
+    let again = post_settled(&gateway, "/buy", "u1", "order-1", "{\"n\":1}").await;
     assert_eq!(again.status, 200);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body, first.body, "the first answer, byte for byte");
@@ -122,7 +168,7 @@ async fn one_execution_per_key_and_caller() {
     let failed = post(&gateway, "/buy", "u1", Some("order-2"), "{}").await;
     assert_eq!(failed.status, 500);
     upstream.set_status(200);
-    let replayed = post(&gateway, "/buy", "u1", Some("order-2"), "{}").await;
+    let replayed = post_settled(&gateway, "/buy", "u1", "order-2", "{}").await;
     assert_eq!(
         (replayed.status, replayed.header("idempotent-replayed")),
         (500, Some("true"))
@@ -151,22 +197,7 @@ async fn concurrent_requests_with_one_key_run_once() {
     upstream.set_delay(Duration::from_millis(600));
     let dir = tempfile::tempdir().unwrap();
     let gateway = std::sync::Arc::new(gateway(&upstream, &dir).await);
-    let calls: Vec<_> = (0..10)
-        .map(|_| {
-            let gateway = std::sync::Arc::clone(&gateway);
-            tokio::spawn(async move {
-                let response = post(&gateway, "/buy", "u1", Some("same"), "{\"seat\":7}").await;
-                (
-                    response.status,
-                    response.header("retry-after").map(str::to_string),
-                )
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for call in calls {
-        statuses.push(call.await.unwrap());
-    }
+    let statuses = ten_at_once(&[std::sync::Arc::clone(&gateway)], "same", "{\"seat\":7}").await;
     assert_eq!(
         upstream.hits(),
         1,
@@ -180,7 +211,7 @@ async fn concurrent_requests_with_one_key_run_once() {
         "{statuses:?}"
     );
     // Once done, the key answers with the stored response.
-    let after = post(&gateway, "/buy", "u1", Some("same"), "{\"seat\":7}").await;
+    let after = post_settled(&gateway, "/buy", "u1", "same", "{\"seat\":7}").await;
     assert_eq!(after.header("idempotent-replayed"), Some("true"));
 }
 
@@ -199,4 +230,62 @@ async fn a_key_the_upstream_never_saw_is_given_back() {
         "{}",
         second.error_code()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_redis_share_the_records() {
+    let mut redis = RedisServer::start().await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    upstream.set_delay(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "rate_limiting:\n  redis: {}",
+        redis.settings(", timeout: 1s")
+    );
+    let one = std::sync::Arc::new(gateway_with(&upstream, &dir, &extra).await);
+    let two = std::sync::Arc::new(gateway_with(&upstream, &dir, &extra).await);
+
+    // The second replica replays what the first stored.
+    let first = post(&one, "/buy", "u1", Some("shared-1"), "{\"n\":1}").await;
+    assert_eq!(first.status, 200);
+    let elsewhere = post_settled(&two, "/buy", "u1", "shared-1", "{\"n\":1}").await;
+    assert_eq!(elsewhere.header("idempotent-replayed"), Some("true"));
+    assert_eq!(elsewhere.body, first.body);
+    let reused = post(&two, "/buy", "u1", Some("shared-1"), "{\"n\":2}").await;
+    assert_eq!(reused.status, 422);
+    assert_eq!(upstream.hits(), 1);
+
+    // Ten requests with one key, split across both replicas: one execution.
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    let statuses = ten_at_once(
+        &[std::sync::Arc::clone(&one), std::sync::Arc::clone(&two)],
+        "shared-2",
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        upstream.hits(),
+        2,
+        "one execution for ten requests: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|(s, _)| matches!(s, 200 | 409)),
+        "{statuses:?}"
+    );
+    // One record per key; two round trips for the executed request (reserve, complete) and
+    // one for each of the nine others (a refusal or a replay).
+    let keys = redis.cli(&["--scan", "--pattern", "*idem:*"]);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    let round_trips = || redis.command_calls("evalsha") + redis.command_calls("eval");
+    let eleven = eventually(Duration::from_secs(2), || async { round_trips() == 11 }).await;
+    assert!(eleven, "{} round trips", round_trips());
+
+    // Redis gone: these routes fail closed, never 500, and never run unrecorded.
+    redis.kill();
+    let down = post(&one, "/buy", "u1", Some("shared-3"), "{}").await;
+    assert_eq!(
+        (down.status, down.error_code().as_str()),
+        (503, "idempotency_unavailable")
+    );
+    assert_eq!(upstream.hits(), 2);
 }

@@ -20,11 +20,17 @@
 //! answers 409 `idempotency_outcome_unknown` until `ttl`, and the service, which gets the
 //! key too, decides.
 //!
-//! Records live in this process (`local`); the store survives reloads.
+//! Records live in the Redis every replica shares when one is configured (`shared`; if it
+//! cannot answer, these routes answer 503: money fails closed), else in this process
+//! (`local`, which survives reloads).
 
 pub mod key;
 mod local;
+mod shared;
 
+use crate::config::RedisSpec;
+use crate::snapshot::Snapshot;
+use crate::store::SharedStore;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -79,9 +85,29 @@ pub fn scoped(tenant: &str, source: &str, subject: &str, key: &str) -> String {
     format!("{tenant}\0{source}\0{subject}\0{key}")
 }
 
-/// Where records are kept; one per process, carried over by every reload.
+/// Where records are kept: this process's records (one store per process, carried over
+/// by every reload), or the shared Redis, which the snapshot in force names.
 pub struct Store {
     local: local::LocalStore,
+}
+
+/// Which records a request uses.
+#[derive(Clone, Copy)]
+pub enum Records<'a> {
+    Local,
+    Shared(&'a SharedStore, &'a RedisSpec),
+    /// Redis is configured but its client could not be set up.
+    Missing,
+}
+
+impl<'a> Records<'a> {
+    pub fn of(snapshot: &'a Snapshot) -> Self {
+        match (&snapshot.store, &snapshot.config.rate_limiting.redis) {
+            (Some(store), Some(spec)) => Records::Shared(store, spec),
+            (None, None) => Records::Local,
+            _ => Records::Missing,
+        }
+    }
 }
 
 impl Default for Store {
@@ -93,35 +119,87 @@ impl Default for Store {
 }
 
 impl Store {
-    /// Reserves `key` for the request `fingerprint`, in flight for `lease`, remembered for
-    /// `ttl`.
-    pub fn reserve(
+    /// Reserves `key` for the request `fingerprint` under `token`, in flight for `lease`,
+    /// remembered for `ttl`.
+    pub async fn reserve(
         &self,
+        records: Records<'_>,
         key: &str,
         fingerprint: Fingerprint,
+        token: &str,
         lease: Duration,
         ttl: Duration,
     ) -> Reserved {
-        self.local.reserve(key, fingerprint, lease, ttl)
+        match records {
+            Records::Local => self.local.reserve(key, fingerprint, lease, ttl),
+            Records::Missing => Reserved::Unavailable,
+            Records::Shared(store, spec) => {
+                let key = shared::record_key(&spec.key_prefix, key);
+                let reply = store
+                    .guarded(spec, |redis| {
+                        shared::reserve(redis, &key, &fingerprint, token, lease, ttl)
+                    })
+                    .await;
+                match reply {
+                    Some(Ok(reserved)) => reserved,
+                    Some(Err(_)) | None => Reserved::Unavailable,
+                }
+            }
+        }
     }
 
-    /// Records the answer to a reserved request (`None`: too large to keep).
-    pub fn complete(&self, key: &str, fingerprint: Fingerprint, answer: Option<Stored>) {
-        self.local.complete(key, fingerprint, answer.map(Arc::new));
+    /// Records the answer to a reserved request (`None`: too large to keep). When the
+    /// shared store cannot take it, the key's lease runs out and it answers "unknown".
+    pub async fn complete(
+        &self,
+        records: Records<'_>,
+        key: &str,
+        fingerprint: Fingerprint,
+        token: &str,
+        answer: Option<Stored>,
+    ) {
+        match records {
+            Records::Local => self.local.complete(key, fingerprint, answer.map(Arc::new)),
+            Records::Missing => {}
+            Records::Shared(store, spec) => {
+                let key = shared::record_key(&spec.key_prefix, key);
+                let _ = store
+                    .guarded(spec, |redis| {
+                        shared::complete(redis, &key, token, answer.as_ref())
+                    })
+                    .await;
+            }
+        }
     }
 
     /// Gives a reservation back: the upstream never saw the request.
-    pub fn release(&self, key: &str, fingerprint: Fingerprint) {
-        self.local.release(key, fingerprint);
+    pub async fn release(
+        &self,
+        records: Records<'_>,
+        key: &str,
+        fingerprint: Fingerprint,
+        token: &str,
+    ) {
+        match records {
+            Records::Local => self.local.release(key, fingerprint),
+            Records::Missing => {}
+            Records::Shared(store, spec) => {
+                let key = shared::record_key(&spec.key_prefix, key);
+                let _ = store
+                    .guarded(spec, |redis| shared::release(redis, &key, token))
+                    .await;
+            }
+        }
     }
 }
 
 /// A request that holds a reservation: what it learns of its answer, and what it leaves
 /// behind when it ends ([`Pending::finish`]).
 pub struct Pending {
-    store: Arc<Store>,
+    snapshot: Arc<Snapshot>,
     key: String,
     fingerprint: Fingerprint,
+    token: String,
     max_response: u64,
     head: Option<(u16, Vec<(HeaderName, HeaderValue)>)>,
     body: Vec<u8>,
@@ -141,15 +219,17 @@ pub enum Ending {
 
 impl Pending {
     pub fn new(
-        store: Arc<Store>,
+        snapshot: Arc<Snapshot>,
         key: String,
         fingerprint: Fingerprint,
+        token: String,
         max_response: u64,
     ) -> Self {
         Pending {
-            store,
+            snapshot,
             key,
             fingerprint,
+            token,
             max_response,
             head: None,
             body: Vec::new(),
@@ -183,7 +263,9 @@ impl Pending {
 
     /// Stores the answer, gives the key back, or leaves it to its lease (`Unknown`: the
     /// key then answers 409 `idempotency_outcome_unknown`).
-    pub fn finish(self, ending: Ending) {
+    pub async fn finish(self, ending: Ending) {
+        let records = Records::of(&self.snapshot);
+        let store = &self.snapshot.idempotency;
         match (ending, self.head) {
             (Ending::Answered, Some((status, headers))) => {
                 let answer = (!self.too_large).then(|| Stored {
@@ -191,9 +273,15 @@ impl Pending {
                     headers,
                     body: Bytes::from(self.body),
                 });
-                self.store.complete(&self.key, self.fingerprint, answer);
+                store
+                    .complete(records, &self.key, self.fingerprint, &self.token, answer)
+                    .await;
             }
-            (Ending::NotSent, _) => self.store.release(&self.key, self.fingerprint),
+            (Ending::NotSent, _) => {
+                store
+                    .release(records, &self.key, self.fingerprint, &self.token)
+                    .await
+            }
             _ => {}
         }
     }

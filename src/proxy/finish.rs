@@ -24,7 +24,7 @@ fn idempotency_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
     }
 }
 
-pub fn finish(
+pub async fn finish(
     session: &Session,
     error: Option<&Error>,
     ctx: &mut RequestCtx,
@@ -38,7 +38,7 @@ pub fn finish(
     attempt::settle_breaker(ctx);
     attempt::give_back_slot(ctx, error);
     if let Some(pending) = ctx.idempotency.take() {
-        pending.finish(idempotency_ending(ctx, error));
+        pending.finish(idempotency_ending(ctx, error)).await;
     }
 
     let elapsed = ctx.started.elapsed();

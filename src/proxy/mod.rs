@@ -79,7 +79,9 @@ async fn admit(
     if let Some(route) = ctx.route.map(|index| &snapshot.config.routes[index]) {
         admission::body::buffer(session, ctx, route, &snapshot.config.limits).await?;
         let body = session.get_retry_buffer().unwrap_or_default();
-        match admission::idempotency::begin(session.req_header(), &body, snapshot, route, ctx)? {
+        match admission::idempotency::begin(session.req_header(), &body, snapshot, route, ctx)
+            .await?
+        {
             Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
             Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
             None => {}
@@ -289,6 +291,6 @@ impl ProxyHttp for UsherProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        finish::finish(session, e, ctx, self.access_log.as_ref());
+        finish::finish(session, e, ctx, self.access_log.as_ref()).await;
     }
 }

@@ -50,7 +50,7 @@ impl SharedWindow {
                 Value::from(rule.block_us as i64),
             ]
         };
-        let reply = redis.run_script(&self.script, keys, args).await?;
+        let reply: Vec<i64> = redis.run_script(&self.script, keys, args).await?;
         decision(&reply)
             .map(|decision| (decision, sequence))
             .ok_or_else(|| StoreError::Failed(format!("unexpected reply {reply:?}")))

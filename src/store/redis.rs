@@ -232,12 +232,12 @@ impl Redis {
     /// Runs `script` in one round trip (`EVALSHA`); on `NOSCRIPT`, after a Redis restart or
     /// failover, sends it whole (`EVAL`), which also caches it again.
     /// `keys` and `args` are made again for the second send only.
-    pub async fn run_script(
+    pub async fn run_script<R: FromValue>(
         &self,
         script: &LuaScript,
         keys: impl Fn() -> Vec<String>,
         args: impl Fn() -> Vec<Value>,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<R, StoreError> {
         self.call(|client| async move {
             match client.evalsha(script.sha.as_str(), keys(), args()).await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => {

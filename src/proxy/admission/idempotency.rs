@@ -4,7 +4,7 @@
 
 use crate::config::RouteSpec;
 use crate::idempotency::key::{key_of, KeyError};
-use crate::idempotency::{fingerprint, scoped, Pending, Reserved, Stored};
+use crate::idempotency::{fingerprint, scoped, Pending, Records, Reserved, Stored};
 use crate::proxy::RequestCtx;
 use crate::respond::Rejection;
 use crate::snapshot::Snapshot;
@@ -26,10 +26,10 @@ pub enum Begun {
 }
 
 /// `body` is the request's whole body (the body stage read it).
-pub fn begin(
+pub async fn begin(
     head: &RequestHeader,
     body: &Bytes,
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
     route: &RouteSpec,
     ctx: &RequestCtx,
 ) -> Result<Option<Begun>, Rejection> {
@@ -67,27 +67,36 @@ pub fn begin(
         &key,
     );
     let fingerprint = fingerprint(head.method.as_str(), &ctx.path, body);
-    let store = &snapshot.idempotency;
-    let (outcome, result) =
-        match store.reserve(&scoped, fingerprint, route.timeout + LEASE_MARGIN, spec.ttl) {
-            Reserved::Fresh => (
-                "reserved",
-                Ok(Some(Begun::Reserved(Pending::new(
-                    Arc::clone(store),
-                    scoped,
-                    fingerprint,
-                    spec.max_response,
-                )))),
-            ),
-            Reserved::Replay(answer) => ("replayed", Ok(Some(Begun::Replay(answer)))),
-            Reserved::InFlight => ("in_flight", Err(Rejection::IdempotencyInFlight)),
-            Reserved::OutcomeUnknown => {
-                ("outcome_unknown", Err(Rejection::IdempotencyOutcomeUnknown))
-            }
-            Reserved::NotReplayable => ("not_replayable", Err(Rejection::IdempotencyNotReplayable)),
-            Reserved::Mismatch => ("key_reused", Err(Rejection::IdempotencyKeyReused)),
-            Reserved::Unavailable => ("unavailable", Err(Rejection::IdempotencyUnavailable)),
-        };
+    let token = format!("{:016x}", rand::random::<u64>());
+    let reserved = snapshot
+        .idempotency
+        .reserve(
+            Records::of(snapshot),
+            &scoped,
+            fingerprint,
+            &token,
+            route.timeout + LEASE_MARGIN,
+            spec.ttl,
+        )
+        .await;
+    let (outcome, result) = match reserved {
+        Reserved::Fresh => (
+            "reserved",
+            Ok(Some(Begun::Reserved(Pending::new(
+                Arc::clone(snapshot),
+                scoped,
+                fingerprint,
+                token,
+                spec.max_response,
+            )))),
+        ),
+        Reserved::Replay(answer) => ("replayed", Ok(Some(Begun::Replay(answer)))),
+        Reserved::InFlight => ("in_flight", Err(Rejection::IdempotencyInFlight)),
+        Reserved::OutcomeUnknown => ("outcome_unknown", Err(Rejection::IdempotencyOutcomeUnknown)),
+        Reserved::NotReplayable => ("not_replayable", Err(Rejection::IdempotencyNotReplayable)),
+        Reserved::Mismatch => ("key_reused", Err(Rejection::IdempotencyKeyReused)),
+        Reserved::Unavailable => ("unavailable", Err(Rejection::IdempotencyUnavailable)),
+    };
     count(outcome);
     result
 }
