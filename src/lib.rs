@@ -42,3 +42,4 @@ pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod validation;

@@ -6,11 +6,14 @@
 use crate::config::{self, Config, ConfigError, ConfigErrors, Errors};
 use crate::security::Security;
 use crate::store::redis::{self, RedisSettings};
+use crate::validation::Schemas;
 use std::path::Path;
 
 pub struct Prepared {
     pub config: Config,
     pub security: Security,
+    /// The routes' body schemas, read and compiled.
+    pub schemas: Schemas,
     /// The shared rate-limit store's settings, secrets resolved.
     pub redis: Option<RedisSettings>,
 }
@@ -19,6 +22,8 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     let mut config = config::load(source, text).and_then(|c| config::preflight(source, text, c))?;
     let mut errors = Errors::new(source, text);
     let security = Security::load(&config, &mut errors);
+    let base = Path::new(source).parent().unwrap_or(Path::new("."));
+    let schemas = Schemas::load(&config, base, &mut errors);
     config::environment::resolve(&mut config, &mut errors);
     let redis = config
         .rate_limiting
@@ -28,6 +33,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     errors.finish(Prepared {
         config,
         security,
+        schemas,
         redis,
     })
 }

@@ -13,6 +13,7 @@ use crate::security::Security;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
+use crate::validation::Schemas;
 use arc_swap::ArcSwapOption;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub store: Option<Arc<SharedStore>>,
     /// Rate-limit stores; kept with the shared store.
     pub limiter: Arc<Limiter>,
+    /// The routes' body schemas, compiled for this configuration.
+    pub schemas: Schemas,
     /// Idempotency records; one per process, carried over by every reload.
     pub idempotency: Arc<IdempotencyStore>,
 }
@@ -48,10 +51,14 @@ impl Snapshot {
     ) -> Snapshot {
         let store = limiter.shared_store().cloned();
         let Prepared {
-            config, security, ..
+            config,
+            security,
+            schemas,
+            ..
         } = prepared;
         Snapshot {
             security: Arc::new(security),
+            schemas,
             store,
             limiter,
             idempotency,

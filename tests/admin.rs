@@ -174,6 +174,7 @@ rate_limiting:
                 "usher_shed_requests_total",
                 "usher_revocation_checks_total",
                 "usher_idempotency_total",
+                "usher_validation_refusals_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

@@ -356,6 +356,7 @@ pub struct RawRoute {
     pub max_body: Option<ByteSize>,
     pub buffer_body: Option<bool>,
     pub idempotency: Option<RawIdempotency>,
+    pub validate: Option<RawValidate>,
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,
@@ -374,6 +375,16 @@ pub struct RawAlias {
     #[serde(rename = "match")]
     pub matcher: RawMatch,
     pub to: String,
+}
+
+/// What a route's requests must look like: a JSON Schema for the body, patterns for path
+/// parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidate {
+    pub body_schema: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
 }
 
 /// Idempotency-Key handling on one route.

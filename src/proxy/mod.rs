@@ -79,6 +79,22 @@ async fn admit(
     if let Some(route) = ctx.route.map(|index| &snapshot.config.routes[index]) {
         admission::body::buffer(session, ctx, route, &snapshot.config.limits).await?;
         let body = session.get_retry_buffer().unwrap_or_default();
+        let schema = ctx
+            .route
+            .and_then(|index| snapshot.schemas.for_route(index));
+        crate::validation::check(
+            route,
+            &ctx.params,
+            &session.req_header().headers,
+            &body,
+            schema,
+        )
+        .inspect_err(|refusal| {
+            crate::telemetry::metrics::METRICS
+                .validation_refusals
+                .with_label_values(&[&route.name, refusal.code()])
+                .inc();
+        })?;
         match admission::idempotency::begin(session.req_header(), &body, snapshot, route, ctx)
             .await?
         {

@@ -89,6 +89,14 @@ pub enum Rejection {
     Overloaded {
         retry_after: Duration,
     },
+    /// A path parameter does not match its route's pattern.
+    InvalidParameter(String),
+    /// The route's body must be JSON (`Content-Type`), and is not said to be.
+    UnsupportedMediaType,
+    /// The body is not JSON.
+    MalformedJson,
+    /// The body breaks the route's schema at these JSON pointers.
+    InvalidBody(Vec<String>),
     /// The route needs an `Idempotency-Key` and the request has none.
     IdempotencyKeyMissing,
     /// The `Idempotency-Key` is not one structured-field string; the text says why.
@@ -113,7 +121,11 @@ impl Rejection {
             | Rejection::BadRequest
             | Rejection::Malformed(_)
             | Rejection::IdempotencyKeyMissing
-            | Rejection::IdempotencyKeyInvalid(_) => 400,
+            | Rejection::IdempotencyKeyInvalid(_)
+            | Rejection::InvalidParameter(_)
+            | Rejection::MalformedJson => 400,
+            Rejection::UnsupportedMediaType => 415,
+            Rejection::InvalidBody(_) => 422,
             Rejection::IdempotencyInFlight
             | Rejection::IdempotencyOutcomeUnknown
             | Rejection::IdempotencyNotReplayable => 409,
@@ -159,6 +171,10 @@ impl Rejection {
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::RateLimitUnavailable { .. } => "rate_limit_unavailable",
             Rejection::Overloaded { .. } => "overloaded",
+            Rejection::InvalidParameter(_) => "invalid_parameter",
+            Rejection::UnsupportedMediaType => "unsupported_media_type",
+            Rejection::MalformedJson => "malformed_json",
+            Rejection::InvalidBody(_) => "invalid_body",
             Rejection::IdempotencyKeyMissing => "idempotency_key_missing",
             Rejection::IdempotencyKeyInvalid(_) => "idempotency_key_invalid",
             Rejection::IdempotencyInFlight => "idempotency_in_flight",
@@ -194,6 +210,19 @@ impl Rejection {
             Rejection::PayloadTooLarge { limit } => {
                 format!("the request body exceeds {limit} bytes")
             }
+            Rejection::InvalidParameter(name) => {
+                format!("the path parameter :{name} is not valid here")
+            }
+            Rejection::UnsupportedMediaType => "the request body must be JSON (Content-Type: application/json)".into(),
+            Rejection::MalformedJson => "the request body is not valid JSON".into(),
+            Rejection::InvalidBody(pointers) => format!(
+                "the request body does not match its schema at {}",
+                pointers
+                    .iter()
+                    .map(|p| if p.is_empty() { "the top level" } else { p.as_str() })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Rejection::IdempotencyKeyMissing => {
                 "this request needs an Idempotency-Key header (see docs/routes.md#idempotency)".into()
             }

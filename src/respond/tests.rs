@@ -56,6 +56,10 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::RateLimited { retry_after: wait },
         Rejection::RateLimitUnavailable { retry_after: wait },
         Rejection::Overloaded { retry_after: wait },
+        Rejection::InvalidParameter("id".into()),
+        Rejection::UnsupportedMediaType,
+        Rejection::MalformedJson,
+        Rejection::InvalidBody(vec!["/seat".into()]),
         Rejection::IdempotencyKeyMissing,
         Rejection::IdempotencyKeyInvalid("x"),
         Rejection::IdempotencyInFlight,
@@ -90,6 +94,10 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::RateLimited { .. }
             | Rejection::RateLimitUnavailable { .. }
             | Rejection::Overloaded { .. }
+            | Rejection::InvalidParameter(_)
+            | Rejection::UnsupportedMediaType
+            | Rejection::MalformedJson
+            | Rejection::InvalidBody(_)
             | Rejection::IdempotencyKeyMissing
             | Rejection::IdempotencyKeyInvalid(_)
             | Rejection::IdempotencyInFlight

@@ -35,6 +35,7 @@ pub struct Metrics {
     pub ratelimit_bot_signals: IntCounterVec,
     pub shed_requests: IntCounterVec,
     pub idempotency: IntCounterVec,
+    pub validation_refusals: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
 }
@@ -210,6 +211,11 @@ impl Metrics {
                 "Requests on routes with Idempotency-Key handling, by route and outcome (reserved, replayed, in_flight, outcome_unknown, not_replayable, key_reused, key_missing, key_invalid, unavailable).",
                 &["route", "outcome"],
             ),
+            validation_refusals: counter(
+                "usher_validation_refusals_total",
+                "Requests refused by their route's validate section, by route and code (invalid_parameter, unsupported_media_type, malformed_json, invalid_body).",
+                &["route", "code"],
+            ),
             shed_level: plain_gauge(
                 "usher_shed_level",
                 "Tiers being shed at the last admission decision: 0 none, up to the number of tiers with shed_at.",
@@ -259,6 +265,7 @@ impl Metrics {
         remove_series(&self.requests, "route", routes);
         remove_series(&self.request_duration, "route", routes);
         remove_series(&self.idempotency, "route", routes);
+        remove_series(&self.validation_refusals, "route", routes);
     }
 }
 

@@ -23,6 +23,12 @@ pub struct RouteSpec {
     pub buffer_body: bool,
     /// Idempotency-Key handling, when the route has it (its body is then buffered).
     pub idempotency: Option<IdempotencySpec>,
+    /// The JSON Schema file its bodies must match (its body is then buffered), as written;
+    /// loaded with the environment (`crate::validation`).
+    pub body_schema: Option<String>,
+    /// Path parameters that must match a pattern (whole value): index into the route's
+    /// params, name, pattern.
+    pub param_patterns: Vec<(usize, String, regex::Regex)>,
     pub auth: RouteAuth,
     /// Whether WebSocket upgrades may pass; other `Upgrade` requests are always refused.
     pub websocket: bool,

@@ -15,6 +15,9 @@
 //! body      declared body over the limit (413); where the route buffers its body
 //!           (`buffer_body`), the whole body read before any upstream contact (413 over
 //!           the limit, 400 malformed, 408 too slow, 503 when buffers are full): body.rs
+//! validate  where the route has it: path parameters against their patterns (400), the
+//!           body against its JSON Schema (415 not JSON, 400 malformed, 422 invalid):
+//!           crate::validation
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
 //!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
 //! reserve   bulkhead (503) → circuit breaker (503)

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 mod auth;
 mod unreachable;
+mod validate;
 
 /// What a route or an alias matches; `None` where its key had an error.
 pub(super) struct Matcher {
@@ -165,9 +166,12 @@ impl Compiler<'_> {
             }
         }
         // Idempotency fingerprints the body: it needs it before the upstream does.
-        let buffer_body =
-            idempotency.is_some() || merged(raw.buffer_body, None, builtin::BUFFER_BODY);
-        if buffer_body && idempotency.is_none() && max_body > builtin::MAX_BUFFERED_BODY {
+        let (body_schema, param_patterns) =
+            self.route_validation(&at, raw, pattern.as_ref(), max_body);
+        // Idempotency and body schemas read the body: they need it before the upstream.
+        let reads_body = idempotency.is_some() || body_schema.is_some();
+        let buffer_body = reads_body || merged(raw.buffer_body, None, builtin::BUFFER_BODY);
+        if buffer_body && !reads_body && max_body > builtin::MAX_BUFFERED_BODY {
             self.error(
                 format!("{at}.buffer_body"),
                 format!(
@@ -198,6 +202,8 @@ impl Compiler<'_> {
             max_body,
             buffer_body,
             idempotency,
+            body_schema,
+            param_patterns,
             auth,
             websocket: raw.websocket,
             cors,
