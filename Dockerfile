@@ -22,6 +22,7 @@ RUN mkdir -p src benches \
 
 COPY src ./src
 COPY routes.yaml ./
+COPY schemas ./schemas
 RUN cargo build --release --locked --bin usher
 
 FROM debian:bookworm-slim
@@ -32,6 +33,7 @@ RUN apt-get update \
 COPY --from=build /src/target/release/usher /usr/local/bin/usher
 # The shipped configuration; a Kubernetes ConfigMap mounted at /etc/usher replaces it.
 COPY routes.yaml /etc/usher/routes.yaml
+COPY schemas /etc/usher/schemas
 # Usher writes nothing to disk (logs go to stdout and stderr): a read-only root filesystem works.
 USER 10001:10001
 EXPOSE 8080 9090

@@ -160,9 +160,14 @@ async fn the_demo_does_what_its_banner_says() {
         .await;
     assert_eq!(echoed(&admin)["service"], "minting");
 
-    // A purchase without an Idempotency-Key is refused; with one, retried, it is replayed.
-    let purchase = |key: Option<&'static str>| {
-        let mut headers = vec![("authorization", bearer.clone())];
+    // A purchase needs an Idempotency-Key and a body its schema accepts; with both, retried,
+    // it is replayed.
+    const ORDER: &[u8] = br#"{"eventId":"evt-1","tickets":[{"ticketTypeId":"ga","quantity":2}]}"#;
+    let purchase = |key: Option<&'static str>, body: &'static [u8]| {
+        let mut headers = vec![
+            ("authorization", bearer.clone()),
+            ("content-type", "application/json".to_string()),
+        ];
         if let Some(key) = key {
             headers.push(("idempotency-key", key.to_string()));
         }
@@ -175,23 +180,31 @@ async fn the_demo_does_what_its_banner_says() {
                 "POST",
                 "/api/v1/tickets/purchase",
                 &headers,
-                Some(br#"{"seat":7}"#),
+                Some(body),
             )
             .await
             .unwrap()
         }
     };
-    assert_eq!(purchase(None).await.error_code(), "idempotency_key_missing");
-    let first = purchase(Some("\"order-1\"")).await;
+    assert_eq!(
+        purchase(None, ORDER).await.error_code(),
+        "idempotency_key_missing"
+    );
+    let invalid = purchase(Some("\"order-1\""), br#"{"eventId":"evt-1","tickets":[]}"#).await;
+    assert_eq!(
+        (invalid.status, invalid.error_code().as_str()),
+        (422, "invalid_body")
+    );
+    let first = purchase(Some("\"order-1\""), ORDER).await;
     assert_eq!(echoed(&first)["service"], "tickets");
     // (recorded once delivered: a retry in that very instant is told 409, in flight)
-    let mut replayed = purchase(Some("\"order-1\"")).await;
+    let mut replayed = purchase(Some("\"order-1\""), ORDER).await;
     for _ in 0..40 {
         if replayed.status != 409 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        replayed = purchase(Some("\"order-1\"")).await;
+        replayed = purchase(Some("\"order-1\""), ORDER).await;
     }
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(replayed.body, first.body);

@@ -66,12 +66,19 @@ def check_release(values, label):
     check(security["readOnlyRootFilesystem"] and security["capabilities"]["drop"] == ["ALL"], f"{label}: securityContext")
     check(deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], f"{label}: runAsNonRoot")
     check("/etc/usher/config/routes.yaml" in container["args"], f"{label}: --config")
-    # routes.yaml in the ConfigMap is one `usher check` accepts.
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-        f.write(routes_text)
-        f.flush()
-        result = subprocess.run([USHER, "check", f.name], capture_output=True, text=True)
+    # The ConfigMap, laid out as the Deployment mounts it, is one `usher check` accepts,
+    # with every file it names beside it (the body schemas).
+    config_map = one(objects, "ConfigMap", "-routes")["data"]
+    volumes_spec = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    items = volumes_spec["routes"]["configMap"]["items"]
+    with tempfile.TemporaryDirectory() as mounted:
+        for item in items:
+            target = Path(mounted) / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(config_map[item["key"]])
+        result = subprocess.run([USHER, "check", str(Path(mounted) / "routes.yaml")], capture_output=True, text=True)
         check(result.returncode == 0, f"{label}: usher check refused the ConfigMap: {result.stderr}")
+        check("body_schema" not in result.stderr, f"{label}: a body schema is not mounted: {result.stderr}")
     # Everything routes.yaml needs from the environment is wired to a Secret: every
     # secret_env to an env var from a secretKeyRef, every key or API key file to a path
     # under a Secret volume. (usher check above validates the file itself.)
@@ -177,6 +184,10 @@ def main():
         one(objects, kind)
     check((CHART / "files" / "routes.yaml").read_text() == (ROOT / "routes.yaml").read_text(),
           "helm/usher/files/routes.yaml differs from routes.yaml: copy it over")
+    shipped = sorted(p.name for p in (ROOT / "schemas").glob("*.json"))
+    charted = sorted(p.name for p in (CHART / "files" / "schemas").glob("*.json"))
+    check(shipped == charted and all((CHART / "files" / "schemas" / n).read_text() == (ROOT / "schemas" / n).read_text() for n in shipped),
+          "helm/usher/files/schemas differs from schemas/: copy them over")
     policy = one(objects, "NetworkPolicy")
     admin_rules = [r for r in policy["spec"]["ingress"] if any(p["port"] == 9090 for p in r["ports"])]
     check(admin_rules and all("from" in r for r in admin_rules), "the admin port is open to everyone")

@@ -9,6 +9,17 @@ use std::path::PathBuf;
 
 /// The shipped configuration, compiled into the binary.
 pub const SHIPPED_ROUTES: &str = include_str!("../../routes.yaml");
+/// The request-body schemas the shipped routes.yaml names, written beside the demo's copy.
+const SHIPPED_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "ticket-purchase.json",
+        include_str!("../../schemas/ticket-purchase.json"),
+    ),
+    (
+        "minting-batch.json",
+        include_str!("../../schemas/minting-batch.json"),
+    ),
+];
 
 pub fn demo(port: u16, admin_port: u16) -> i32 {
     crate::telemetry::logging::init();
@@ -91,6 +102,10 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
             .map_err(|e| e.to_string())?;
         document["authentication"]["revocation"]["file"] =
             Value::from(revoked.display().to_string());
+    }
+    std::fs::create_dir_all(directory.join("schemas")).map_err(|e| e.to_string())?;
+    for (name, text) in SHIPPED_SCHEMAS {
+        std::fs::write(directory.join("schemas").join(name), text).map_err(|e| e.to_string())?;
     }
     let credentials = demo_credentials(&directory, &mut document)?;
     let path = directory.join("routes.yaml");
@@ -227,11 +242,15 @@ Try:
   # admin-only minting: 403 for this caller, allowed with the admin token
   curl -si {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer $TOKEN"
   curl -s {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer {admin_token}"
-  # a purchase needs an Idempotency-Key; retried with the same key, it is answered from
-  # the first answer (idempotent-replayed: true) and reaches the service once
-  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -d '{{"seat":7}}'
-  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'idempotency-key: "order-1"' -d '{{"seat":7}}'
-  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'idempotency-key: "order-1"' -d '{{"seat":7}}'
+  # a purchase needs an Idempotency-Key and a body its schema (schemas/ticket-purchase.json)
+  # accepts: a body that breaks it is 422, naming where, before anything reaches the
+  # service; retried with the same key, a good one is answered from the first answer
+  # (idempotent-replayed: true) and reaches the service once
+  ORDER='{{"eventId":"evt-1","tickets":[{{"ticketTypeId":"ga","quantity":2}}]}}'
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$ORDER"
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d '{{"eventId":"evt-1","tickets":[]}}'
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d "$ORDER"
+  curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d "$ORDER"
   # a partner API key on the integrations route
   curl -s {base}/api/v1/integrations/sync -H 'x-api-key: {api_key}'
   # a spoofed tenant header on a public route is stripped before forwarding
