@@ -121,7 +121,13 @@ impl ControlPlane {
     /// keeps a newer file from being considered (the abandoned one finishes unused).
     async fn compile_newest(&self, forced: bool, changes: &mut mpsc::Receiver<Change>) -> Compiled {
         loop {
-            let running = self.live.current().map(|s| s.config.hash.clone());
+            // A configuration that reads other files (body schemas) is read again whenever
+            // the directory changes: its own bytes say nothing about theirs.
+            let running = self
+                .live
+                .current()
+                .filter(|s| !s.config.routes.iter().any(|r| r.body_schema.is_some()))
+                .map(|s| s.config.hash.clone());
             let path = self.path.clone();
             let source = self.path.display().to_string();
             let mut work = tokio::task::spawn_blocking(move || {

@@ -158,3 +158,49 @@ fn a_schema_that_cannot_be_read_or_used_is_an_error_at_its_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_schema_is_read_when_the_directory_changes() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let schemas = tempfile::tempdir().unwrap();
+    let schema = schemas.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "object"}"#).unwrap();
+    let gateway = Gateway::start(&format!(
+        r#"
+upstreams:
+  svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
+routes:
+  - {{ name: r, match: {{ path: /r }}, upstream: svc, public: true, max_body: 1KiB, validate: {{ body_schema: "{}" }} }}
+"#,
+        upstream.addr,
+        schema.display()
+    ))
+    .await;
+    let post = |body: &'static str| {
+        let public = gateway.public;
+        async move {
+            request(
+                public,
+                "POST",
+                "/r",
+                &[("content-type", "application/json")],
+                Some(body.as_bytes()),
+            )
+            .await
+            .unwrap()
+            .status
+        }
+    };
+    assert_eq!(post("[]").await, 422);
+    // As a ConfigMap update does: the schema changes and the directory is swapped, while
+    // routes.yaml's bytes stay the same.
+    std::fs::write(&schema, r#"{"type": "array"}"#).unwrap();
+    let dir = gateway.path().parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("..swap"), "").unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            post("[]").await == 200
+        })
+        .await
+    );
+}
