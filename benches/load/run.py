@@ -155,6 +155,8 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     worker thread, and public benchmark routes (unlimited, rate-limited, always refused);
     optionally 1,000 more routes, and Redis as the rate-limit store."""
     shipped = (ROOT / "routes.yaml").read_text()
+    # The request-body schemas it names, beside it.
+    shutil.copytree(ROOT / "schemas", directory / "schemas", dirs_exist_ok=True)
     text = re.sub(r'targets: \["[^"]+"\]', f'targets: ["{upstream}"]', shipped)
     text = re.sub(r'address: "0\.0\.0\.0:8080"', f'address: "127.0.0.1:{public}"', text)
     text = re.sub(r'address: "0\.0\.0\.0:9090"', f'address: "127.0.0.1:{admin}"', text)

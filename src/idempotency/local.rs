@@ -1,10 +1,12 @@
 //! Idempotency records in this process: one map behind one lock (a reservation is a
-//! compare-and-set, and the money routes are few), bounded in count. Expired records go
-//! when room is needed; a full store refuses new keys (503) rather than forget one that may
-//! still be replayed.
+//! compare-and-set, and the money routes are few), bounded in count. When room is needed
+//! the oldest record goes first, if it has expired or completed: a completed record evicted
+//! before its `ttl` means a retry after that many newer keys runs again, which is why a
+//! deployment with more than one replica keeps its records in Redis. A record in flight is
+//! never evicted; a store full of them refuses new keys (503).
 
 use super::{Fingerprint, Reserved, Stored};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,8 @@ pub const MAX_RECORDS: usize = 100_000;
 
 struct Record {
     fingerprint: Fingerprint,
+    /// When it was reserved: tells its entry in `order` from a stale one.
+    reserved: Instant,
     state: State,
     /// When the record is forgotten (`ttl` after the reservation).
     expires: Instant,
@@ -24,19 +28,27 @@ enum State {
 }
 
 pub struct LocalStore {
-    records: Mutex<HashMap<String, Record>>,
+    records: Mutex<Records>,
     capacity: usize,
+}
+
+#[derive(Default)]
+struct Records {
+    by_key: HashMap<String, Record>,
+    /// Keys in the order they were reserved (a key reserved again after it was given back
+    /// or expired appears again; a stale entry is skipped).
+    order: VecDeque<(String, Instant)>,
 }
 
 impl LocalStore {
     pub fn new(capacity: usize) -> Self {
         LocalStore {
-            records: Mutex::new(HashMap::new()),
+            records: Mutex::default(),
             capacity,
         }
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
         self.records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -51,7 +63,7 @@ impl LocalStore {
     ) -> Reserved {
         let now = Instant::now();
         let mut records = self.records();
-        if let Some(record) = records.get(key).filter(|r| r.expires > now) {
+        if let Some(record) = records.by_key.get(key).filter(|r| r.expires > now) {
             if record.fingerprint != fingerprint {
                 return Reserved::Mismatch;
             }
@@ -62,27 +74,32 @@ impl LocalStore {
                 State::Done(None) => Reserved::NotReplayable,
             };
         }
-        if records.len() >= self.capacity {
-            records.retain(|_, record| record.expires > now);
-            if records.len() >= self.capacity {
-                return Reserved::Unavailable;
-            }
+        if records.by_key.len() >= self.capacity && !records.make_room(now) {
+            return Reserved::Unavailable;
         }
-        records.insert(
+        records.by_key.insert(
             key.to_string(),
             Record {
                 fingerprint,
+                reserved: now,
                 state: State::InFlight {
                     lease_until: now + lease,
                 },
                 expires: now + ttl.max(lease),
             },
         );
+        records.order.push_back((key.to_string(), now));
+        // Keys given back leave their entries behind; keep the queue near the map's size.
+        if records.order.len() > 2 * self.capacity {
+            let Records { by_key, order } = &mut *records;
+            order
+                .retain(|(key, reserved)| by_key.get(key).is_some_and(|r| r.reserved == *reserved));
+        }
         Reserved::Fresh
     }
 
     pub fn complete(&self, key: &str, fingerprint: Fingerprint, answer: Option<Arc<Stored>>) {
-        if let Some(record) = self.records().get_mut(key) {
+        if let Some(record) = self.records().by_key.get_mut(key) {
             if record.fingerprint == fingerprint && matches!(record.state, State::InFlight { .. }) {
                 record.state = State::Done(answer);
             }
@@ -91,12 +108,37 @@ impl LocalStore {
 
     pub fn release(&self, key: &str, fingerprint: Fingerprint) {
         let mut records = self.records();
-        let ours = records.get(key).is_some_and(|record| {
+        let ours = records.by_key.get(key).is_some_and(|record| {
             record.fingerprint == fingerprint && matches!(record.state, State::InFlight { .. })
         });
         if ours {
-            records.remove(key);
+            records.by_key.remove(key);
         }
+    }
+}
+
+impl Records {
+    /// Evicts the oldest record that has expired or completed; false when every record is
+    /// in flight. Amortized constant: each reservation adds one entry to `order`.
+    fn make_room(&mut self, now: Instant) -> bool {
+        let mut in_flight = Vec::new();
+        let mut made = false;
+        while let Some((key, reserved)) = self.order.pop_front() {
+            let Some(record) = self.by_key.get(&key).filter(|r| r.reserved == reserved) else {
+                continue; // given back, or reserved again later
+            };
+            if record.expires <= now || matches!(record.state, State::Done(_)) {
+                self.by_key.remove(&key);
+                made = true;
+                break;
+            }
+            in_flight.push((key, reserved));
+        }
+        // Records in flight keep their place at the front, oldest first.
+        for entry in in_flight.into_iter().rev() {
+            self.order.push_front(entry);
+        }
+        made
     }
 }
 
