@@ -27,7 +27,7 @@ async fn gateway_with(upstream: &EchoServer, dir: &tempfile::TempDir, extra: &st
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
     let dead = free_port();
-    Gateway::start(&format!(
+    Gateway::start_h2c(&format!(
         r#"
 {extra}
 authentication:
@@ -38,6 +38,7 @@ upstreams:
 routes:
   - {{ name: buy, match: {{ path: /buy }}, upstream: svc, max_body: 16KiB, idempotency: {{}} }}
   - {{ name: gone, match: {{ path: /gone }}, upstream: gone, max_body: 16KiB, idempotency: {{}} }}
+  - {{ name: slow, match: {{ path: /slow }}, upstream: svc, max_body: 16KiB, timeout: 1s, idempotency: {{}} }}
 "#,
         secret.display(),
         upstream.addr
@@ -288,4 +289,71 @@ async fn replicas_sharing_redis_share_the_records() {
         (503, "idempotency_unavailable")
     );
     assert_eq!(upstream.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_requests_are_replayed_too() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = gateway(&upstream, &dir).await;
+    let port = gateway.public.port();
+    let bearer = format!("authorization:Bearer {}", token("u1"));
+    let call = || {
+        let bearer = bearer.clone();
+        async move {
+            h2_client(
+                port,
+                &[
+                    "post",
+                    "/buy",
+                    "100",
+                    &bearer,
+                    "content-type:application/json",
+                    "idempotency-key:\"h2-1\"",
+                ],
+            )
+            .await
+        }
+    };
+    let first = call().await;
+    assert_eq!(first["status"], 200, "{first}");
+    let mut again = call().await;
+    for _ in 0..40 {
+        if again["status"] != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        again = call().await;
+    }
+    assert_eq!(
+        (again["status"].as_u64(), again["replayed"].as_str()),
+        (Some(200), Some("true")),
+        "{again}"
+    );
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_whose_fate_is_unknown_is_never_run_again() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    upstream.set_delay(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = gateway(&upstream, &dir).await;
+    // The upstream got the request and did not answer within the route's 1 s: 504.
+    let first = post(&gateway, "/slow", "u1", Some("fate"), "{}").await;
+    assert_eq!(first.status, 504);
+    assert_eq!(upstream.hits(), 1);
+    // Its key is held for the lease (the route's timeout plus 5 s), then answers "unknown";
+    // the request is never sent again.
+    let held = post(&gateway, "/slow", "u1", Some("fate"), "{}").await;
+    assert_eq!(held.error_code(), "idempotency_in_flight");
+    let unknown = eventually(Duration::from_secs(10), || async {
+        post(&gateway, "/slow", "u1", Some("fate"), "{}")
+            .await
+            .error_code()
+            == "idempotency_outcome_unknown"
+    })
+    .await;
+    assert!(unknown);
+    assert_eq!(upstream.hits(), 1, "never run again at the edge");
 }

@@ -2,8 +2,9 @@
 `h2` library, for tests of what such clients can do to Usher.
 
     h2_client.py PORT stall PATH              POST declaring a 10-byte body that never comes
-    h2_client.py PORT post PATH N             POST of N bytes, without content-length; prints
-                                              the status and the JSON body of the answer
+    h2_client.py PORT post PATH N [H:V ...]   POST of N bytes, without content-length, with the
+                                              headers given; prints the status, the
+                                              idempotent-replayed header and the JSON body
     h2_client.py PORT case METHOD PATH        a request with METHOD exactly as given
     h2_client.py PORT zero-window N PATH SECS N GETs on one connection whose receive window
                                               stays at zero, held open for SECS
@@ -83,12 +84,13 @@ def main():
         closed = pump(sock, conn, time.monotonic() + 5, statuses, lambda: stream in statuses)
     elif mode == "post":
         path, size = sys.argv[3], int(sys.argv[4])
+        extra = [tuple(arg.split(":", 1)) for arg in sys.argv[5:]]
         sock, conn = connect(port)
         stream = conn.get_next_available_stream_id()
-        conn.send_headers(stream, headers("POST", path))
+        conn.send_headers(stream, headers("POST", path, extra))
         conn.send_data(stream, bytes(n % 251 for n in range(size)), end_stream=True)
         sock.sendall(conn.data_to_send())
-        body, done = bytearray(), []
+        body, done, replayed = bytearray(), [], None
         until = time.monotonic() + 5
         while time.monotonic() < until and not done:
             sock.settimeout(0.2)
@@ -101,6 +103,7 @@ def main():
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ResponseReceived):
                     statuses[stream] = int(dict(event.headers)[":status"])
+                    replayed = dict(event.headers).get("idempotent-replayed")
                 elif isinstance(event, h2.events.DataReceived):
                     body.extend(event.data)
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -113,7 +116,7 @@ def main():
             answer = json.loads(body)
         except ValueError:
             answer = body.decode(errors="replace")
-        print(json.dumps({"status": statuses.get(stream), "body": answer}))
+        print(json.dumps({"status": statuses.get(stream), "replayed": replayed, "body": answer}))
         return
     elif mode == "case":
         sock, conn = connect(port)
