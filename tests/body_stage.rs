@@ -127,6 +127,35 @@ async fn good_bodies_arrive_byte_for_byte() {
     assert_eq!(raw_status(&response), 200, "{response}");
     assert!(response.contains(&sha256(&body)), "{response}");
 
+    // A client that waits for 100 Continue gets it from Usher, which reads the body; the
+    // upstream gets the body and no Expect.
+    let mut waiting = TcpStream::connect(gateway.public).await.unwrap();
+    waiting
+        .write_all(b"POST /buffered HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut interim = [0u8; 64];
+    let n = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncReadExt::read(&mut waiting, &mut interim),
+    )
+    .await
+    .expect("a 100 Continue in time")
+    .unwrap();
+    assert!(
+        interim[..n].starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim[..n])
+    );
+    waiting.write_all(b"hello").await.unwrap();
+    let answer = read_response(&mut waiting).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert!(answer.contains(&sha256(b"hello")), "{answer}");
+    assert!(
+        !answer.contains("\"expect\""),
+        "the upstream got no Expect: {answer}"
+    );
+
     // HTTP/2 (cleartext, prior knowledge): a body within the limit passes, one over it
     // never reaches the upstream.
     let hits = upstream.hits();

@@ -150,6 +150,9 @@ async fn one_execution_per_key_and_caller() {
     assert_ne!(again.header("x-request-id"), first.header("x-request-id"));
     assert_eq!(upstream.hits(), 1, "the replay did not reach the upstream");
 
+    // The query is part of the request, too.
+    let other_query = post(&gateway, "/buy?qty=100", "u1", Some("order-1"), "{\"n\":1}").await;
+    assert_eq!(other_query.error_code(), "idempotency_key_reused");
     let reused = post(&gateway, "/buy", "u1", Some("order-1"), "{\"n\":2}").await;
     assert_eq!(
         (reused.status, reused.error_code().as_str()),
@@ -180,7 +183,7 @@ async fn one_execution_per_key_and_caller() {
     for (outcome, count) in [
         ("reserved", 3.0),
         ("replayed", 2.0),
-        ("key_reused", 1.0),
+        ("key_reused", 2.0),
         ("key_missing", 1.0),
     ] {
         let series = format!(r#"usher_idempotency_total{{outcome="{outcome}",route="buy"}}"#);

@@ -1,9 +1,10 @@
 //! Idempotency records in this process: one map behind one lock (a reservation is a
 //! compare-and-set, and the money routes are few), bounded in count. When room is needed
-//! the oldest record goes first, if it has expired or completed: a completed record evicted
-//! before its `ttl` means a retry after that many newer keys runs again, which is why a
-//! deployment with more than one replica keeps its records in Redis. A record in flight is
-//! never evicted; a store full of them refuses new keys (503).
+//! the oldest record goes first, if it has expired, completed, or its lease has lapsed: a
+//! record evicted before its `ttl` means a retry after that many newer keys runs again,
+//! which is why a deployment with more than one replica keeps its records in Redis. A
+//! record whose lease still runs is never evicted; a store full of them refuses new keys
+//! (503).
 
 use super::{Fingerprint, Reserved, Stored};
 use std::collections::{HashMap, VecDeque};
@@ -15,6 +16,8 @@ pub const MAX_RECORDS: usize = 100_000;
 
 struct Record {
     fingerprint: Fingerprint,
+    /// The reservation's own token: only its request completes or releases it.
+    token: String,
     /// When it was reserved: tells its entry in `order` from a stale one.
     reserved: Instant,
     state: State,
@@ -58,6 +61,7 @@ impl LocalStore {
         &self,
         key: &str,
         fingerprint: Fingerprint,
+        token: &str,
         lease: Duration,
         ttl: Duration,
     ) -> Reserved {
@@ -81,6 +85,7 @@ impl LocalStore {
             key.to_string(),
             Record {
                 fingerprint,
+                token: token.to_string(),
                 reserved: now,
                 state: State::InFlight {
                     lease_until: now + lease,
@@ -98,18 +103,18 @@ impl LocalStore {
         Reserved::Fresh
     }
 
-    pub fn complete(&self, key: &str, fingerprint: Fingerprint, answer: Option<Arc<Stored>>) {
+    pub fn complete(&self, key: &str, token: &str, answer: Option<Arc<Stored>>) {
         if let Some(record) = self.records().by_key.get_mut(key) {
-            if record.fingerprint == fingerprint && matches!(record.state, State::InFlight { .. }) {
+            if record.token == token && matches!(record.state, State::InFlight { .. }) {
                 record.state = State::Done(answer);
             }
         }
     }
 
-    pub fn release(&self, key: &str, fingerprint: Fingerprint) {
+    pub fn release(&self, key: &str, token: &str) {
         let mut records = self.records();
         let ours = records.by_key.get(key).is_some_and(|record| {
-            record.fingerprint == fingerprint && matches!(record.state, State::InFlight { .. })
+            record.token == token && matches!(record.state, State::InFlight { .. })
         });
         if ours {
             records.by_key.remove(key);
@@ -127,7 +132,11 @@ impl Records {
             let Some(record) = self.by_key.get(&key).filter(|r| r.reserved == reserved) else {
                 continue; // given back, or reserved again later
             };
-            if record.expires <= now || matches!(record.state, State::Done(_)) {
+            // A lapsed lease ("outcome unknown") may go too: records in flight are what
+            // callers could otherwise fill the store with by walking away mid-request.
+            let lapsed =
+                matches!(record.state, State::InFlight { lease_until } if lease_until <= now);
+            if record.expires <= now || lapsed || matches!(record.state, State::Done(_)) {
                 self.by_key.remove(&key);
                 made = true;
                 break;
@@ -162,19 +171,25 @@ mod tests {
     #[test]
     fn one_request_per_key_and_its_answer_after() {
         let store = LocalStore::new(10);
-        assert_eq!(store.reserve("k", FP, LONG, LONG), Reserved::Fresh);
-        assert_eq!(store.reserve("k", FP, LONG, LONG), Reserved::InFlight);
-        assert_eq!(store.reserve("k", OTHER, LONG, LONG), Reserved::Mismatch);
-        store.complete("k", FP, Some(answer()));
+        assert_eq!(store.reserve("k", FP, "t", LONG, LONG), Reserved::Fresh);
+        assert_eq!(store.reserve("k", FP, "t", LONG, LONG), Reserved::InFlight);
         assert_eq!(
-            store.reserve("k", FP, LONG, LONG),
+            store.reserve("k", OTHER, "t", LONG, LONG),
+            Reserved::Mismatch
+        );
+        store.complete("k", "t", Some(answer()));
+        assert_eq!(
+            store.reserve("k", FP, "t", LONG, LONG),
             Reserved::Replay(answer())
         );
-        assert_eq!(store.reserve("k", OTHER, LONG, LONG), Reserved::Mismatch);
-        // A release after completion changes nothing.
-        store.release("k", FP);
         assert_eq!(
-            store.reserve("k", FP, LONG, LONG),
+            store.reserve("k", OTHER, "t", LONG, LONG),
+            Reserved::Mismatch
+        );
+        // A release after completion changes nothing.
+        store.release("k", "t");
+        assert_eq!(
+            store.reserve("k", FP, "t", LONG, LONG),
             Reserved::Replay(answer())
         );
     }
@@ -182,22 +197,22 @@ mod tests {
     #[test]
     fn released_keys_are_free_and_lapsed_leases_are_unknown() {
         let store = LocalStore::new(10);
-        assert_eq!(store.reserve("k", FP, LONG, LONG), Reserved::Fresh);
-        store.release("k", FP);
-        assert_eq!(store.reserve("k", FP, LONG, LONG), Reserved::Fresh);
+        assert_eq!(store.reserve("k", FP, "t", LONG, LONG), Reserved::Fresh);
+        store.release("k", "t");
+        assert_eq!(store.reserve("k", FP, "t", LONG, LONG), Reserved::Fresh);
         assert_eq!(
-            store.reserve("lapsed", FP, Duration::ZERO, LONG),
+            store.reserve("lapsed", FP, "t", Duration::ZERO, LONG),
             Reserved::Fresh
         );
         assert_eq!(
-            store.reserve("lapsed", FP, LONG, LONG),
+            store.reserve("lapsed", FP, "t", LONG, LONG),
             Reserved::OutcomeUnknown
         );
-        store.complete("big", FP, None);
-        assert_eq!(store.reserve("big", FP, LONG, LONG), Reserved::Fresh);
-        store.complete("big", FP, None);
+        store.complete("big", "t", None);
+        assert_eq!(store.reserve("big", FP, "t", LONG, LONG), Reserved::Fresh);
+        store.complete("big", "t", None);
         assert_eq!(
-            store.reserve("big", FP, LONG, LONG),
+            store.reserve("big", FP, "t", LONG, LONG),
             Reserved::NotReplayable
         );
     }
@@ -205,15 +220,18 @@ mod tests {
     #[test]
     fn a_full_store_refuses_rather_than_forgets() {
         let store = LocalStore::new(2);
-        assert_eq!(store.reserve("a", FP, LONG, LONG), Reserved::Fresh);
-        assert_eq!(store.reserve("b", FP, LONG, LONG), Reserved::Fresh);
-        assert_eq!(store.reserve("c", FP, LONG, LONG), Reserved::Unavailable);
+        assert_eq!(store.reserve("a", FP, "t", LONG, LONG), Reserved::Fresh);
+        assert_eq!(store.reserve("b", FP, "t", LONG, LONG), Reserved::Fresh);
+        assert_eq!(
+            store.reserve("c", FP, "t", LONG, LONG),
+            Reserved::Unavailable
+        );
         // Expired records make room.
         let store = LocalStore::new(1);
         assert_eq!(
-            store.reserve("a", FP, Duration::ZERO, Duration::ZERO),
+            store.reserve("a", FP, "t", Duration::ZERO, Duration::ZERO),
             Reserved::Fresh
         );
-        assert_eq!(store.reserve("b", FP, LONG, LONG), Reserved::Fresh);
+        assert_eq!(store.reserve("b", FP, "t", LONG, LONG), Reserved::Fresh);
     }
 }

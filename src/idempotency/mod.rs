@@ -66,23 +66,30 @@ pub enum Reserved {
     Unavailable,
 }
 
-/// The request a key stands for: SHA-256 of method, normalized path and body.
+/// The request a key stands for: SHA-256 of method, normalized path, query and body.
 pub type Fingerprint = [u8; 32];
 
-pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> Fingerprint {
+pub fn fingerprint(method: &str, path: &str, query: &str, body: &[u8]) -> Fingerprint {
     let mut hash = Sha256::new();
-    hash.update(method.as_bytes());
-    hash.update([0]);
-    hash.update(path.as_bytes());
-    hash.update([0]);
+    for part in [method.as_bytes(), path.as_bytes(), query.as_bytes()] {
+        // Length-prefixed, so no part can run into the next.
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
     hash.update(body);
     hash.finalize().into()
 }
 
-/// The caller-scoped name of `key`.
+/// The caller-scoped name of `key`: each part length-prefixed, so no claim value can make
+/// two callers' scopes meet.
 pub fn scoped(tenant: &str, source: &str, subject: &str, key: &str) -> String {
-    // NUL cannot occur in any of the parts (header values, verified claims).
-    format!("{tenant}\0{source}\0{subject}\0{key}")
+    let mut scoped = String::new();
+    for part in [tenant, source, subject, key] {
+        scoped.push_str(&part.len().to_string());
+        scoped.push(':');
+        scoped.push_str(part);
+    }
+    scoped
 }
 
 /// Where records are kept: this process's records (one store per process, carried over
@@ -131,7 +138,7 @@ impl Store {
         ttl: Duration,
     ) -> Reserved {
         match records {
-            Records::Local => self.local.reserve(key, fingerprint, lease, ttl),
+            Records::Local => self.local.reserve(key, fingerprint, token, lease, ttl),
             Records::Missing => Reserved::Unavailable,
             Records::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
@@ -154,12 +161,11 @@ impl Store {
         &self,
         records: Records<'_>,
         key: &str,
-        fingerprint: Fingerprint,
         token: &str,
         answer: Option<Stored>,
     ) {
         match records {
-            Records::Local => self.local.complete(key, fingerprint, answer.map(Arc::new)),
+            Records::Local => self.local.complete(key, token, answer.map(Arc::new)),
             Records::Missing => {}
             Records::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
@@ -173,15 +179,9 @@ impl Store {
     }
 
     /// Gives a reservation back: the upstream never saw the request.
-    pub async fn release(
-        &self,
-        records: Records<'_>,
-        key: &str,
-        fingerprint: Fingerprint,
-        token: &str,
-    ) {
+    pub async fn release(&self, records: Records<'_>, key: &str, token: &str) {
         match records {
-            Records::Local => self.local.release(key, fingerprint),
+            Records::Local => self.local.release(key, token),
             Records::Missing => {}
             Records::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
@@ -198,12 +198,13 @@ impl Store {
 pub struct Pending {
     snapshot: Arc<Snapshot>,
     key: String,
-    fingerprint: Fingerprint,
     token: String,
     max_response: u64,
     head: Option<(u16, Vec<(HeaderName, HeaderValue)>)>,
     body: Vec<u8>,
     too_large: bool,
+    /// The upstream's answer came in whole (its end of stream, or a head without a body).
+    whole: bool,
 }
 
 /// How a reserved request ended.
@@ -218,22 +219,16 @@ pub enum Ending {
 }
 
 impl Pending {
-    pub fn new(
-        snapshot: Arc<Snapshot>,
-        key: String,
-        fingerprint: Fingerprint,
-        token: String,
-        max_response: u64,
-    ) -> Self {
+    pub fn new(snapshot: Arc<Snapshot>, key: String, token: String, max_response: u64) -> Self {
         Pending {
             snapshot,
             key,
-            fingerprint,
             token,
             max_response,
             head: None,
             body: Vec::new(),
             too_large: false,
+            whole: false,
         }
     }
 
@@ -247,6 +242,18 @@ impl Pending {
         self.head = Some((status, kept));
         self.body.clear();
         self.too_large = false;
+        self.whole = false;
+    }
+
+    /// The upstream's answer is complete: what the client does with it from here on (read
+    /// it slowly, go away) does not make its fate unknown.
+    pub fn record_end(&mut self) {
+        self.whole = self.head.is_some();
+    }
+
+    /// Whether the upstream's whole answer is recorded.
+    pub fn answered(&self) -> bool {
+        self.whole
     }
 
     pub fn record_body(&mut self, chunk: &[u8]) {
@@ -274,14 +281,10 @@ impl Pending {
                     body: Bytes::from(self.body),
                 });
                 store
-                    .complete(records, &self.key, self.fingerprint, &self.token, answer)
+                    .complete(records, &self.key, &self.token, answer)
                     .await;
             }
-            (Ending::NotSent, _) => {
-                store
-                    .release(records, &self.key, self.fingerprint, &self.token)
-                    .await
-            }
+            (Ending::NotSent, _) => store.release(records, &self.key, &self.token).await,
             _ => {}
         }
     }
@@ -312,15 +315,20 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_requests_apart() {
-        let base = fingerprint("POST", "/buy", b"{\"n\":1}");
-        assert_eq!(base, fingerprint("POST", "/buy", b"{\"n\":1}"));
-        assert_ne!(base, fingerprint("PUT", "/buy", b"{\"n\":1}"));
-        assert_ne!(base, fingerprint("POST", "/buy2", b"{\"n\":1}"));
-        assert_ne!(base, fingerprint("POST", "/buy", b"{\"n\":2}"));
-        // The separators keep the parts apart.
+        let base = fingerprint("POST", "/buy", "", b"{\"n\":1}");
+        assert_eq!(base, fingerprint("POST", "/buy", "", b"{\"n\":1}"));
+        assert_ne!(base, fingerprint("PUT", "/buy", "", b"{\"n\":1}"));
+        assert_ne!(base, fingerprint("POST", "/buy2", "", b"{\"n\":1}"));
+        assert_ne!(base, fingerprint("POST", "/buy", "qty=2", b"{\"n\":1}"));
+        assert_ne!(base, fingerprint("POST", "/buy", "", b"{\"n\":2}"));
+        // The length prefixes keep the parts apart.
         assert_ne!(
-            fingerprint("POST", "/a", b"b"),
-            fingerprint("POST", "/ab", b"")
+            fingerprint("POST", "/a", "", b"b"),
+            fingerprint("POST", "/ab", "", b"")
+        );
+        assert_ne!(
+            fingerprint("POST", "/a", "b", b""),
+            fingerprint("POST", "/a", "", b"b")
         );
     }
 

@@ -62,7 +62,9 @@ pub async fn replay(session: &mut Session, ctx: &mut RequestCtx, stored: &Stored
         for (name, value) in &stored.headers {
             response.append_header(name.clone(), value.clone())?;
         }
-        response.insert_header("content-length", stored.body.len().to_string())?;
+        if !matches!(stored.status, 100..=199 | 204 | 304) {
+            response.insert_header("content-length", stored.body.len().to_string())?;
+        }
         response.insert_header("idempotent-replayed", "true")?;
         decorate(session, &mut response, ctx)?;
         let head_only = session.req_header().method == http::Method::HEAD;

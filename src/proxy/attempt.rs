@@ -104,6 +104,10 @@ pub fn prepare_request(
             .map_err(|e| Error::because(ErrorType::InternalError, "rewritten URI", e))?;
         upstream_request.set_uri(uri);
     }
+    if ctx.buffered.is_some() {
+        // The body was read at the edge, after Usher answered any `Expect` itself.
+        upstream_request.remove_header(&http::header::EXPECT);
+    }
     upstream_request.insert_header("x-request-id", &ctx.request_id)?;
     upstream_request.insert_header("traceparent", &ctx.traceparent)?;
     inject_identity(upstream_request, ctx)

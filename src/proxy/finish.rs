@@ -38,7 +38,11 @@ pub async fn finish(
     attempt::settle_breaker(ctx);
     attempt::give_back_slot(ctx, error);
     if let Some(pending) = ctx.idempotency.take() {
-        pending.finish(idempotency_ending(ctx, error)).await;
+        let ending = match pending.answered() {
+            true => Ending::Answered,
+            false => idempotency_ending(ctx, error),
+        };
+        pending.finish(ending).await;
     }
 
     let elapsed = ctx.started.elapsed();

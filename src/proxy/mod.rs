@@ -214,6 +214,10 @@ impl ProxyHttp for UsherProxy {
             attempt::answered(session, ctx, status, length.map(|v| v.as_bytes()));
             if let Some(pending) = &mut ctx.idempotency {
                 pending.record_head(status.as_u16(), &upstream_response.headers);
+                // No body follows (the slot logic in `attempt::answered` knows when).
+                if ctx.slot.is_none() {
+                    pending.record_end();
+                }
             }
         }
         Ok(())
@@ -226,8 +230,13 @@ impl ProxyHttp for UsherProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let (Some(pending), Some(chunk)) = (&mut ctx.idempotency, body.as_ref()) {
-            pending.record_body(chunk);
+        if let Some(pending) = &mut ctx.idempotency {
+            if let Some(chunk) = body.as_ref() {
+                pending.record_body(chunk);
+            }
+            if end_of_stream {
+                pending.record_end();
+            }
         }
         if end_of_stream && !ctx.upgraded {
             // The upstream's part is done, whatever the client's reading speed.

@@ -46,6 +46,19 @@ pub async fn buffer(
             }
         })?;
     session.enable_retry_buffering();
+    // A client that waits for the go-ahead before its body gets it from Usher, which reads
+    // the body itself (the upstream gets no `Expect`: see `attempt::prepare_request`).
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|_| Rejection::Malformed("the request body did not arrive whole"))?;
+    }
     let deadline = tokio::time::Instant::now() + limits.request_body_timeout;
     let mut received: u64 = 0;
     loop {

@@ -2,7 +2,7 @@
 //! key is reserved for its caller, or the request is answered from the record the key
 //! already has (see `crate::idempotency` for the rules and what is stored).
 
-use crate::config::RouteSpec;
+use crate::config::{RouteSpec, TokenSource};
 use crate::idempotency::key::{key_of, KeyError};
 use crate::idempotency::{fingerprint, scoped, Pending, Records, Reserved, Stored};
 use crate::proxy::RequestCtx;
@@ -66,7 +66,8 @@ pub async fn begin(
         &identity.subject,
         &key,
     );
-    let fingerprint = fingerprint(head.method.as_str(), &ctx.path, body);
+    let query = fingerprinted_query(head.uri.query(), &route.auth.token_sources);
+    let fingerprint = fingerprint(head.method.as_str(), &ctx.path, &query, body);
     let token = format!("{:016x}", rand::random::<u64>());
     let reserved = snapshot
         .idempotency
@@ -85,7 +86,6 @@ pub async fn begin(
             Ok(Some(Begun::Reserved(Pending::new(
                 Arc::clone(snapshot),
                 scoped,
-                fingerprint,
                 token,
                 spec.max_response,
             )))),
@@ -99,4 +99,45 @@ pub async fn begin(
     };
     count(outcome);
     result
+}
+
+/// The query as it counts for the fingerprint: as sent, without the parameters a token may
+/// travel in (a refreshed token is the same request).
+fn fingerprinted_query(query: Option<&str>, sources: &[TokenSource]) -> String {
+    let Some(query) = query else {
+        return String::new();
+    };
+    let is_token = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or_default();
+        sources
+            .iter()
+            .any(|source| matches!(source, TokenSource::Query(token) if token == name))
+    };
+    query
+        .split('&')
+        .filter(|pair| !is_token(pair))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_counts_but_a_token_in_it_does_not() {
+        let sources = [
+            TokenSource::BearerHeader,
+            TokenSource::Query("access_token".into()),
+        ];
+        assert_eq!(fingerprinted_query(None, &sources), "");
+        assert_eq!(
+            fingerprinted_query(Some("qty=2&note=x"), &sources),
+            "qty=2&note=x"
+        );
+        assert_eq!(
+            fingerprinted_query(Some("qty=2&access_token=abc"), &sources),
+            "qty=2"
+        );
+    }
 }
