@@ -4,6 +4,8 @@
 //! `Option`, so that [`super::compile`] can merge it with `defaults` and report what is wrong.
 //! Unknown keys are errors (`deny_unknown_fields`), so a typo never silently falls back to a
 //! default. The runtime never reads these types; it reads the compiled [`super::Config`].
+//! One file on purpose, though it passes 400 lines: it is the whole format, declarations
+//! only, to be read alongside docs/routes.md.
 
 use super::units::{ByteSize, Dur};
 use serde::Deserialize;
