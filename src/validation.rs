@@ -69,14 +69,9 @@ fn compile(path: &Path) -> Result<Validator, String> {
         .map_err(|e| format!("\"{}\" is not a usable JSON Schema: {e}", path.display()))
 }
 
-/// Refuses a request whose parameters or body its route does not accept.
-pub fn check(
-    route: &RouteSpec,
-    params: &[String],
-    headers: &HeaderMap,
-    body: &[u8],
-    schema: Option<&Validator>,
-) -> Result<(), Rejection> {
+/// Refuses a request whose path parameters its route does not accept (before its body is
+/// read: a bad path costs no body).
+pub fn check_params(route: &RouteSpec, params: &[String]) -> Result<(), Rejection> {
     for (index, name, pattern) in &route.param_patterns {
         if params
             .get(*index)
@@ -85,6 +80,15 @@ pub fn check(
             return Err(Rejection::InvalidParameter(name.clone()));
         }
     }
+    Ok(())
+}
+
+/// Refuses a body that is not JSON or breaks `schema`.
+pub fn check_body(
+    headers: &HeaderMap,
+    body: &[u8],
+    schema: Option<&Validator>,
+) -> Result<(), Rejection> {
     let Some(schema) = schema else {
         return Ok(());
     };

@@ -100,6 +100,16 @@ routes:
             "{path} {body}"
         );
     }
+    // A bad parameter is refused before the body is read: an oversized chunked body (which
+    // the body stage would refuse with 413 once read) does not matter.
+    let chunk = "x".repeat(9 * 1024);
+    let raw = format!(
+        "POST /events/7/purchase HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let answer = raw_request(gateway.public, raw.as_bytes()).await;
+    assert_eq!(raw_status(&answer), 400, "{answer}");
+    assert!(answer.contains("invalid_parameter"), "{answer}");
     assert_eq!(
         upstream.hits(),
         1,

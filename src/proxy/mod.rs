@@ -5,8 +5,8 @@
 //! (before any phase)  the request head within its deadline (head_deadline: 408)
 //! request_filter      correlation ids → snapshot (loaded once; 503 before the first)
 //!                     → admission (admission/mod.rs: route, identify, limit, confirm,
-//!                     the body where the route buffers it, reserve; a CORS preflight is
-//!                     answered there)
+//!                     body, validate, idempotency, reserve; a CORS preflight is answered
+//!                     there, an idempotent replay too)
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
 //! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
@@ -39,10 +39,9 @@ mod request;
 pub use context::RequestCtx;
 
 use crate::respond::Rejection;
-use crate::snapshot::{Live, Snapshot};
+use crate::snapshot::Live;
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::correlation;
-use admission::idempotency::Begun;
 use admission::Verdict;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -50,7 +49,6 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
-use request::Request;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,48 +61,6 @@ impl UsherProxy {
     pub fn new(live: Arc<Live>, access_log: Option<AccessLog>) -> Self {
         UsherProxy { live, access_log }
     }
-}
-
-/// Admission, with the body stage between the checks and the reservation of upstream
-/// capacity (so a slow body holds no bulkhead slot).
-async fn admit(
-    session: &mut Session,
-    snapshot: &Arc<Snapshot>,
-    ctx: &mut RequestCtx,
-) -> std::result::Result<Verdict, Rejection> {
-    let verdict = admission::admit(&mut Request::of(session), snapshot, ctx).await?;
-    if !matches!(verdict, Verdict::Proxy) {
-        return Ok(verdict);
-    }
-    if let Some(route) = ctx.route.map(|index| &snapshot.config.routes[index]) {
-        admission::body::buffer(session, ctx, route, &snapshot.config.limits).await?;
-        let body = session.get_retry_buffer().unwrap_or_default();
-        let schema = ctx
-            .route
-            .and_then(|index| snapshot.schemas.for_route(index));
-        crate::validation::check(
-            route,
-            &ctx.params,
-            &session.req_header().headers,
-            &body,
-            schema,
-        )
-        .inspect_err(|refusal| {
-            crate::telemetry::metrics::METRICS
-                .validation_refusals
-                .with_label_values(&[&route.name, refusal.code()])
-                .inc();
-        })?;
-        match admission::idempotency::begin(session.req_header(), &body, snapshot, route, ctx)
-            .await?
-        {
-            Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
-            Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
-            None => {}
-        }
-    }
-    admission::reserve(&Request::of(session), snapshot, ctx)?;
-    Ok(Verdict::Proxy)
 }
 
 #[async_trait]
@@ -123,7 +79,7 @@ impl ProxyHttp for UsherProxy {
         ctx.request_id = correlation::request_id(headers);
         ctx.traceparent = correlation::traceparent(headers);
         let verdict = match self.live.current() {
-            Some(snapshot) => admit(session, &snapshot, ctx).await,
+            Some(snapshot) => admission::run(session, &snapshot, ctx).await,
             None => Err(Rejection::NotReady),
         };
         match verdict {

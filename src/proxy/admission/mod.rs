@@ -12,12 +12,12 @@
 //! limit     overload shedding by tier (503) → rate limits (429; 503 when a fail-closed
 //!           policy's store is down)
 //! confirm   user status and venue access, asked of the services (401/403/503)
-//! body      declared body over the limit (413); where the route buffers its body
-//!           (`buffer_body`), the whole body read before any upstream contact (413 over
-//!           the limit, 400 malformed, 408 too slow, 503 when buffers are full): body.rs
-//! validate  where the route has it: path parameters against their patterns (400), the
-//!           body against its JSON Schema (415 not JSON, 400 malformed, 422 invalid):
-//!           crate::validation
+//! body      declared body over the limit (413); path parameters against the route's
+//!           patterns (400); where the route buffers its body (`buffer_body`), the whole
+//!           body read before any upstream contact (413 over the limit, 400 malformed, 408
+//!           too slow, 503 when buffers are full): body.rs
+//! validate  where the route has a body schema: 415 not JSON, 400 malformed, 422 invalid
+//!           (crate::validation)
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
 //!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
 //! reserve   bulkhead (503) → circuit breaker (503)
@@ -50,6 +50,10 @@ use crate::filters::cors;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::METRICS;
+use crate::validation;
+use idempotency::Begun;
+use pingora::proxy::Session;
 use std::sync::Arc;
 
 /// What admission decided, when it did not refuse the request.
@@ -63,6 +67,41 @@ pub enum Verdict {
     Preflight(cors::Headers),
     /// A request whose Idempotency-Key already has its answer: replayed at the edge.
     Replay(Arc<crate::idempotency::Stored>),
+}
+
+/// Every stage, in order, on a session: those that read only the request view ([`admit`]),
+/// then those that need the session's body, then [`reserve`], so a slow body holds no
+/// upstream capacity.
+pub async fn run(
+    session: &mut Session,
+    snapshot: &Arc<Snapshot>,
+    ctx: &mut RequestCtx,
+) -> Result<Verdict, Rejection> {
+    let verdict = admit(&mut Request::of(session), snapshot, ctx).await?;
+    let (Verdict::Proxy, Some(route)) = (&verdict, ctx.route) else {
+        return Ok(verdict);
+    };
+    let route = &snapshot.config.routes[route];
+    let refused = |refusal: &Rejection| {
+        METRICS
+            .validation_refusals
+            .with_label_values(&[&route.name, refusal.code()])
+            .inc();
+    };
+    validation::check_params(route, &ctx.params).inspect_err(refused)?;
+    body::buffer(session, ctx, route, &snapshot.config.limits).await?;
+    let body = session.get_retry_buffer().unwrap_or_default();
+    let schema = ctx
+        .route
+        .and_then(|index| snapshot.schemas.for_route(index));
+    validation::check_body(&session.req_header().headers, &body, schema).inspect_err(refused)?;
+    match idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await? {
+        Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
+        Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
+        None => {}
+    }
+    reserve(&Request::of(session), snapshot, ctx)?;
+    Ok(Verdict::Proxy)
 }
 
 /// Runs the stages up to the body in order against one snapshot. On a refusal, the context keeps what the
