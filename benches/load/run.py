@@ -122,7 +122,14 @@ class Process:
         return total / 1024
 
     def stop(self):
+        """Kills the process and its children by PID (nginx's workers would outlive a
+        killed master)."""
         if self.popen.poll() is None:
+            for pid in reversed(self.tree()[1:]):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             self.popen.send_signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
 
