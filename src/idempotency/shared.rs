@@ -63,15 +63,12 @@ return 0
 
 /// The Redis key of a caller-scoped idempotency key: hashed, so any key fits, and tagged.
 pub fn record_key(prefix: &str, scoped: &str) -> String {
-    let digest: String = Sha256::digest(scoped.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex(&Sha256::digest(scoped.as_bytes()).into());
     format!("{prefix}idem:{{{digest}}}")
 }
 
-fn hex(fingerprint: &Fingerprint) -> String {
-    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+fn hex(digest: &Fingerprint) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn reserve(

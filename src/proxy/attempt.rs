@@ -192,12 +192,13 @@ pub fn proxy_failed(
 
 /// The upstream's answer has a head: the breaker learns the status, the attempt is timed,
 /// and a response without a body gives its bulkhead slot back (no end of stream follows).
+/// Returns whether the answer is complete with its head.
 pub fn answered(
     session: &Session,
     ctx: &mut RequestCtx,
     status: http::StatusCode,
     length: Option<&[u8]>,
-) {
+) -> bool {
     let code = status.as_u16();
     ctx.outcome.upstream_status = Some(code);
     ctx.outcome.upstream_failure = None;
@@ -217,6 +218,7 @@ pub fn answered(
                 .inc();
         }
     }
+    bodiless && code != 101
 }
 
 /// Tells the breaker how this request went, once: as soon as the upstream's status is

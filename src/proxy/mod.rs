@@ -167,11 +167,10 @@ impl ProxyHttp for UsherProxy {
         // `100 Continue` and friends come before the real answer.
         if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
             let length = upstream_response.headers.get(http::header::CONTENT_LENGTH);
-            attempt::answered(session, ctx, status, length.map(|v| v.as_bytes()));
+            let complete = attempt::answered(session, ctx, status, length.map(|v| v.as_bytes()));
             if let Some(pending) = &mut ctx.idempotency {
                 pending.record_head(status.as_u16(), &upstream_response.headers);
-                // No body follows (the slot logic in `attempt::answered` knows when).
-                if ctx.slot.is_none() {
+                if complete {
                     pending.record_end();
                 }
             }

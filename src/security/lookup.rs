@@ -24,8 +24,32 @@ pub enum Answer {
 
 pub struct Lookup {
     spec: LookupSpec,
+    /// The URL template cut once into text and `{name}` placeholders, so a request fills
+    /// it in one pass.
+    template: Vec<Piece>,
     /// Answers by URL; shared with the configuration this one took them over from.
     cache: Arc<Cache<String, Answer>>,
+}
+
+enum Piece {
+    Text(String),
+    Value(String),
+}
+
+/// `text` cut at its `{name}` placeholders.
+fn pieces(text: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|at| open + at) else {
+            break;
+        };
+        pieces.push(Piece::Text(rest[..open].to_string()));
+        pieces.push(Piece::Value(rest[open + 1..close].to_string()));
+        rest = &rest[close + 1..];
+    }
+    pieces.push(Piece::Text(rest.to_string()));
+    pieces
 }
 
 /// Answers remembered; beyond this the oldest go.
@@ -38,6 +62,7 @@ impl Lookup {
     pub fn new(spec: &LookupSpec) -> Lookup {
         Lookup {
             spec: spec.clone(),
+            template: pieces(&spec.url_template),
             cache: Arc::new(Cache::new(MAX_ENTRIES, 16)),
         }
     }
@@ -54,10 +79,7 @@ impl Lookup {
 
     /// Asks with `values` filled into the URL template (`{sub}`, `{tenant}`, `{venue}`).
     pub async fn ask(&self, values: &[(&str, &str)]) -> Answer {
-        let mut url = self.spec.url_template.clone();
-        for (name, value) in values {
-            url = url.replace(&format!("{{{name}}}"), &encode_segment(value));
-        }
+        let url = self.url(values);
         if let Some(answer) = self.cached(&url) {
             return answer;
         }
@@ -80,6 +102,26 @@ impl Lookup {
         };
         self.cache.insert(url, answer);
         answer
+    }
+
+    /// The template with `values` filled in, each one path segment; a placeholder without
+    /// a value stays as written.
+    fn url(&self, values: &[(&str, &str)]) -> String {
+        let mut url = String::with_capacity(self.spec.url_template.len() + 32);
+        for piece in &self.template {
+            match piece {
+                Piece::Text(text) => url.push_str(text),
+                Piece::Value(name) => match values.iter().find(|(n, _)| n == name) {
+                    Some((_, value)) => url.push_str(&encode_segment(value)),
+                    None => {
+                        url.push('{');
+                        url.push_str(name);
+                        url.push('}');
+                    }
+                },
+            }
+        }
+        url
     }
 
     fn cached(&self, url: &str) -> Option<Answer> {
@@ -114,7 +156,30 @@ fn encode_segment(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode_segment;
+    use super::*;
+
+    #[test]
+    fn the_template_is_filled_in_one_pass() {
+        let spec = |url: &str| LookupSpec {
+            url_template: url.to_string(),
+            cache_ttl: std::time::Duration::from_secs(1),
+            negative_cache_ttl: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let fill =
+            |template: &str, values: &[(&str, &str)]| Lookup::new(&spec(template)).url(values);
+        assert_eq!(
+            fill(
+                "http://a/v/{venue}/u/{sub}",
+                &[("sub", "u 1"), ("venue", "7")]
+            ),
+            "http://a/v/7/u/u%201"
+        );
+        assert_eq!(
+            fill("http://a/{other}/{sub}", &[("sub", "x")]),
+            "http://a/{other}/x"
+        );
+    }
 
     #[test]
     fn values_stay_one_segment() {

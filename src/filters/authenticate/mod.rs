@@ -196,7 +196,8 @@ pub fn forward_verified(
 }
 
 /// `query` without the parameters named `name`, its separators kept.
-fn query_without(query: &str, name: &str) -> String {
+/// `query` without the parameter `name` (as a token source names it).
+pub(crate) fn query_without(query: &str, name: &str) -> String {
     let keep = |pair: &&str| !names(pair.split('=').next().unwrap_or(pair), name);
     query
         .split('&')

@@ -31,12 +31,7 @@ pub async fn buffer(
     if !route.buffer_body || session.is_body_empty() {
         return Ok(());
     }
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = super::reserve::declared_length(session.req_header());
     let reserve = declared.unwrap_or(route.max_body).min(route.max_body);
     let reservation =
         BufferedBody::reserve(reserve, limits.max_buffered_bytes).ok_or_else(|| {

@@ -3,6 +3,7 @@
 //! already has (see `crate::idempotency` for the rules and what is stored).
 
 use crate::config::{RouteSpec, TokenSource};
+use crate::filters::authenticate::query_without;
 use crate::idempotency::key::{key_of, KeyError};
 use crate::idempotency::{fingerprint, scoped, Pending, Records, Reserved, Stored};
 use crate::proxy::RequestCtx;
@@ -104,20 +105,11 @@ pub async fn begin(
 /// The query as it counts for the fingerprint: as sent, without the parameters a token may
 /// travel in (a refreshed token is the same request).
 fn fingerprinted_query(query: Option<&str>, sources: &[TokenSource]) -> String {
-    let Some(query) = query else {
-        return String::new();
-    };
-    let is_token = |pair: &str| {
-        let name = pair.split('=').next().unwrap_or_default();
-        sources
-            .iter()
-            .any(|source| matches!(source, TokenSource::Query(token) if token == name))
-    };
-    query
-        .split('&')
-        .filter(|pair| !is_token(pair))
-        .collect::<Vec<_>>()
-        .join("&")
+    let query = query.unwrap_or_default().to_string();
+    sources.iter().fold(query, |query, source| match source {
+        TokenSource::Query(name) => query_without(&query, name),
+        _ => query,
+    })
 }
 
 #[cfg(test)]

@@ -13,17 +13,20 @@ use std::sync::Arc;
 /// A declared body over the limit is refused before it is read; a chunked one is counted
 /// as it streams (`request_body_filter`).
 pub fn within_body_limit(head: &RequestHeader, route: &RouteSpec) -> Result<(), Rejection> {
-    let declared_length = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|length| length > route.max_body) {
+    if declared_length(head).is_some_and(|length| length > route.max_body) {
         return Err(Rejection::PayloadTooLarge {
             limit: route.max_body,
         });
     }
     Ok(())
+}
+
+/// The body's length as its `Content-Length` declares it.
+pub fn declared_length(head: &RequestHeader) -> Option<u64> {
+    head.headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// What the request holds of its upstream until it is done.

@@ -155,17 +155,10 @@ impl Compiler<'_> {
                     format!("{at}.buffer_body"),
                     "idempotency needs the whole body (its fingerprint); remove buffer_body: false",
                 );
-            } else if max_body > builtin::MAX_BUFFERED_BODY {
-                self.error(
-                    format!("{at}.idempotency"),
-                    format!(
-                        "needs the whole body, which may be at most {} KiB (max_body is {max_body} bytes)",
-                        builtin::MAX_BUFFERED_BODY >> 10
-                    ),
-                );
+            } else {
+                self.whole_body_fits(&format!("{at}.idempotency"), max_body);
             }
         }
-        // Idempotency fingerprints the body: it needs it before the upstream does.
         let (body_schema, param_patterns) =
             self.route_validation(&at, raw, pattern.as_ref(), max_body);
         // Idempotency and body schemas read the body: they need it before the upstream.
@@ -209,6 +202,20 @@ impl Compiler<'_> {
             cors,
             rate_limits,
         })
+    }
+
+    /// A feature that reads the whole body before the upstream (idempotency, a body schema)
+    /// needs it within the retry buffer Pingora forwards it from.
+    pub(super) fn whole_body_fits(&mut self, key: &str, max_body: u64) {
+        if max_body > builtin::MAX_BUFFERED_BODY {
+            self.error(
+                key,
+                format!(
+                    "needs the whole body, which may be at most {} KiB (max_body is {max_body} bytes)",
+                    builtin::MAX_BUFFERED_BODY >> 10
+                ),
+            );
+        }
     }
 
     /// A route's or an alias's `name` (`kind` says which): it becomes a metric label and

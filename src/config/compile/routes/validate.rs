@@ -2,7 +2,6 @@
 //! files, with the environment: `crate::validation`), and patterns its path parameters
 //! must match.
 
-use crate::config::builtin;
 use crate::config::compile::Compiler;
 use crate::config::raw::RawRoute;
 use crate::router::PathPattern;
@@ -33,14 +32,8 @@ impl Compiler<'_> {
                     format!("{at}.body_schema"),
                     "needs the whole body before the upstream; remove buffer_body: false",
                 );
-            } else if max_body > builtin::MAX_BUFFERED_BODY {
-                self.error(
-                    format!("{at}.body_schema"),
-                    format!(
-                        "needs the whole body, which may be at most {} KiB (max_body is {max_body} bytes)",
-                        builtin::MAX_BUFFERED_BODY >> 10
-                    ),
-                );
+            } else {
+                self.whole_body_fits(&format!("{at}.body_schema"), max_body);
             }
         }
         let mut patterns = Vec::new();
