@@ -120,14 +120,15 @@ async fn a_client_that_stops_reading_holds_no_slot_once_the_upstream_is_done() {
     // complete at Usher, but cannot be delivered.
     let stuck =
         tokio::spawn(async move { h2_client(port, &["zero-window", "1", "/x", "3"]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let response = gateway.get("/x").await;
-    assert_eq!(
-        response.status,
-        200,
-        "the slot was given back: {}",
-        String::from_utf8_lossy(&response.body)
+    assert!(
+        eventually(Duration::from_secs(2), || async { upstream.hits() == 1 }).await,
+        "the stuck stream reached the upstream"
     );
+    let given_back = eventually(Duration::from_secs(2), || async {
+        gateway.get("/x").await.status == 200
+    })
+    .await;
+    assert!(given_back, "the slot was given back");
     let seen = stuck.await.unwrap();
     assert_eq!(seen["statuses"], serde_json::json!([200]), "{seen}");
 }
@@ -140,7 +141,14 @@ async fn one_http2_connection_holds_at_most_its_share_of_the_bulkhead() {
     // Twenty slow streams on one connection: two (a quarter of eight) reach the upstream.
     let greedy =
         tokio::spawn(async move { h2_client(port, &["zero-window", "20", "/slow", "1"]).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let two_running = eventually(Duration::from_secs(2), || async {
+        get(framework.addr, "/stats").await.unwrap().json()["running"] == 2
+    })
+    .await;
+    assert!(
+        two_running,
+        "the connection's two streams reached the upstream"
+    );
     let response = gateway.get("/slow").await;
     assert_eq!(response.status, 200, "others still get slots");
     let seen = greedy.await.unwrap();
@@ -176,7 +184,12 @@ async fn a_slow_reader_is_cut_off_at_the_route_deadline() {
         .write_all(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Polling with requests would race for the slot: wait until Usher has the request.
+    let arrived = eventually(Duration::from_secs(2), || async {
+        metric_value(&gateway.metrics().await, "usher_http_requests_in_flight") == Some(1.0)
+    })
+    .await;
+    assert!(arrived, "the unread request is in flight");
     assert_eq!(gateway.get("/slow").await.error_code(), "upstream_busy");
     let started = Instant::now();
     let freed = eventually(Duration::from_secs(5), || async {

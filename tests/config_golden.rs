@@ -98,6 +98,11 @@ fn shipped_routes_yaml_is_valid_and_models_the_platform() {
         assert!(ports.contains(&port), "no upstream on port {port}");
     }
     let (_, table) = usher("routes", shipped);
+    // Aliases are listed as such, with the routes they reach.
+    assert!(
+        table.contains("tickets-alt") && table.contains("/api/v1/ticket * → /api/v1/tickets…  (reaches tickets, ticket-purchase, ticket-lookup)"),
+        "{table}"
+    );
     for public in [
         "/api/v1/auth/login",
         "/api/v1/auth/verify-email",
