@@ -162,6 +162,13 @@ async fn retired_routes_and_upstreams_leave_the_metrics() {
         })
         .await
     );
+    // The last 404's series is recorded once its response is out: wait for it.
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            gateway.metrics().await.contains(r#"route="unmatched""#)
+        })
+        .await
+    );
     let after = gateway.metrics().await;
     for gone in [
         r#"route="r150""#,
