@@ -20,7 +20,8 @@ upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
 routes:
   - {{ name: buffered, match: {{ path: /buffered }}, upstream: svc, public: true, max_body: 1KiB, buffer_body: true }}
-  - {{ name: streamed, match: {{ path: /streamed }}, upstream: svc, public: true, max_body: 1KiB }}
+  - {{ name: small, match: {{ path: /small }}, upstream: svc, public: true, max_body: 1KiB }}
+  - {{ name: streamed, match: {{ path: /streamed }}, upstream: svc, public: true, max_body: 1KiB, buffer_body: false }}
 "#,
         upstream.addr
     ))
@@ -82,6 +83,12 @@ async fn refused_bodies_never_reach_the_upstream() {
     // The same over HTTP/2: a stream that declares a body and never sends it.
     let seen = h2_client(gateway.public.port(), &["stall", "/buffered"]).await;
     assert_eq!(seen["statuses"], serde_json::json!([408]), "{seen}");
+
+    // A route with a small max_body and no buffer_body buffers by default.
+    let mut small = over.clone();
+    small.splice(5..14, b"/small".iter().copied());
+    let response = raw_request(gateway.public, &small).await;
+    assert_eq!(raw_status(&response), 413, "{response}");
 
     assert_eq!(
         upstream.hits(),

@@ -155,10 +155,33 @@ async fn the_demo_does_what_its_banner_says() {
         .await;
     assert_eq!(customer.status, 403);
     let admin = format!("Bearer {admin_token}");
-    let admin = demo
+    let admin_call = demo
         .call("GET", dashboard, &[("authorization", &admin)])
         .await;
-    assert_eq!(echoed(&admin)["service"], "minting");
+    assert_eq!(echoed(&admin_call)["service"], "minting");
+    // A venue in the path keeps its place through the rewrite, and must have its shape.
+    let history = demo
+        .call(
+            "GET",
+            "/api/v1/minting/admin/reconcile/venue-7/history?page=2",
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(
+        echoed(&history)["path"],
+        "/admin/reconcile/venue-7/history?page=2"
+    );
+    let odd_venue = demo
+        .call(
+            "GET",
+            "/api/v1/minting/admin/stats/venue.7",
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(
+        (odd_venue.status, odd_venue.error_code().as_str()),
+        (400, "invalid_parameter")
+    );
 
     // A purchase needs an Idempotency-Key and a body its schema accepts; with both, retried,
     // it is replayed.

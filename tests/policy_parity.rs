@@ -397,10 +397,66 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "DELETE",
             "/api/v1/minting/admin/cache/clear",
+            Expect {
+                roles: &["admin"],
+                ..authenticated("minting-cache-clear", &["global", "minting"])
+            },
+        ),
+        (
+            "GET",
+            "/api/v1/minting/admin/cache/stats",
             idempotent(Expect {
                 roles: &["admin"],
                 ..authenticated("minting-admin", &["global", "minting"])
             }),
+        ),
+        (
+            "DELETE",
+            "/api/v1/minting/admin/cache/t-1",
+            Expect {
+                roles: &["admin"],
+                ..authenticated("minting-cache-entry", &["global", "minting"])
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/minting/admin/reconcile/v-1",
+            idempotent(Expect {
+                roles: &["admin"],
+                ..authenticated("minting-reconcile", &["global", "minting"])
+            }),
+        ),
+        (
+            "GET",
+            "/api/v1/minting/admin/reconcile/v-1/history",
+            idempotent(Expect {
+                roles: &["admin"],
+                ..authenticated("minting-reconcile", &["global", "minting"])
+            }),
+        ),
+        (
+            "POST",
+            "/api/v1/minting/admin/reconcile/v-1/fix",
+            idempotent(Expect {
+                roles: &["admin"],
+                ..authenticated("minting-reconcile-fix", &["global", "minting"])
+            }),
+        ),
+        (
+            "GET",
+            "/api/v1/minting/admin/stats/v-1",
+            Expect {
+                roles: &["admin"],
+                ..authenticated("minting-venue-stats", &["global", "minting"])
+            },
+        ),
+        (
+            "GET",
+            "/api/v1/minting/admin/mints/t-1",
+            Expect {
+                roles: &["admin"],
+                ..authenticated("minting-mint", &["global", "minting"])
+            },
         ),
         (
             "POST",

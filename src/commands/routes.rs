@@ -46,7 +46,7 @@ pub fn table(config: &Config) -> String {
                 route
                     .rewrite
                     .as_ref()
-                    .map_or("(same path)".into(), |prefix| format!("{prefix}…")),
+                    .map_or("(same path)".into(), |template| format!("{template}…")),
                 auth_column(route),
                 limits_column(config, route),
                 format!("{}s", route.timeout.as_secs_f64()),

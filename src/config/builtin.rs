@@ -74,8 +74,12 @@ pub const IDEMPOTENCY_REQUIRED: bool = true;
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// `routes[].idempotency.max_response`.
 pub const IDEMPOTENCY_MAX_RESPONSE: u64 = 1 << 20;
-/// `routes[].buffer_body`.
-pub const BUFFER_BODY: bool = false;
+/// `routes[].buffer_body` when unset: on exactly when the route's `max_body` fits
+/// [`MAX_BUFFERED_BODY`], so small bodies are checked whole before the upstream (as nginx
+/// buffers request bodies by default) and larger ones stream.
+pub fn buffer_body(max_body: u64) -> bool {
+    max_body <= MAX_BUFFERED_BODY
+}
 /// The largest `max_body` a route that buffers its body may have: Pingora 0.9 forwards a
 /// body read before the upstream is contacted from its retry buffer, which holds this much
 /// (docs/research/pingora-body-buffering.md).

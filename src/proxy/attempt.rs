@@ -6,7 +6,6 @@ use super::RequestCtx;
 use crate::config::{HashKey, LoadBalancing};
 use crate::filters::authenticate::forward_verified;
 use crate::respond::Rejection;
-use crate::router::rewrite_path;
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::Outcome;
 use pingora::http::RequestHeader;
@@ -75,7 +74,7 @@ pub fn prepare_request(
     ctx: &RequestCtx,
 ) -> Result<()> {
     let route = ctx.route();
-    let rewrite = route.and_then(|route| route.rewrite.as_deref());
+    let rewrite = route.and_then(|route| route.rewrite.as_ref());
     let api_key_header = ctx.snapshot.as_ref().and_then(|s| {
         let keys = s.config.authentication.api_keys.as_ref();
         keys.map(|keys| keys.header.as_str())
@@ -88,7 +87,7 @@ pub fn prepare_request(
     };
     if rewrite.is_some() || ctx.path_normalized || stripped_query.is_some() {
         let path = match rewrite {
-            Some(prefix) => rewrite_path(&ctx.path, ctx.depth, prefix),
+            Some(template) => template.apply(&ctx.path, ctx.depth, &ctx.params),
             None => ctx.path.clone(),
         };
         let query = stripped_query

@@ -12,10 +12,12 @@
 //! Pure code: the same table and request always give the same answer.
 
 mod pattern;
+mod rewrite;
 #[cfg(test)]
 mod tests;
 
 pub use pattern::{segment_stem, split_path, PathPattern, Segment};
+pub use rewrite::PathTemplate;
 
 use http::Method;
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +27,7 @@ pub struct Router {
     any_host: Node,
     /// Entries from this index on are aliases; `alias_to[i]` is where alias `i` leads.
     route_count: usize,
-    alias_to: Vec<String>,
+    alias_to: Vec<PathTemplate>,
 }
 
 #[derive(Default)]
@@ -158,7 +160,7 @@ impl Router {
             route_count: routes.len(),
             alias_to: aliases
                 .iter()
-                .map(|alias| alias.alias().unwrap_or("/").to_string())
+                .map(|alias| PathTemplate::literal(alias.alias().unwrap_or("/")))
                 .collect(),
         }
     }
@@ -169,7 +171,7 @@ impl Router {
         match self.lookup(host, method, path, usize::MAX) {
             RouteMatch::Found(found) if found.route >= self.route_count => {
                 let alias = found.route - self.route_count;
-                let path = rewrite_path(path, found.depth, &self.alias_to[alias]);
+                let path = self.alias_to[alias].apply(path, found.depth, &found.params);
                 match self.lookup(host, method, &path, self.route_count) {
                     RouteMatch::Found(found) => RouteMatch::Found(Matched {
                         via: Some(Via { alias, path }),
@@ -304,46 +306,5 @@ impl<'a> Search<'a> {
                 }
             }
         }
-    }
-}
-
-/// The path to forward: the first `depth` segments of the normalized `path` (the part the
-/// route's pattern matched) replaced by `prefix`, the rest kept.
-pub fn rewrite_path(path: &str, depth: usize, prefix: &str) -> String {
-    let mut matched_end = 0;
-    for _ in 0..depth {
-        if matched_end + 1 >= path.len() {
-            break;
-        }
-        let next = path[matched_end + 1..]
-            .find('/')
-            .map_or(path.len(), |at| matched_end + 1 + at);
-        matched_end = next;
-    }
-    let rest = &path[matched_end..];
-    let joined = format!("{}{}", prefix.trim_end_matches('/'), rest);
-    if joined.is_empty() {
-        "/".to_string()
-    } else {
-        joined
-    }
-}
-
-#[cfg(test)]
-mod rewrite_tests {
-    use super::rewrite_path;
-
-    #[test]
-    fn replaces_the_matched_prefix() {
-        assert_eq!(
-            rewrite_path("/api/v1/auth/login", 3, "/auth"),
-            "/auth/login"
-        );
-        assert_eq!(rewrite_path("/api/v1/auth", 3, "/auth"), "/auth");
-        assert_eq!(rewrite_path("/api/v1/auth/", 3, "/auth"), "/auth/");
-        assert_eq!(rewrite_path("/api/v1/auth/login", 3, "/"), "/login");
-        assert_eq!(rewrite_path("/api/v1/auth", 3, "/"), "/");
-        assert_eq!(rewrite_path("/api/v1/events/7/x", 4, "/e/"), "/e/x");
-        assert_eq!(rewrite_path("/anything", 0, "/base"), "/base/anything");
     }
 }

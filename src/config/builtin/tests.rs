@@ -134,7 +134,11 @@ fn the_docs_state_every_built_in_default() {
             duration(REQUEST_BODY_TIMEOUT),
         ),
         ("limits", "max_buffered_bytes", size(MAX_BUFFERED_BYTES)),
-        ("routes", "buffer_body", code(BUFFER_BODY)),
+        (
+            "routes",
+            "buffer_body",
+            format!("`true` up to {}", size(MAX_BUFFERED_BODY)),
+        ),
         ("routes", "idempotency.required", code(IDEMPOTENCY_REQUIRED)),
         ("routes", "idempotency.ttl", duration(IDEMPOTENCY_TTL)),
         (

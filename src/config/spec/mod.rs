@@ -13,7 +13,7 @@ pub use routes::*;
 pub use server::*;
 pub use upstreams::*;
 
-use crate::router::PathPattern;
+use crate::router::{PathPattern, PathTemplate};
 use http::Method;
 use std::net::SocketAddr;
 use std::sync::Arc;

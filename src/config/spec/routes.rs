@@ -13,7 +13,7 @@ pub struct RouteSpec {
     /// Index into [`Config::upstreams`].
     pub upstream: usize,
     /// Replaces the matched prefix before forwarding; `None` forwards the path unchanged.
-    pub rewrite: Option<String>,
+    pub rewrite: Option<PathTemplate>,
     pub access: Access,
     /// The total deadline for one request on this route: its `timeout`, else its
     /// upstream's `timeouts.total`.

@@ -8,7 +8,7 @@ use crate::config::{
     bounds, builtin, Access, AuthenticationSpec, CorsPolicy, IdempotencySpec, PublicPath,
     RateLimiting, RouteSpec, UpstreamSpec,
 };
-use crate::router::PathPattern;
+use crate::router::{PathPattern, PathTemplate};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -89,21 +89,21 @@ impl Compiler<'_> {
             }
         };
         let rewrite = raw.rewrite.as_ref().and_then(|rewrite| {
-            match (rewrite.strip_prefix, &rewrite.replace_prefix) {
-                (Some(true), None) => Some("/".to_string()),
-                (None, Some(prefix)) if prefix.starts_with('/') => Some(prefix.clone()),
-                (None, Some(prefix)) => {
-                    self.error(
-                        format!("{at}.rewrite.replace_prefix"),
-                        format!("\"{prefix}\" must start with /"),
-                    );
-                    None
-                }
+            let (key, text) = match (rewrite.strip_prefix, &rewrite.replace_prefix) {
+                (Some(true), None) => ("strip_prefix", "/"),
+                (None, Some(template)) => ("replace_prefix", template.as_str()),
                 _ => {
                     self.error(
                         format!("{at}.rewrite"),
                         "set exactly one of strip_prefix: true or replace_prefix: /path",
                     );
+                    return None;
+                }
+            };
+            match PathTemplate::compile(text, pattern.as_ref()?) {
+                Ok(template) => Some(template),
+                Err(message) => {
+                    self.error(format!("{at}.rewrite.{key}"), message);
                     None
                 }
             }
@@ -163,7 +163,10 @@ impl Compiler<'_> {
             self.route_validation(&at, raw, pattern.as_ref(), max_body);
         // Idempotency and body schemas read the body: they need it before the upstream.
         let reads_body = idempotency.is_some() || body_schema.is_some();
-        let buffer_body = reads_body || merged(raw.buffer_body, None, builtin::BUFFER_BODY);
+        let buffer_body = reads_body
+            || raw
+                .buffer_body
+                .unwrap_or_else(|| builtin::buffer_body(max_body));
         if buffer_body && !reads_body && max_body > builtin::MAX_BUFFERED_BODY {
             self.error(
                 format!("{at}.buffer_body"),
@@ -305,8 +308,8 @@ mod tests {
             (Duration::from_secs(7), builtin::MAX_BODY)
         );
         assert_eq!(
-            (a.host.as_deref(), a.rewrite.as_deref()),
-            (Some("a.example.com"), Some("/"))
+            (a.host.as_deref(), a.rewrite.as_ref().map(|r| r.to_string())),
+            (Some("a.example.com"), Some("/".to_string()))
         );
         assert_eq!((b.timeout, b.max_body), (Duration::from_secs(2), 1024));
         let config = file(&format!(
@@ -331,7 +334,8 @@ mod tests {
                 "routes[0].match.methods[2]: unsupported method \"get\": expected one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS",
             ]),
             (&one("name: a, match: { path: /a, host: \"a:80\" }, upstream: tickets, public: true"), &["routes[0].match.host: invalid host \"a:80\": expected a host name without port, such as api.example.com"]),
-            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: \"x\" must start with /"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: path \"x\" must start with /"]),
+            (&one("name: a, match: { path: /a/:id }, upstream: tickets, public: true, rewrite: { replace_prefix: /b/:key }"), &["routes[0].rewrite.replace_prefix: \"/b/:key\" uses :key, which the route's path \"/a/:id\" does not have"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, public_paths: [/b]"), &["routes[0].public_paths: the whole route is already public; remove public_paths or public: true"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true"), &["routes[0].buffer_body: a buffered body may be at most 64 KiB (max_body is 1048576 bytes): Pingora forwards it from its retry buffer"]),
