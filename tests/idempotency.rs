@@ -39,6 +39,7 @@ routes:
   - {{ name: buy, match: {{ path: /buy }}, upstream: svc, max_body: 16KiB, idempotency: {{}} }}
   - {{ name: gone, match: {{ path: /gone }}, upstream: gone, max_body: 16KiB, idempotency: {{}} }}
   - {{ name: slow, match: {{ path: /slow }}, upstream: svc, max_body: 16KiB, timeout: 1s, idempotency: {{}} }}
+  - {{ name: open, match: {{ path: /open }}, upstream: svc, max_body: 16KiB, idempotency: {{ on_store_failure: open }} }}
 "#,
         secret.display(),
         upstream.addr
@@ -292,6 +293,14 @@ async fn replicas_sharing_redis_share_the_records() {
         (503, "idempotency_unavailable")
     );
     assert_eq!(upstream.hits(), 2);
+    // A route that chose availability forwards without a record, key and all.
+    let open = post(&one, "/open", "u1", Some("shared-3"), "{}").await;
+    assert_eq!(open.status, 200);
+    assert_eq!(
+        open.json()["headers"]["idempotency-key"],
+        serde_json::json!(["\"shared-3\""])
+    );
+    assert_eq!(upstream.hits(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -74,6 +74,8 @@ pub const IDEMPOTENCY_REQUIRED: bool = true;
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// `routes[].idempotency.max_response`.
 pub const IDEMPOTENCY_MAX_RESPONSE: u64 = 1 << 20;
+/// `routes[].idempotency.on_store_failure`: money fails closed.
+pub const IDEMPOTENCY_ON_STORE_FAILURE: &str = "closed";
 /// `routes[].buffer_body` when unset: on exactly when the route's `max_body` fits
 /// [`MAX_BUFFERED_BODY`], so small bodies are checked whole before the upstream (as nginx
 /// buffers request bodies by default) and larger ones stream.

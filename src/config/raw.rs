@@ -396,6 +396,7 @@ pub struct RawIdempotency {
     pub required: Option<bool>,
     pub ttl: Option<Dur>,
     pub max_response: Option<ByteSize>,
+    pub on_store_failure: Option<String>,
 }
 
 /// What an authenticated caller must be, on one route.

@@ -143,6 +143,11 @@ fn the_docs_state_every_built_in_default() {
         ("routes", "idempotency.ttl", duration(IDEMPOTENCY_TTL)),
         (
             "routes",
+            "idempotency.on_store_failure",
+            code(IDEMPOTENCY_ON_STORE_FAILURE),
+        ),
+        (
+            "routes",
             "idempotency.max_response",
             size(IDEMPOTENCY_MAX_RESPONSE),
         ),

@@ -94,6 +94,9 @@ pub struct IdempotencySpec {
     pub ttl: Duration,
     /// Answers larger than this are not kept (their key then answers 409).
     pub max_response: u64,
+    /// While the store cannot answer: `Closed` refuses (503), `Open` forwards without a
+    /// record (the service still gets the key). Never `Local`.
+    pub on_store_failure: StoreFailure,
 }
 
 /// A policy attached to a route.

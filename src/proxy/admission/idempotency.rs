@@ -2,12 +2,13 @@
 //! key is reserved for its caller, or the request is answered from the record the key
 //! already has (see `crate::idempotency` for the rules and what is stored).
 
-use crate::config::{RouteSpec, TokenSource};
+use crate::config::{RouteSpec, StoreFailure, TokenSource};
 use crate::filters::authenticate::query_without;
 use crate::idempotency::key::{key_of, KeyError};
 use crate::idempotency::{fingerprint, scoped, Pending, Records, Reserved, Stored};
 use crate::proxy::RequestCtx;
 use crate::respond::Rejection;
+use crate::security::events::Severity;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::METRICS;
 use bytes::Bytes;
@@ -96,6 +97,10 @@ pub async fn begin(
         Reserved::OutcomeUnknown => ("outcome_unknown", Err(Rejection::IdempotencyOutcomeUnknown)),
         Reserved::NotReplayable => ("not_replayable", Err(Rejection::IdempotencyNotReplayable)),
         Reserved::Mismatch => ("key_reused", Err(Rejection::IdempotencyKeyReused)),
+        Reserved::Unavailable if spec.on_store_failure == StoreFailure::Open => {
+            ctx.event("idempotency_unrecorded", Severity::Medium);
+            ("unrecorded", Ok(None))
+        }
         Reserved::Unavailable => ("unavailable", Err(Rejection::IdempotencyUnavailable)),
     };
     count(outcome);

@@ -6,7 +6,7 @@ use super::{closest, is_label, merged, Compiler, METHODS};
 use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults};
 use crate::config::{
     bounds, builtin, Access, AuthenticationSpec, CorsPolicy, IdempotencySpec, PublicPath,
-    RateLimiting, RouteSpec, UpstreamSpec,
+    RateLimiting, RouteSpec, StoreFailure, UpstreamSpec,
 };
 use crate::router::{PathPattern, PathTemplate};
 use std::collections::HashMap;
@@ -138,10 +138,25 @@ impl Compiler<'_> {
             .timeout
             .map(|d| self.positive(&format!("{at}.timeout"), d.0));
         let max_body = merged(raw.max_body, defaults.max_body, builtin::MAX_BODY);
-        let idempotency = raw.idempotency.as_ref().map(|raw| IdempotencySpec {
-            required: merged(raw.required, None, builtin::IDEMPOTENCY_REQUIRED),
-            ttl: merged(raw.ttl, None, builtin::IDEMPOTENCY_TTL),
-            max_response: merged(raw.max_response, None, builtin::IDEMPOTENCY_MAX_RESPONSE),
+        let idempotency = raw.idempotency.as_ref().map(|own| IdempotencySpec {
+            required: merged(own.required, None, builtin::IDEMPOTENCY_REQUIRED),
+            ttl: merged(own.ttl, None, builtin::IDEMPOTENCY_TTL),
+            max_response: merged(own.max_response, None, builtin::IDEMPOTENCY_MAX_RESPONSE),
+            on_store_failure: match merged(
+                own.on_store_failure.as_deref(),
+                None,
+                builtin::IDEMPOTENCY_ON_STORE_FAILURE,
+            ) {
+                "open" => StoreFailure::Open,
+                "closed" => StoreFailure::Closed,
+                other => {
+                    self.error(
+                        format!("{at}.idempotency.on_store_failure"),
+                        format!("\"{other}\": expected closed or open (a record kept by one replica protects nothing on the others)"),
+                    );
+                    StoreFailure::Closed
+                }
+            },
         });
         if idempotency.is_some() {
             if raw.public {
@@ -335,6 +350,7 @@ mod tests {
             ]),
             (&one("name: a, match: { path: /a, host: \"a:80\" }, upstream: tickets, public: true"), &["routes[0].match.host: invalid host \"a:80\": expected a host name without port, such as api.example.com"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, rewrite: { replace_prefix: x }"), &["routes[0].rewrite.replace_prefix: path \"x\" must start with /"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, max_body: 1KiB, idempotency: { on_store_failure: local }"), &["routes[0].idempotency.on_store_failure: \"local\": expected closed or open (a record kept by one replica protects nothing on the others)"]),
             (&one("name: a, match: { path: /a/:id }, upstream: tickets, public: true, rewrite: { replace_prefix: /b/:key }"), &["routes[0].rewrite.replace_prefix: \"/b/:key\" uses :key, which the route's path \"/a/:id\" does not have"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, public_paths: [/b]"), &["routes[0].public_paths: the whole route is already public; remove public_paths or public: true"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, timeout: 0s"), &["routes[0].timeout: must be greater than zero"]),
