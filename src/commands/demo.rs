@@ -19,6 +19,10 @@ const SHIPPED_SCHEMAS: &[(&str, &str)] = &[
         "minting-batch.json",
         include_str!("../../schemas/minting-batch.json"),
     ),
+    (
+        "minting-reconcile.json",
+        include_str!("../../schemas/minting-reconcile.json"),
+    ),
 ];
 
 pub fn demo(port: u16, admin_port: u16) -> i32 {

@@ -94,7 +94,8 @@ pub async fn run(
     let schema = ctx
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
-    validation::check_body(&session.req_header().headers, &body, schema).inspect_err(refused)?;
+    let head = session.req_header();
+    validation::check_body(&head.method, &head.headers, &body, schema).inspect_err(refused)?;
     match idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await? {
         Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
         Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
