@@ -83,32 +83,34 @@ pub fn check_params(route: &RouteSpec, params: &[String]) -> Result<(), Rejectio
     Ok(())
 }
 
-/// Refuses a body that is not JSON or breaks `schema`. A request of a method that carries
-/// no content (`GET /history` on a route whose POST has a schema) is checked only if it
-/// has a body after all.
-pub fn check_body(
+/// The body as JSON, for the stages that read it (the schema, budgets): 415 when it is not
+/// said to be JSON, 400 when it is not. `None` for a request of a method that carries no
+/// content and has no body (`GET /history` on a route whose POST has a schema); such a
+/// request with a body after all is read like the others.
+pub fn document(
     method: &http::Method,
     headers: &HeaderMap,
     body: &[u8],
-    schema: Option<&Validator>,
-) -> Result<(), Rejection> {
-    let Some(schema) = schema else {
-        return Ok(());
-    };
+) -> Result<Option<serde_json::Value>, Rejection> {
     let carries_content = matches!(
         *method,
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     );
     if !carries_content && body.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     if !is_json(headers) {
         return Err(Rejection::UnsupportedMediaType);
     }
-    let document: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| Rejection::MalformedJson)?;
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|_| Rejection::MalformedJson)
+}
+
+/// Refuses a body that breaks `schema`.
+pub fn check_body(document: &serde_json::Value, schema: &Validator) -> Result<(), Rejection> {
     let mut pointers: Vec<String> = schema
-        .iter_errors(&document)
+        .iter_errors(document)
         .map(|error| error.instance_path().to_string())
         .collect();
     if pointers.is_empty() {

@@ -175,6 +175,8 @@ rate_limiting:
                 "usher_revocation_checks_total",
                 "usher_idempotency_total",
                 "usher_validation_refusals_total",
+                "usher_budget_requests_total",
+                "usher_budget_amount_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

@@ -79,6 +79,16 @@ pub struct RawPolicy {
     pub bot_after: Option<u32>,
     pub on_store_failure: Option<String>,
     pub tiered: Option<bool>,
+    pub amount: Option<RawAmount>,
+}
+
+/// What a budget counts, from the buffered JSON body: exactly one of the two pointers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmount {
+    pub length_of: Option<String>,
+    pub number_at: Option<String>,
+    pub max_per_request: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

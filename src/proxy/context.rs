@@ -4,6 +4,7 @@ use crate::config::RouteSpec;
 use crate::filters::authenticate::Consumed;
 use crate::idempotency::Pending;
 use crate::load::{BufferedBody, InFlightRequest};
+use crate::proxy::admission::budget::Spent;
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
@@ -51,6 +52,8 @@ pub struct RequestCtx {
     pub buffered: Option<BufferedBody>,
     /// The Idempotency-Key this request holds, and what it learns of its answer.
     pub idempotency: Option<Pending>,
+    /// Amounts this request spent from budgets, given back if it does not happen.
+    pub budget: Vec<Spent>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
@@ -101,6 +104,7 @@ impl RequestCtx {
             slot: None,
             buffered: None,
             idempotency: None,
+            budget: Vec::new(),
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

@@ -1,6 +1,7 @@
 //! What a finished request leaves behind: its breaker outcome and bulkhead slot settled,
 //! its route's metrics, a log line when it failed, and its access-log record.
 
+use super::admission::budget;
 use super::attempt;
 use super::RequestCtx;
 use crate::idempotency::Ending;
@@ -11,8 +12,9 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// How a request holding an Idempotency-Key ended, for its record.
-fn idempotency_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
+/// How the request ended upstream: for its idempotency record, and whether budget it spent
+/// comes back.
+fn upstream_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
     let connected = !ctx.tried.is_empty()
         && !ctx.outcome.upstream_failure.is_some_and(|kind| {
             kind.starts_with("connect") && ctx.outcome.upstream_status.is_none()
@@ -22,6 +24,18 @@ fn idempotency_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
         _ if !connected => Ending::NotSent,
         _ => Ending::Unknown,
     }
+}
+
+/// Decides, once, whether the budget this request spent stays spent: as soon as the
+/// upstream's answer has a head, or the request failed, so a client that sees the answer
+/// sees its budget already settled; here at the end for whatever is left.
+pub async fn settle_budget(ctx: &mut RequestCtx, error: Option<&Error>) {
+    let Some(snapshot) = ctx.snapshot.clone().filter(|_| !ctx.budget.is_empty()) else {
+        return;
+    };
+    let sent = upstream_ending(ctx, error) != Ending::NotSent;
+    let spent = std::mem::take(&mut ctx.budget);
+    budget::settle(&snapshot, spent, sent, ctx.outcome.upstream_status).await;
 }
 
 pub async fn finish(
@@ -40,10 +54,11 @@ pub async fn finish(
     if let Some(pending) = ctx.idempotency.take() {
         let ending = match pending.answered() {
             true => Ending::Answered,
-            false => idempotency_ending(ctx, error),
+            false => upstream_ending(ctx, error),
         };
         pending.finish(ending).await;
     }
+    settle_budget(ctx, error).await;
 
     let elapsed = ctx.started.elapsed();
     let route_metrics = match (&ctx.snapshot, ctx.route) {

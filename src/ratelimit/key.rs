@@ -193,6 +193,7 @@ mod tests {
             bot_after: None,
             on_store_failure: StoreFailure::Local,
             tiered: true,
+            amount: None,
         }
     }
 

@@ -8,12 +8,14 @@
 //!   Redis is configured.
 //! - [`headers`]: the IETF `RateLimit-Policy` / `RateLimit` fields.
 //! - [`shedding`]: lower tiers first when Usher or an upstream is near capacity.
+//! - [`budget`]: policies that count an amount from the body, decided once it is in.
 //!
 //! A request counts against every policy on its route; they are asked concurrently, one
 //! store call each. When one policy refuses, the others that admitted the request give
 //! their entry back (one more store call each, on the refusal path only), so a refusal
 //! never uses up another policy's quota.
 
+pub mod budget;
 pub mod headers;
 pub mod key;
 mod local;
@@ -74,7 +76,11 @@ pub async fn admit(
     multiplier: f64,
     event: &(dyn Fn(&'static str, Severity) + Sync),
 ) -> Admission {
-    let checks = route.rate_limits.iter().map(|attached| {
+    let counted = route.rate_limits.iter().filter(|attached| {
+        // Budgets count the body's amount, once the body is in (`budget`).
+        config.policies[attached.policy].amount.is_none()
+    });
+    let checks = counted.map(|attached| {
         let policy = &config.policies[attached.policy];
         let bucket = key::bucket_key(policy, attached, source);
         let rule = Rule {

@@ -2,6 +2,7 @@
 //! answering, this process otherwise. While the shared store is marked down each policy
 //! does what its `on_store_failure` says.
 
+use super::budget::{self, Budgets};
 use super::local::LocalStore;
 use super::shared_window::SharedWindow;
 use super::window::{Decision, Rule};
@@ -56,6 +57,7 @@ impl StoreKind {
 pub struct Limiter {
     local: LocalStore,
     shared: Option<(Arc<SharedStore>, SharedWindow)>,
+    pub budgets: Budgets,
 }
 
 impl Limiter {
@@ -64,6 +66,16 @@ impl Limiter {
         Limiter {
             local: LocalStore::default(),
             shared: shared.map(|store| (store, SharedWindow::default())),
+            budgets: Budgets::default(),
+        }
+    }
+
+    /// Where budgets are counted under the configuration's `spec`.
+    pub fn budget_store<'a>(&'a self, spec: Option<&'a RedisSpec>) -> budget::Where<'a> {
+        match (&self.shared, spec) {
+            (Some((store, _)), Some(spec)) => budget::Where::Shared(store, spec),
+            (None, None) => budget::Where::Local,
+            _ => budget::Where::Missing,
         }
     }
 

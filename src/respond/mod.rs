@@ -17,6 +17,7 @@ use crate::path::PathError;
 use http::Method;
 use pingora::prelude::*;
 use pingora::ErrorType;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The status of an error response Pingora generated itself, when `bytes` begin with such
@@ -111,6 +112,20 @@ pub enum Rejection {
     IdempotencyKeyReused,
     /// The idempotency store cannot take the key.
     IdempotencyUnavailable,
+    /// A budget's amount is not in the body where the policy says (`pointer`), as a `what`.
+    AmountInvalid {
+        pointer: String,
+        what: &'static str,
+    },
+    /// The body asks for more than a budget allows in one request.
+    AmountOverCap {
+        policy: Arc<str>,
+        cap: u32,
+    },
+    /// Not enough of a budget is left in its window for this request's amount.
+    BudgetExhausted {
+        retry_after: Duration,
+    },
     Internal,
 }
 
@@ -125,7 +140,9 @@ impl Rejection {
             | Rejection::InvalidParameter(_)
             | Rejection::MalformedJson => 400,
             Rejection::UnsupportedMediaType => 415,
-            Rejection::InvalidBody(_) => 422,
+            Rejection::InvalidBody(_)
+            | Rejection::AmountInvalid { .. }
+            | Rejection::AmountOverCap { .. } => 422,
             Rejection::IdempotencyInFlight
             | Rejection::IdempotencyOutcomeUnknown
             | Rejection::IdempotencyNotReplayable => 409,
@@ -138,7 +155,7 @@ impl Rejection {
             Rejection::NoRoute => 404,
             Rejection::MethodNotAllowed(_) => 405,
             Rejection::PayloadTooLarge { .. } => 413,
-            Rejection::RateLimited { .. } => 429,
+            Rejection::RateLimited { .. } | Rejection::BudgetExhausted { .. } => 429,
             Rejection::Internal => 500,
             Rejection::UpstreamRefused { .. } | Rejection::BadGateway { .. } => 502,
             Rejection::NotReady
@@ -182,6 +199,9 @@ impl Rejection {
             Rejection::IdempotencyNotReplayable => "idempotency_not_replayable",
             Rejection::IdempotencyKeyReused => "idempotency_key_reused",
             Rejection::IdempotencyUnavailable => "idempotency_unavailable",
+            Rejection::AmountInvalid { .. } => "invalid_amount",
+            Rejection::AmountOverCap { .. } => "amount_over_cap",
+            Rejection::BudgetExhausted { .. } => "budget_exhausted",
             Rejection::Internal => "internal_error",
             Rejection::UpstreamRefused { .. } => "upstream_refused",
             Rejection::BadGateway { .. } => "bad_gateway",
@@ -244,6 +264,15 @@ impl Rejection {
             Rejection::IdempotencyUnavailable => {
                 "idempotency keys cannot be recorded right now; retry later".into()
             }
+            Rejection::AmountInvalid { pointer, what } => {
+                format!("the request body must hold {what} at {pointer}")
+            }
+            Rejection::AmountOverCap { policy, cap } => {
+                format!("the request asks for more than {policy} allows in one request ({cap})")
+            }
+            Rejection::BudgetExhausted { .. } => {
+                "the request's amount exceeds what is left of its budget; retry later".into()
+            }
             Rejection::Internal => "internal error".into(),
             Rejection::RateLimited { .. } => "too many requests; retry later".into(),
             Rejection::RateLimitUnavailable { .. } => {
@@ -285,6 +314,7 @@ impl Rejection {
         match self {
             Rejection::CircuitOpen { retry_after, .. }
             | Rejection::RateLimited { retry_after }
+            | Rejection::BudgetExhausted { retry_after }
             | Rejection::RateLimitUnavailable { retry_after }
             | Rejection::Overloaded { retry_after } => {
                 Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))

@@ -67,6 +67,15 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::IdempotencyNotReplayable,
         Rejection::IdempotencyKeyReused,
         Rejection::IdempotencyUnavailable,
+        Rejection::AmountInvalid {
+            pointer: "/ticketIds".into(),
+            what: "an array",
+        },
+        Rejection::AmountOverCap {
+            policy: "mint".into(),
+            cap: 100,
+        },
+        Rejection::BudgetExhausted { retry_after: wait },
         Rejection::Internal,
     ];
     for rejection in &all {
@@ -105,6 +114,9 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::IdempotencyNotReplayable
             | Rejection::IdempotencyKeyReused
             | Rejection::IdempotencyUnavailable
+            | Rejection::AmountInvalid { .. }
+            | Rejection::AmountOverCap { .. }
+            | Rejection::BudgetExhausted { .. }
             | Rejection::Internal => {}
         }
     }

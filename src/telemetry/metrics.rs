@@ -36,6 +36,8 @@ pub struct Metrics {
     pub shed_requests: IntCounterVec,
     pub idempotency: IntCounterVec,
     pub validation_refusals: IntCounterVec,
+    pub budget_requests: IntCounterVec,
+    pub budget_amount: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
 }
@@ -210,6 +212,16 @@ impl Metrics {
                 "usher_idempotency_total",
                 "Requests on routes with Idempotency-Key handling, by route and outcome (reserved, replayed, in_flight, outcome_unknown, not_replayable, key_reused, key_missing, key_invalid, unavailable).",
                 &["route", "outcome"],
+            ),
+            budget_requests: counter(
+                "usher_budget_requests_total",
+                "Requests counted by budgets (policies with an amount), by policy and outcome (spent, refused, over_cap, invalid, unavailable, refunded, refund_failed).",
+                &["policy", "outcome"],
+            ),
+            budget_amount: counter(
+                "usher_budget_amount_total",
+                "Amounts asked of budgets, by policy and outcome (spent: reserved before forwarding; refused; refunded: given back after the request did not happen).",
+                &["policy", "outcome"],
             ),
             validation_refusals: counter(
                 "usher_validation_refusals_total",

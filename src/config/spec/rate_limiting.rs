@@ -57,6 +57,27 @@ pub struct PolicySpec {
     pub on_store_failure: StoreFailure,
     /// Whether the caller's tier multiplies the limit.
     pub tiered: bool,
+    /// A budget: the policy counts this amount of each request's body instead of one per
+    /// request, once the body is in (`crate::ratelimit::budget`).
+    pub amount: Option<AmountSpec>,
+}
+
+/// Where a budget finds a request's amount in its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmountSpec {
+    /// A JSON pointer (RFC 6901), as written.
+    pub pointer: String,
+    pub measure: Measure,
+    /// A request asking for more is refused whole (422 `amount_over_cap`).
+    pub max_per_request: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// The length of the array at the pointer.
+    Length,
+    /// The non-negative integer at the pointer.
+    Number,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,6 +36,8 @@ pub struct RouteSpec {
     pub cors: Option<Arc<CorsPolicy>>,
     /// The policies a request on this route counts against: the defaults, then its own.
     pub rate_limits: Vec<RouteLimit>,
+    /// Whether one of them is a budget (it counts an amount from the body).
+    pub has_budgets: bool,
 }
 
 impl crate::router::Routable for RouteSpec {

@@ -20,6 +20,8 @@
 //!           (crate::validation)
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
 //!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
+//! budget    where the route has budgets: the body's amount (422 missing or over the
+//!           cap), spent from each (429 not enough left; 503 store down) (budget.rs)
 //! reserve   bulkhead (503) → circuit breaker (503)
 //! ```
 //!
@@ -33,6 +35,7 @@
 //! answered there, before any credential is looked at (browsers send none with it).
 
 pub mod body;
+pub mod budget;
 mod confirm;
 pub mod idempotency;
 mod identify;
@@ -47,6 +50,7 @@ use super::RequestCtx;
 use crate::config::RouteSpec;
 use crate::filters::client_address;
 use crate::filters::cors;
+use crate::ratelimit::key::KeySource;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::snapshot::Snapshot;
@@ -95,13 +99,34 @@ pub async fn run(
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
     let head = session.req_header();
-    validation::check_body(&head.method, &head.headers, &body, schema).inspect_err(refused)?;
+    let document = match schema.is_some() || route.has_budgets {
+        true => validation::document(&head.method, &head.headers, &body).inspect_err(refused)?,
+        false => None,
+    };
+    if let (Some(schema), Some(document)) = (schema, &document) {
+        validation::check_body(document, schema).inspect_err(refused)?;
+    }
     match idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await? {
         Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
         Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
         None => {}
     }
-    reserve(&Request::of(session), snapshot, ctx)?;
+    let head = session.req_header();
+    let source = KeySource {
+        identity: ctx.identity.as_deref(),
+        client: ctx.client,
+        headers: &head.headers,
+        params: &ctx.params,
+        query: head.uri.query(),
+    };
+    ctx.budget =
+        budget::spend(snapshot, route, &source, document.as_ref(), &mut ctx.quotas).await?;
+    if let Err(refusal) = reserve(&Request::of(session), snapshot, ctx) {
+        // Refused before anything was sent: what the request spent comes back now.
+        let spent = std::mem::take(&mut ctx.budget);
+        budget::settle(snapshot, spent, false, None).await;
+        return Err(refusal);
+    }
     Ok(Verdict::Proxy)
 }
 

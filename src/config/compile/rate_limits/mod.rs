@@ -2,7 +2,7 @@
 //! store is [`redis`]'s) and each route's `rate_limits`.
 
 use super::{closest, is_label, merged, Compiler};
-use crate::config::raw::{RawPolicy, RawRateLimiting, RawRoute, RawTiers};
+use crate::config::raw::{RawAmount, RawPolicy, RawRateLimiting, RawRoute, RawTiers};
 use crate::config::*;
 use std::str::FromStr;
 
@@ -30,6 +30,8 @@ impl Compiler<'_> {
                 .any(|part| matches!(part, KeyPart::Param(_)))
             {
                 self.error(at, format!("policy \"{name}\" keys on a path parameter; default policies apply to every route, so they cannot"));
+            } else if policies[index].amount.is_some() {
+                self.error(at, format!("policy \"{name}\" is a budget (it has amount); attach it to the routes whose bodies carry that amount"));
             } else if defaults.contains(&index) {
                 self.error(at, format!("policy \"{name}\" is listed twice"));
             } else {
@@ -165,6 +167,10 @@ impl Compiler<'_> {
                 StoreFailure::Local
             }
         };
+        let amount = raw
+            .amount
+            .as_ref()
+            .and_then(|amount| self.amount(&at, raw, amount));
         PolicySpec {
             name: Arc::from(name),
             limit: raw.limit,
@@ -172,9 +178,78 @@ impl Compiler<'_> {
             key,
             block,
             bot_after: raw.bot_after,
-            on_store_failure,
+            // A budget guards money: it never counts on its own while the store is away.
+            on_store_failure: if amount.is_some() {
+                StoreFailure::Closed
+            } else {
+                on_store_failure
+            },
             tiered: merged(raw.tiered, None, builtin::TIERED),
+            amount,
         }
+    }
+
+    /// A budget's `amount`, and what a budget may not be combined with.
+    fn amount(&mut self, at: &str, policy: &RawPolicy, raw: &RawAmount) -> Option<AmountSpec> {
+        let at = format!("{at}.amount");
+        let (pointer, measure) = match (&raw.length_of, &raw.number_at) {
+            (Some(pointer), None) => (pointer, Measure::Length),
+            (None, Some(pointer)) => (pointer, Measure::Number),
+            _ => {
+                self.error(
+                    &at,
+                    "set exactly one of length_of: /array or number_at: /number (JSON pointers into the body)",
+                );
+                return None;
+            }
+        };
+        let key = match measure {
+            Measure::Length => "length_of",
+            Measure::Number => "number_at",
+        };
+        if !(pointer.is_empty() || pointer.starts_with('/')) {
+            self.error(
+                format!("{at}.{key}"),
+                format!("\"{pointer}\" is not a JSON pointer: it starts with / (\"/ticketIds\")"),
+            );
+        }
+        if raw
+            .max_per_request
+            .is_some_and(|cap| cap == 0 || cap > policy.limit)
+        {
+            self.error(
+                format!("{at}.max_per_request"),
+                format!(
+                    "must be between 1 and the policy's limit ({})",
+                    policy.limit
+                ),
+            );
+        }
+        let refused = [
+            ("block", policy.block.is_some()),
+            ("bot_after", policy.bot_after.is_some()),
+            (
+                "on_store_failure",
+                policy
+                    .on_store_failure
+                    .as_deref()
+                    .is_some_and(|f| f != "closed"),
+            ),
+        ];
+        for (key, set) in refused {
+            if set {
+                let why = match key {
+                    "on_store_failure" => "a budget fails closed: while Redis cannot answer, its requests are refused (503)",
+                    _ => "a budget counts amounts, not refusals; remove it",
+                };
+                self.error(format!("{}.{key}", at.trim_end_matches(".amount")), why);
+            }
+        }
+        Some(AmountSpec {
+            pointer: pointer.clone(),
+            measure,
+            max_per_request: raw.max_per_request,
+        })
     }
 
     fn tiers(&mut self, raw: &RawTiers) -> Tiers {

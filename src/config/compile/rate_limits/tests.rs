@@ -65,6 +65,18 @@ fn rate_limiting_errors() {
             format!("{at}.policies.p.bot_after: must be at least 1"),
             format!("{at}.policies.p.on_store_failure: \"maybe\": expected local, open or closed"),
         ]),
+        ("policies: { b: { limit: 5, window: 1s, amount: { length_of: ids, number_at: /n } } }", vec![
+            format!("{at}.policies.b.amount: set exactly one of length_of: /array or number_at: /number (JSON pointers into the body)"),
+        ]),
+        ("policies: { b: { limit: 5, window: 1s, bot_after: 3, on_store_failure: local, amount: { length_of: ids, max_per_request: 6 } } }", vec![
+            format!("{at}.policies.b.amount.length_of: \"ids\" is not a JSON pointer: it starts with / (\"/ticketIds\")"),
+            format!("{at}.policies.b.amount.max_per_request: must be between 1 and the policy's limit (5)"),
+            format!("{at}.policies.b.bot_after: a budget counts amounts, not refusals; remove it"),
+            format!("{at}.policies.b.on_store_failure: a budget fails closed: while Redis cannot answer, its requests are refused (503)"),
+        ]),
+        ("{ default_policies: [b], policies: { b: { limit: 5, window: 1s, amount: { number_at: /n } } } }", vec![
+            format!("{at}.default_policies[0]: policy \"b\" is a budget (it has amount); attach it to the routes whose bodies carry that amount"),
+        ]),
         ("{ default_policies: [p, p], policies: { p: { limit: 1, window: 1s } } }", vec![
             format!("{at}.default_policies[1]: policy \"p\" is listed twice"),
         ]),

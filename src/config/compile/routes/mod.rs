@@ -176,8 +176,23 @@ impl Compiler<'_> {
         }
         let (body_schema, param_patterns) =
             self.route_validation(&at, raw, pattern.as_ref(), max_body);
-        // Idempotency and body schemas read the body: they need it before the upstream.
-        let reads_body = idempotency.is_some() || body_schema.is_some();
+        let rate_limits = self.route_limits(&at, raw, pattern.as_ref(), rate_limiting);
+        let budgets = rate_limits
+            .iter()
+            .any(|attached| rate_limiting.policies[attached.policy].amount.is_some());
+        if budgets {
+            if raw.buffer_body == Some(false) {
+                self.error(
+                    format!("{at}.buffer_body"),
+                    "a budget (a policy with amount) reads the body; remove buffer_body: false",
+                );
+            } else {
+                self.whole_body_fits(&format!("{at}.rate_limits"), max_body);
+            }
+        }
+        // Idempotency, body schemas and budgets read the body: they need it before the
+        // upstream.
+        let reads_body = idempotency.is_some() || body_schema.is_some() || budgets;
         let buffer_body = reads_body
             || raw
                 .buffer_body
@@ -196,7 +211,6 @@ impl Compiler<'_> {
             Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
             None => global_cors.clone(),
         };
-        let rate_limits = self.route_limits(&at, raw, pattern.as_ref(), rate_limiting);
         if self.errors.count() > errors_before {
             return None;
         }
@@ -219,6 +233,7 @@ impl Compiler<'_> {
             websocket: raw.websocket,
             cors,
             rate_limits,
+            has_budgets: budgets,
         })
     }
 

@@ -1,0 +1,215 @@
+//! The budget stage, once the body is in: each budget on the route (a rate-limit policy
+//! with an `amount`) reads its amount from the JSON body, refuses more than its per-request
+//! cap (422), and spends it from the caller's bucket before the request goes upstream
+//! (429 when not enough is left; 503 while the shared store cannot answer: budgets fail
+//! closed). What was spent is given back when the request does not happen: another budget
+//! refused it here, or [`settle`] finds it was never sent or the upstream refused it (see
+//! the phase chart in `proxy/mod.rs` for when).
+
+use crate::config::{Measure, PolicySpec, RouteSpec};
+use crate::ratelimit::budget::{Ask, Receipt, Spend, Where};
+use crate::ratelimit::key::{self, KeySource};
+use crate::ratelimit::Quota;
+use crate::respond::Rejection;
+use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::METRICS;
+use std::sync::Arc;
+
+/// An amount spent on a request that is on its way, to give back if it does not happen.
+#[derive(Debug)]
+pub struct Spent {
+    policy: Arc<str>,
+    receipt: Receipt,
+    amount: u64,
+}
+
+/// The amount `document` asks of `policy`.
+fn amount_of(policy: &PolicySpec, document: &serde_json::Value) -> Result<u64, Rejection> {
+    let Some(spec) = &policy.amount else {
+        return Ok(0);
+    };
+    let found = document.pointer(&spec.pointer);
+    let (amount, what) = match spec.measure {
+        Measure::Length => (
+            found.and_then(|v| v.as_array()).map(|a| a.len() as u64),
+            "an array",
+        ),
+        Measure::Number => (found.and_then(|v| v.as_u64()), "a non-negative integer"),
+    };
+    let amount = amount.ok_or_else(|| Rejection::AmountInvalid {
+        pointer: spec.pointer.clone(),
+        what,
+    })?;
+    match spec.max_per_request {
+        Some(cap) if amount > u64::from(cap) => Err(Rejection::AmountOverCap {
+            policy: Arc::clone(&policy.name),
+            cap,
+        }),
+        _ => Ok(amount),
+    }
+}
+
+/// Spends the request's amount from every budget on `route`, or none of them. `quotas`
+/// gets each budget's standing, for the `RateLimit` fields.
+pub async fn spend(
+    snapshot: &Snapshot,
+    route: &RouteSpec,
+    source: &KeySource<'_>,
+    document: Option<&serde_json::Value>,
+    quotas: &mut Vec<Quota>,
+) -> Result<Vec<Spent>, Rejection> {
+    let config = &snapshot.config.rate_limiting;
+    let budgets: Vec<_> = route
+        .rate_limits
+        .iter()
+        .map(|attached| (attached, &config.policies[attached.policy]))
+        .filter(|(_, policy)| policy.amount.is_some())
+        .collect();
+    let Some(document) = document.filter(|_| !budgets.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let count = |policy: &PolicySpec, outcome: &str| {
+        METRICS
+            .budget_requests
+            .with_label_values(&[&policy.name, outcome])
+            .inc();
+    };
+    let mut asks = Vec::with_capacity(budgets.len());
+    for (attached, policy) in &budgets {
+        let amount = amount_of(policy, document).inspect_err(|refusal| {
+            let outcome = match refusal {
+                Rejection::AmountOverCap { .. } => "over_cap",
+                _ => "invalid",
+            };
+            count(policy, outcome);
+        })?;
+        asks.push((key::bucket_key(policy, attached, source), *policy, amount));
+    }
+    let at = snapshot.limiter.budget_store(config.redis.as_ref());
+    let decided = futures_util::future::join_all(asks.iter().map(|(bucket, policy, amount)| {
+        let ask = Ask {
+            limit: u64::from(policy.limit),
+            window: policy.window,
+            amount: *amount,
+        };
+        snapshot.limiter.budgets.spend(at, bucket, ask)
+    }))
+    .await;
+    let mut spent = Vec::new();
+    let mut refusal = None;
+    for ((_, policy, amount), decision) in asks.iter().zip(decided) {
+        let quota = |remaining: u64, reset| Quota {
+            policy: Arc::clone(&policy.name),
+            limit: policy.limit,
+            window: policy.window,
+            remaining: remaining.min(u64::from(u32::MAX)) as u32,
+            reset,
+        };
+        match decision {
+            Spend::Granted {
+                remaining,
+                reset,
+                receipt,
+            } => {
+                quotas.push(quota(remaining, reset));
+                spent.push(Spent {
+                    policy: Arc::clone(&policy.name),
+                    receipt,
+                    amount: *amount,
+                });
+                count(policy, "spent");
+                add_amount(&policy.name, "spent", *amount);
+            }
+            Spend::Refused { remaining, wait } => {
+                quotas.push(quota(remaining, wait));
+                count(policy, "refused");
+                add_amount(&policy.name, "refused", *amount);
+                let longest = match refusal {
+                    Some(Rejection::BudgetExhausted { retry_after }) => retry_after.max(wait),
+                    _ => wait,
+                };
+                if !matches!(refusal, Some(Rejection::RateLimitUnavailable { .. })) {
+                    refusal = Some(Rejection::BudgetExhausted {
+                        retry_after: longest,
+                    });
+                }
+            }
+            Spend::Unavailable => {
+                count(policy, "unavailable");
+                let retry_after = config
+                    .redis
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(1), |r| r.retry_interval);
+                refusal = Some(Rejection::RateLimitUnavailable { retry_after });
+            }
+        }
+    }
+    match refusal {
+        None => Ok(spent),
+        Some(refusal) => {
+            give_back(snapshot, at, spent).await;
+            Err(refusal)
+        }
+    }
+}
+
+fn add_amount(policy: &str, outcome: &str, amount: u64) {
+    METRICS
+        .budget_amount
+        .with_label_values(&[policy, outcome])
+        .inc_by(amount);
+}
+
+/// Gives `spent` back: the request it was spent on did not happen.
+pub async fn give_back(snapshot: &Snapshot, at: Where<'_>, spent: Vec<Spent>) {
+    for spent in spent {
+        let given = snapshot.limiter.budgets.give_back(at, &spent.receipt).await;
+        let outcome = if given { "refunded" } else { "refund_failed" };
+        METRICS
+            .budget_requests
+            .with_label_values(&[&spent.policy, outcome])
+            .inc();
+        if given {
+            add_amount(&spent.policy, "refunded", spent.amount);
+        }
+    }
+}
+
+/// Whether a request that spent budget did not happen, by how it ended: it was never sent,
+/// or the upstream answered with a definite refusal (any 4xx but 408: the service looked
+/// at the request and did nothing). A 5xx, a timeout or a lost connection may come after
+/// the work was done, so what was spent stays spent.
+pub fn did_not_happen(sent: bool, upstream_status: Option<u16>) -> bool {
+    match upstream_status {
+        Some(status) => (400..500).contains(&status) && status != 408,
+        None => !sent,
+    }
+}
+
+/// At the end of a request that spent budget: gives it back if the request did not happen.
+pub async fn settle(snapshot: &Snapshot, spent: Vec<Spent>, sent: bool, status: Option<u16>) {
+    if spent.is_empty() || !did_not_happen(sent, status) {
+        return;
+    }
+    let at = snapshot
+        .limiter
+        .budget_store(snapshot.config.rate_limiting.redis.as_ref());
+    give_back(snapshot, at, spent).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_not_happen;
+
+    #[test]
+    fn only_requests_that_did_not_happen_get_their_amount_back() {
+        assert!(did_not_happen(false, None));
+        assert!(did_not_happen(true, Some(422)));
+        assert!(did_not_happen(true, Some(409)));
+        assert!(!did_not_happen(true, Some(408)));
+        assert!(!did_not_happen(true, Some(200)));
+        assert!(!did_not_happen(true, Some(500)));
+        assert!(!did_not_happen(true, Some(503)));
+        assert!(!did_not_happen(true, None));
+    }
+}
