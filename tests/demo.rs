@@ -159,22 +159,23 @@ async fn the_demo_does_what_its_banner_says() {
         .call("GET", dashboard, &[("authorization", &admin)])
         .await;
     assert_eq!(echoed(&admin_call)["service"], "minting");
-    // A venue in the path keeps its place through the rewrite, and must have its shape.
+    // A venue in the path keeps its place through the rewrite; a ticket id must have its
+    // shape.
     let history = demo
         .call(
             "GET",
-            "/api/v1/minting/admin/reconcile/venue-7/history?page=2",
+            "/api/v1/minting/admin/reconcile/7/history?page=2",
             &[("authorization", &admin)],
         )
         .await;
     assert_eq!(
         echoed(&history)["path"],
-        "/admin/reconcile/venue-7/history?page=2"
+        "/admin/reconcile/7/history?page=2"
     );
     let odd_venue = demo
         .call(
             "GET",
-            "/api/v1/minting/admin/stats/venue.7",
+            "/api/v1/minting/admin/mints/ticket.7",
             &[("authorization", &admin)],
         )
         .await;
@@ -305,4 +306,117 @@ async fn the_demo_does_what_its_banner_says() {
         "{} was left behind",
         directory.display()
     );
+}
+
+/// A token for the demo, signed with the secret it wrote to its directory.
+fn demo_token(demo: &Demo, sub: &str, roles: &[&str], venues: &[&str]) -> String {
+    let directory = std::env::temp_dir().join(format!("usher-demo-{}", demo.child.id()));
+    let secret = std::fs::read_to_string(directory.join("jwt-secret")).unwrap();
+    let now = common::unix_now();
+    common::hs256_jwt(
+        &secret,
+        &serde_json::json!({
+            "sub": sub, "tenant_id": "tenant-demo", "roles": roles, "venue_ids": venues,
+            "type": "access", "iss": "tickettoken-auth", "aud": "tickettoken-api",
+            "iat": now, "exp": now + 600, "jti": format!("{sub}-jti"),
+        }),
+    )
+}
+
+#[tokio::test]
+async fn minting_admins_act_within_their_scope() {
+    let demo = Demo::start().await;
+    let tenant_admin = format!(
+        "Bearer {}",
+        demo_token(&demo, "admin-7", &["admin"], &["7"])
+    );
+    let platform = format!(
+        "Bearer {}",
+        demo_token(&demo, "platform-1", &["platform_admin"], &[])
+    );
+    let customer = format!("Bearer {}", demo_token(&demo, "fan-1", &["customer"], &[]));
+    let call =
+        |method: &'static str, path: &'static str, who: &String, body: Option<&'static str>| {
+            let who = who.clone();
+            let public = demo.public;
+            async move {
+                let mut headers = vec![("authorization", who.as_str())];
+                if body.is_some() {
+                    headers.push(("content-type", "application/json"));
+                    headers.push(("idempotency-key", "\"scope-1\""));
+                }
+                request(public, method, path, &headers, body.map(str::as_bytes))
+                    .await
+                    .unwrap()
+            }
+        };
+    // A tenant admin: its own venue, not another, and nothing destructive.
+    let own = call("GET", "/api/v1/minting/admin/stats/7", &tenant_admin, None).await;
+    assert_eq!(echoed(&own)["path"], "/admin/stats/7");
+    let status = |r: Response| (r.status, r.error_code());
+    let forbidden = (403, "forbidden".to_string());
+    for (method, path) in [
+        ("GET", "/api/v1/minting/admin/stats/8"),
+        ("GET", "/api/v1/minting/admin/reconcile/8/history"),
+        ("DELETE", "/api/v1/minting/admin/cache/clear"),
+    ] {
+        assert_eq!(
+            status(call(method, path, &tenant_admin, None).await),
+            forbidden,
+            "{method} {path}"
+        );
+    }
+    let fix = call(
+        "POST",
+        "/api/v1/minting/admin/reconcile/7/fix",
+        &tenant_admin,
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status(fix), forbidden);
+    // A batch names its venue in the body, held to the same scope.
+    let elsewhere = call(
+        "POST",
+        "/api/v1/minting/admin/batch-mint",
+        &tenant_admin,
+        Some(r#"{"venueId":"8","ticketIds":["a","b"]}"#),
+    )
+    .await;
+    assert_eq!(status(elsewhere), forbidden);
+    let batch = call(
+        "POST",
+        "/api/v1/minting/admin/batch-mint",
+        &tenant_admin,
+        Some(r#"{"venueId":"7","ticketIds":["a","b","c"]}"#),
+    )
+    .await;
+    assert_eq!(echoed(&batch)["path"], "/admin/batch-mint");
+    let standing = batch.header("ratelimit").unwrap_or_default().to_string();
+    assert!(
+        standing.contains(r#""mint-tenant-daily";r=4997"#)
+            && standing.contains(r#""mint-admin-hourly";r=997"#),
+        "{standing}"
+    );
+
+    // A platform admin: every venue, and the destructive routes.
+    let other = call("GET", "/api/v1/minting/admin/stats/8", &platform, None).await;
+    assert_eq!(echoed(&other)["path"], "/admin/stats/8");
+    let clear = call(
+        "DELETE",
+        "/api/v1/minting/admin/cache/clear",
+        &platform,
+        None,
+    )
+    .await;
+    assert_eq!(echoed(&clear)["path"], "/admin/cache/clear");
+    // A customer reaches no admin route, and its own mint status, as itself.
+    let refused = call("GET", "/api/v1/minting/admin/dashboard", &customer, None).await;
+    assert_eq!(status(refused), forbidden);
+    let mine = call("GET", "/api/v1/minting/status/t-1", &customer, None).await;
+    let mine = echoed(&mine);
+    assert_eq!(
+        (mine["service"].as_str(), mine["path"].as_str()),
+        (Some("minting"), Some("/status/t-1"))
+    );
+    assert_eq!(mine["headers"]["x-user-id"], serde_json::json!(["fan-1"]));
 }

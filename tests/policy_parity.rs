@@ -16,9 +16,10 @@ struct Expect {
     public: bool,
     /// Roles, any of which the caller needs (empty: any caller).
     roles: &'static [&'static str],
-    /// A venue id in the path that the caller's venues must contain (and venue-service
-    /// confirm), unless the caller is an admin.
-    venue_scoped: bool,
+    /// Where a venue id comes from that the caller's venues must contain (a path parameter
+    /// or a pointer into the body), whether venue-service confirms it, and which roles
+    /// pass for every venue; empty: no venue scope.
+    venue: &'static str,
     /// Rate-limit policies, in order.
     limits: &'static [&'static str],
     timeout_s: u64,
@@ -38,7 +39,7 @@ const fn authenticated(route: &'static str, limits: &'static [&'static str]) -> 
         via: None,
         public: false,
         roles: &[],
-        venue_scoped: false,
+        venue: "",
         limits,
         timeout_s: 10,
         max_body: MIB,
@@ -57,6 +58,9 @@ const fn idempotent(e: Expect) -> Expect {
 }
 
 const GLOBAL: &[&str] = &["global"];
+const VENUE_MANAGER: &str = ":venueId confirmed, unless admin";
+const MINTING_VENUE: &str = ":venueId, unless platform_admin";
+const MINTING_ADMINS: &[&str] = &["admin", "platform_admin"];
 
 fn table() -> Vec<(&'static str, &'static str, Expect)> {
     let public = |e: Expect| Expect { public: true, ..e };
@@ -155,7 +159,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/venues/7",
             Expect {
                 roles: &["venue_manager", "admin"],
-                venue_scoped: true,
+                venue: VENUE_MANAGER,
                 ..authenticated("venue-manage", &["global", "venue-api"])
             },
         ),
@@ -164,7 +168,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/venues/7/sections",
             Expect {
                 roles: &["venue_manager", "admin"],
-                venue_scoped: true,
+                venue: VENUE_MANAGER,
                 ..authenticated("venue-manage", &["global", "venue-api"])
             },
         ),
@@ -173,7 +177,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/venues/7",
             Expect {
                 roles: &["venue_manager", "admin"],
-                venue_scoped: true,
+                venue: VENUE_MANAGER,
                 ..authenticated("venue-manage", &["global", "venue-api"])
             },
         ),
@@ -182,7 +186,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/venues/7/sections/2",
             Expect {
                 roles: &["venue_manager", "admin"],
-                venue_scoped: true,
+                venue: VENUE_MANAGER,
                 ..authenticated("venue-manage", &["global", "venue-api"])
             },
         ),
@@ -191,7 +195,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/venues/7",
             Expect {
                 roles: &["venue_manager", "admin"],
-                venue_scoped: true,
+                venue: VENUE_MANAGER,
                 ..authenticated("venue-manage", &["global", "venue-api"])
             },
         ),
@@ -385,12 +389,14 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
                 ..authenticated("transfer-create", GLOBAL)
             }),
         ),
-        // Minting: admins only, its own limits; batch mints stricter still.
+        // Minting: admins only, its own limits; a tenant admin within its venues, platform
+        // admins for every venue and for what is destructive; batch mints stricter still,
+        // and counted in tickets.
         (
             "GET",
             "/api/v1/minting/admin/stats",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
                 ..authenticated("minting-admin", &["global", "minting"])
             }),
         ),
@@ -398,7 +404,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "DELETE",
             "/api/v1/minting/admin/cache/clear",
             Expect {
-                roles: &["admin"],
+                roles: &["platform_admin"],
                 ..authenticated("minting-cache-clear", &["global", "minting"])
             },
         ),
@@ -406,7 +412,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "GET",
             "/api/v1/minting/admin/cache/stats",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
                 ..authenticated("minting-admin", &["global", "minting"])
             }),
         ),
@@ -414,7 +420,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "DELETE",
             "/api/v1/minting/admin/cache/t-1",
             Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
                 ..authenticated("minting-cache-entry", &["global", "minting"])
             },
         ),
@@ -422,7 +428,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "POST",
             "/api/v1/minting/admin/reconcile/v-1",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
+                venue: MINTING_VENUE,
                 ..authenticated("minting-reconcile", &["global", "minting"])
             }),
         ),
@@ -430,7 +437,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "GET",
             "/api/v1/minting/admin/reconcile/v-1/history",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
+                venue: MINTING_VENUE,
                 ..authenticated("minting-reconcile", &["global", "minting"])
             }),
         ),
@@ -438,7 +446,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "POST",
             "/api/v1/minting/admin/reconcile/v-1/fix",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: &["platform_admin"],
                 ..authenticated("minting-reconcile-fix", &["global", "minting"])
             }),
         ),
@@ -446,7 +454,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "GET",
             "/api/v1/minting/admin/stats/v-1",
             Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
+                venue: MINTING_VENUE,
                 ..authenticated("minting-venue-stats", &["global", "minting"])
             },
         ),
@@ -454,7 +463,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "GET",
             "/api/v1/minting/admin/mints/t-1",
             Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
                 ..authenticated("minting-mint", &["global", "minting"])
             },
         ),
@@ -462,10 +471,26 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "POST",
             "/api/v1/minting/admin/batch-mint",
             idempotent(Expect {
-                roles: &["admin"],
+                roles: MINTING_ADMINS,
+                venue: "body /venueId, unless platform_admin",
                 timeout_s: 120,
-                ..authenticated("minting-batch", &["global", "minting", "minting-batch"])
+                ..authenticated(
+                    "minting-batch",
+                    &[
+                        "global",
+                        "minting",
+                        "minting-batch",
+                        "mint-tenant-daily",
+                        "mint-admin-hourly",
+                    ],
+                )
             }),
+        ),
+        // A user's own mint status.
+        (
+            "GET",
+            "/api/v1/minting/status/t-1",
+            authenticated("minting-status", &["global", "mint-status"]),
         ),
     ]
 }
@@ -516,7 +541,7 @@ fn actual(config: &Config, router: &Router, method: &str, path: &str) -> Result<
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
         ),
-        venue_scoped: route.auth.venue_param.is_some() && route.auth.venue_check,
+        venue: leak(&venue_scope(route)),
         limits: Box::leak(
             route
                 .rate_limits
@@ -532,6 +557,17 @@ fn actual(config: &Config, router: &Router, method: &str, path: &str) -> Result<
     })
 }
 
+fn venue_scope(route: &RouteSpec) -> String {
+    let auth = &route.auth;
+    let from = match (auth.venue_param, &auth.venue_field) {
+        (Some(index), _) => format!(":{}", route.pattern.param_names().nth(index).unwrap()),
+        (None, Some(pointer)) => format!("body {pointer}"),
+        (None, None) => return String::new(),
+    };
+    let confirmed = if auth.venue_check { " confirmed" } else { "" };
+    format!("{from}{confirmed}, unless {}", auth.admin_roles.join("|"))
+}
+
 fn describe(e: &Expect) -> String {
     format!(
         "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}",
@@ -539,7 +575,11 @@ fn describe(e: &Expect) -> String {
         e.via.map_or(String::new(), |via| format!(" (via {via})")),
         if e.public { "public" } else { "authenticated" },
         e.roles,
-        if e.venue_scoped { ", venue-scoped" } else { "" },
+        if e.venue.is_empty() {
+            String::new()
+        } else {
+            format!(", venue {}", e.venue)
+        },
         e.limits,
         e.timeout_s,
         e.max_body,

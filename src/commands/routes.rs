@@ -1,7 +1,7 @@
 //! `usher routes FILE`: the route table, generated from the configuration itself, so the
 //! list of public routes can never drift from what the gateway enforces.
 
-use crate::config::{Access, Config, KeyPart, PolicySpec, RouteSpec, StoreFailure, Tiers};
+use crate::config::{Access, Config, KeyPart, Measure, PolicySpec, RouteSpec, StoreFailure, Tiers};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -215,12 +215,22 @@ fn describe(policy: &PolicySpec) -> String {
             KeyPart::Query(name) => format!("query:{name}"),
         })
         .collect();
+    let counted = match &policy.amount {
+        None => String::new(),
+        Some(amount) => match amount.measure {
+            Measure::Length => format!(" of the length of {}", amount.pointer),
+            Measure::Number => format!(" of the number at {}", amount.pointer),
+        },
+    };
     let mut text = format!(
-        "{} per {} by {}",
+        "{}{counted} per {} by {}",
         policy.limit,
         human_duration(policy.window),
         key.join(",")
     );
+    if let Some(cap) = policy.amount.as_ref().and_then(|a| a.max_per_request) {
+        text.push_str(&format!("; at most {cap} per request"));
+    }
     if policy.tiered {
         text.push_str("; tiered");
     }
@@ -268,6 +278,9 @@ fn auth_column(route: &RouteSpec) -> String {
         if auth.venue_check {
             text.push_str(" (confirmed)");
         }
+    }
+    if let Some(pointer) = &auth.venue_field {
+        text.push_str(&format!("; venue in body {pointer}"));
     }
     if auth.user_status {
         text.push_str("; user status");

@@ -416,6 +416,7 @@ pub struct RawRouteAuth {
     #[serde(default)]
     pub roles: Vec<String>,
     pub venue_param: Option<String>,
+    pub venue_field: Option<String>,
     #[serde(default)]
     pub admin_roles: Vec<String>,
     #[serde(default)]

@@ -1,6 +1,7 @@
 //! Roles and venue scope, replacing the old gateway's `checkVenueAccess() → true`.
 //! A route may require one of a set of roles; a route with a venue parameter may require
-//! that the caller's venue claim contains that venue, unless the caller has an admin role.
+//! that the caller's venue claim contains that venue, unless the caller has an admin role;
+//! a venue named in the body (`venue_field`) is held to the same rule once the body is in.
 
 use crate::config::RouteAuth;
 use crate::security::Identity;
@@ -16,13 +17,19 @@ pub fn authorize(
         return Err("missing_role");
     }
     if let Some(index) = auth.venue_param {
-        let venue = params.get(index).map(String::as_str).unwrap_or("");
-        let scoped = identity.venues.iter().any(|v| v == venue);
-        if !scoped && !identity.has_any_role(&auth.admin_roles) {
+        let venue = params.get(index).map(String::as_str);
+        if !venue_in_scope(identity, auth, venue) {
             return Err("venue_not_in_scope");
         }
     }
     Ok(())
+}
+
+/// Whether the caller may act on `venue` (a path parameter, or `venue_field` in the body;
+/// `None` when there is none): its venue claim contains it, or it has an admin role.
+pub fn venue_in_scope(identity: &Identity, auth: &RouteAuth, venue: Option<&str>) -> bool {
+    let scoped = venue.is_some_and(|venue| identity.venues.iter().any(|v| v == venue));
+    scoped || identity.has_any_role(&auth.admin_roles)
 }
 
 #[cfg(test)]

@@ -138,6 +138,9 @@ pub struct RouteAuth {
     pub roles: Vec<String>,
     /// The index, among the route's parameters, of the venue the caller must be scoped to.
     pub venue_param: Option<usize>,
+    /// A JSON pointer to a venue id in the body, which the caller must be scoped to like
+    /// `venue_param`'s (checked once the body is in; the route then buffers it).
+    pub venue_field: Option<String>,
     /// Roles that pass the venue scope check for every venue.
     pub admin_roles: Vec<String>,
     pub api_keys: bool,

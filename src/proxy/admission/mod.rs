@@ -17,7 +17,7 @@
 //!           body read before any upstream contact (413 over the limit, 400 malformed, 408
 //!           too slow, 503 when buffers are full): body.rs
 //! validate  where the route has a body schema: 415 not JSON, 400 malformed, 422 invalid
-//!           (crate::validation)
+//!           (crate::validation); a venue in the body out of the caller's scope (403)
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
 //!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
 //! budget    where the route has budgets: the body's amount (422 missing or over the
@@ -49,7 +49,7 @@ use super::request::Request;
 use super::RequestCtx;
 use crate::config::RouteSpec;
 use crate::filters::client_address;
-use crate::filters::cors;
+use crate::filters::{authorize, cors};
 use crate::ratelimit::key::KeySource;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
@@ -99,12 +99,21 @@ pub async fn run(
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
     let head = session.req_header();
-    let document = match schema.is_some() || route.has_budgets {
+    let document = match schema.is_some() || route.has_budgets || route.auth.venue_field.is_some() {
         true => validation::document(&head.method, &head.headers, &body).inspect_err(refused)?,
         false => None,
     };
     if let (Some(schema), Some(document)) = (schema, &document) {
         validation::check_body(document, schema).inspect_err(refused)?;
+    }
+    if let (Some(pointer), Some(identity), Some(document)) =
+        (&route.auth.venue_field, &ctx.identity, &document)
+    {
+        let venue = document.pointer(pointer).and_then(|v| v.as_str());
+        if !authorize::venue_in_scope(identity, &route.auth, venue) {
+            ctx.event("venue_not_in_scope", Severity::Medium);
+            return Err(Rejection::Forbidden);
+        }
     }
     match idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await? {
         Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),

@@ -50,6 +50,12 @@ impl Compiler<'_> {
             }
             index
         });
+        if let Some(pointer) = auth.venue_field.as_ref().filter(|p| !p.starts_with('/')) {
+            self.error(
+                format!("{at}.venue_field"),
+                format!("\"{pointer}\" is not a JSON pointer: it starts with / (\"/venueId\")"),
+            );
+        }
         if auth.api_keys && authentication.api_keys.is_none() {
             self.error(
                 format!("{at}.api_keys"),
@@ -99,6 +105,7 @@ impl Compiler<'_> {
         RouteAuth {
             roles: auth.roles.clone(),
             venue_param,
+            venue_field: auth.venue_field.clone(),
             admin_roles: auth.admin_roles.clone(),
             api_keys: auth.api_keys,
             token_sources,

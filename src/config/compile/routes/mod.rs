@@ -165,14 +165,7 @@ impl Compiler<'_> {
                     "needs an authenticated route: keys are scoped to the caller",
                 );
             }
-            if raw.buffer_body == Some(false) {
-                self.error(
-                    format!("{at}.buffer_body"),
-                    "idempotency needs the whole body (its fingerprint); remove buffer_body: false",
-                );
-            } else {
-                self.whole_body_fits(&format!("{at}.idempotency"), max_body);
-            }
+            self.reads_whole_body(&format!("{at}.idempotency"), raw, max_body);
         }
         let (body_schema, param_patterns) =
             self.route_validation(&at, raw, pattern.as_ref(), max_body);
@@ -181,18 +174,21 @@ impl Compiler<'_> {
             .iter()
             .any(|attached| rate_limiting.policies[attached.policy].amount.is_some());
         if budgets {
-            if raw.buffer_body == Some(false) {
-                self.error(
-                    format!("{at}.buffer_body"),
-                    "a budget (a policy with amount) reads the body; remove buffer_body: false",
-                );
-            } else {
-                self.whole_body_fits(&format!("{at}.rate_limits"), max_body);
-            }
+            self.reads_whole_body(&format!("{at}.rate_limits"), raw, max_body);
         }
-        // Idempotency, body schemas and budgets read the body: they need it before the
-        // upstream.
-        let reads_body = idempotency.is_some() || body_schema.is_some() || budgets;
+        let venue_in_body = raw.auth.as_ref().is_some_and(|a| a.venue_field.is_some());
+        if venue_in_body {
+            if raw.public {
+                self.error(
+                    format!("{at}.auth.venue_field"),
+                    "needs an authenticated route: the scope is the caller's",
+                );
+            }
+            self.reads_whole_body(&format!("{at}.auth.venue_field"), raw, max_body);
+        }
+        // Idempotency, body schemas, budgets and a venue in the body read the body: they
+        // need it before the upstream.
+        let reads_body = idempotency.is_some() || body_schema.is_some() || budgets || venue_in_body;
         let buffer_body = reads_body
             || raw
                 .buffer_body
@@ -239,8 +235,15 @@ impl Compiler<'_> {
 
     /// A feature that reads the whole body before the upstream (idempotency, a body schema)
     /// needs it within the retry buffer Pingora forwards it from.
-    pub(super) fn whole_body_fits(&mut self, key: &str, max_body: u64) {
-        if max_body > builtin::MAX_BUFFERED_BODY {
+    /// What `key` names reads the whole body before the upstream: the route must not say
+    /// `buffer_body: false`, and its body must fit the retry buffer.
+    pub(super) fn reads_whole_body(&mut self, key: &str, raw: &RawRoute, max_body: u64) {
+        if raw.buffer_body == Some(false) {
+            self.error(
+                key,
+                "needs the whole body before the upstream; remove buffer_body: false",
+            );
+        } else if max_body > builtin::MAX_BUFFERED_BODY {
             self.error(
                 key,
                 format!(
@@ -374,7 +377,7 @@ mod tests {
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, max_body: 1KiB, idempotency: {}"), &["routes[0].idempotency: needs an authenticated route: keys are scoped to the caller"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, idempotency: { ttl: 1h }, buffer_body: false, auth: {}"), &[
                 "routes[0].idempotency: needs an authenticated route: keys are scoped to the caller",
-                "routes[0].buffer_body: idempotency needs the whole body (its fingerprint); remove buffer_body: false",
+                "routes[0].idempotency: needs the whole body before the upstream; remove buffer_body: false",
                 "routes[0].auth: a public route has no caller to check; remove auth or public: true",
             ]),
         ]);

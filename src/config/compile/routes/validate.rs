@@ -27,14 +27,7 @@ impl Compiler<'_> {
             if schema.trim().is_empty() {
                 self.error(format!("{at}.body_schema"), "must name a JSON Schema file");
             }
-            if raw.buffer_body == Some(false) {
-                self.error(
-                    format!("{at}.body_schema"),
-                    "needs the whole body before the upstream; remove buffer_body: false",
-                );
-            } else {
-                self.whole_body_fits(&format!("{at}.body_schema"), max_body);
-            }
+            self.reads_whole_body(&format!("{at}.body_schema"), raw, max_body);
         }
         let mut patterns = Vec::new();
         for (name, text) in &validate.params {
