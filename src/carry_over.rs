@@ -12,6 +12,7 @@
 //! | issuer key set | same JWKS URL | the fetched set and its refresh schedule |
 //! | user-status and venue answers | same URL template | cached answers |
 //! | idempotency records | always (this process's) | keys in flight and the answers kept |
+//! | approvals | always (this process's) | approvals kept in process (without Redis) |
 //!
 //! Files (keys, API keys, revoked ids) are always read anew. So a reload during a
 //! dependency's outage does not forget what made requests pass before it.
@@ -45,6 +46,7 @@ pub enum Part {
     UserStatusAnswers,
     VenueAnswers,
     IdempotencyRecords,
+    Approvals,
 }
 
 impl fmt::Display for Part {
@@ -58,6 +60,7 @@ impl fmt::Display for Part {
             Part::UserStatusAnswers => "user-status answers",
             Part::VenueAnswers => "venue answers",
             Part::IdempotencyRecords => "idempotency records",
+            Part::Approvals => "approvals",
         })
     }
 }
@@ -145,13 +148,17 @@ impl Running {
             let reused = store_reused && theirs.is_some_and(|theirs| mine.inherit(theirs));
             carried.note(Part::RevocationAnswers, reused);
         }
-        let idempotency = match previous {
-            Some(previous) => Arc::clone(&previous.idempotency),
-            None => Arc::default(),
+        let (idempotency, approvals) = match previous {
+            Some(previous) => (
+                Arc::clone(&previous.idempotency),
+                Arc::clone(&previous.approvals),
+            ),
+            None => (Arc::default(), Arc::default()),
         };
         carried.note(Part::IdempotencyRecords, previous.is_some());
+        carried.note(Part::Approvals, previous.is_some());
         (
-            Snapshot::new(version, prepared, pools, limiter, idempotency),
+            Snapshot::new(version, prepared, pools, limiter, idempotency, approvals),
             carried,
         )
     }

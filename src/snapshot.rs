@@ -4,6 +4,7 @@
 //! so a reload that lands mid-request never mixes two configurations. A reload builds a
 //! complete new snapshot (router, pools, policies) and publishes it in one atomic store.
 
+use crate::approval::Approvals;
 use crate::config::Config;
 use crate::idempotency::Store as IdempotencyStore;
 use crate::prepare::Prepared;
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub schemas: Schemas,
     /// Idempotency records; one per process, carried over by every reload.
     pub idempotency: Arc<IdempotencyStore>,
+    /// Approvals kept in this process (without Redis); carried over like idempotency.
+    pub approvals: Arc<Approvals>,
 }
 
 impl Snapshot {
@@ -48,6 +51,7 @@ impl Snapshot {
         pools: Vec<Arc<Pool>>,
         limiter: Arc<Limiter>,
         idempotency: Arc<IdempotencyStore>,
+        approvals: Arc<Approvals>,
     ) -> Snapshot {
         let store = limiter.shared_store().cloned();
         let Prepared {
@@ -62,6 +66,7 @@ impl Snapshot {
             store,
             limiter,
             idempotency,
+            approvals,
             version,
             router: Router::new(&config.routes, &config.aliases),
             route_metrics: config

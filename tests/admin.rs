@@ -177,6 +177,7 @@ rate_limiting:
                 "usher_validation_refusals_total",
                 "usher_budget_requests_total",
                 "usher_budget_amount_total",
+                "usher_approvals_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

@@ -233,6 +233,87 @@ async fn the_demo_does_what_its_banner_says() {
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(replayed.body, first.body);
 
+    // A batch of more than 100 tickets, as the banner walks it: held for approval, the
+    // submitter cannot approve it, the other admin can, and then it goes through once.
+    let admin_bearer = format!("Bearer {}", demo.printed("ADMIN=", ' '));
+    let approver = format!("Bearer {}", demo.printed("APPROVER=", ' '));
+    let batch_file = demo.printed("-d @", '\'');
+    let batch = std::fs::read(&batch_file).unwrap();
+    let mint = |who: &str| {
+        let headers = [
+            ("authorization", who.to_string()),
+            ("content-type", "application/json".to_string()),
+            ("idempotency-key", "\"batch-1\"".to_string()),
+        ];
+        let (public, batch) = (demo.public, batch.clone());
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            request(
+                public,
+                "POST",
+                "/api/v1/minting/admin/batch-mint",
+                &headers,
+                Some(&batch),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let held = mint(&admin_bearer).await;
+    assert_eq!(
+        (held.status, held.error_code().as_str()),
+        (403, "approval_required")
+    );
+    let id = held.json()["error"]["details"]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status_path = format!("/api/v1/approvals/{id}");
+    let approve_path = format!("{status_path}/approve");
+    let pending = demo
+        .call("GET", &status_path, &[("authorization", &approver)])
+        .await;
+    assert_eq!(
+        (
+            pending.json()["status"].as_str(),
+            pending.json()["amount"].as_u64()
+        ),
+        (Some("pending"), Some(150))
+    );
+    let own = request(
+        demo.public,
+        "POST",
+        &approve_path,
+        &[("authorization", &admin_bearer)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.error_code(), "approval_self");
+    let approved = request(
+        demo.public,
+        "POST",
+        &approve_path,
+        &[("authorization", &approver)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.json()["status"], "approved");
+    let mut minted = mint(&admin_bearer).await;
+    for _ in 0..40 {
+        if minted.status != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        minted = mint(&admin_bearer).await;
+    }
+    assert_eq!(
+        echoed(&minted)["headers"]["x-approved-by"],
+        serde_json::json!(["jwt:demo-approver"])
+    );
+
     let partner = demo
         .call(
             "GET",

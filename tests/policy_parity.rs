@@ -28,6 +28,8 @@ struct Expect {
     forwards_token: bool,
     /// Whether POST and PATCH need an Idempotency-Key (the body is then read first).
     idempotent: bool,
+    /// Requests asking for more than this need another principal's approval (0: none).
+    approval_above: u64,
 }
 
 const KIB: u64 = 1 << 10;
@@ -45,6 +47,7 @@ const fn authenticated(route: &'static str, limits: &'static [&'static str]) -> 
         max_body: MIB,
         forwards_token: false,
         idempotent: false,
+        approval_above: 0,
     }
 }
 
@@ -474,6 +477,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
                 roles: MINTING_ADMINS,
                 venue: "body /venueId, unless platform_admin",
                 timeout_s: 120,
+                approval_above: 100,
                 ..authenticated(
                     "minting-batch",
                     &[
@@ -485,6 +489,23 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
                     ],
                 )
             }),
+        ),
+        // Approvals are granted at the edge, by admins.
+        (
+            "GET",
+            "/api/v1/approvals/0123456789abcdef0123456789abcdef",
+            Expect {
+                roles: MINTING_ADMINS,
+                ..authenticated("approvals", &["global", "minting"])
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/approvals/0123456789abcdef0123456789abcdef/approve",
+            Expect {
+                roles: MINTING_ADMINS,
+                ..authenticated("approvals", &["global", "minting"])
+            },
         ),
         // A user's own mint status.
         (
@@ -554,6 +575,7 @@ fn actual(config: &Config, router: &Router, method: &str, path: &str) -> Result<
         max_body: route.max_body,
         forwards_token: route.auth.forward_credential,
         idempotent: route.idempotency.is_some() && route.buffer_body,
+        approval_above: route.approval.as_ref().map_or(0, |a| a.above),
     })
 }
 
@@ -570,7 +592,7 @@ fn venue_scope(route: &RouteSpec) -> String {
 
 fn describe(e: &Expect) -> String {
     format!(
-        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}",
+        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}{}",
         e.route,
         e.via.map_or(String::new(), |via| format!(" (via {via})")),
         if e.public { "public" } else { "authenticated" },
@@ -592,6 +614,11 @@ fn describe(e: &Expect) -> String {
             ", Idempotency-Key"
         } else {
             ""
+        },
+        if e.approval_above > 0 {
+            format!(", approval above {}", e.approval_above)
+        } else {
+            String::new()
         }
     )
 }

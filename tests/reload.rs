@@ -261,7 +261,8 @@ routes:
     assert_eq!(
         carried_over(&gateway, 2),
         (
-            "rate-limit counts, idempotency records, upstream flaky, upstream other".to_string(),
+            "rate-limit counts, idempotency records, approvals, upstream flaky, upstream other"
+                .to_string(),
             String::new()
         ),
         "the reload says what it took over"

@@ -25,6 +25,9 @@ const SHIPPED_SCHEMAS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Tickets in the demo's batch mint: over the shipped approval threshold (100).
+const BATCH_TICKETS: usize = 150;
+
 pub fn demo(port: u16, admin_port: u16) -> i32 {
     crate::telemetry::logging::init();
     match prepare(port, admin_port) {
@@ -111,6 +114,10 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     for (name, text) in SHIPPED_SCHEMAS {
         std::fs::write(directory.join("schemas").join(name), text).map_err(|e| e.to_string())?;
     }
+    // A batch mint large enough to need a second admin's approval.
+    let tickets: Vec<String> = (1..=BATCH_TICKETS).map(|n| format!("ticket-{n}")).collect();
+    let batch = serde_json::json!({ "venueId": "7", "ticketIds": tickets });
+    std::fs::write(directory.join("batch.json"), batch.to_string()).map_err(|e| e.to_string())?;
     let credentials = demo_credentials(&directory, &mut document)?;
     let path = directory.join("routes.yaml");
     let text = serde_yaml::to_string(&document).map_err(|e| e.to_string())?;
@@ -167,6 +174,8 @@ fn start_echo_servers(names: Vec<String>, avoid: [u16; 2]) -> Result<Vec<SocketA
 struct Credentials {
     token: String,
     admin_token: String,
+    /// A second admin of the same tenant, to approve what the first submits.
+    approver_token: String,
     api_key: String,
 }
 
@@ -220,6 +229,7 @@ fn demo_credentials(
         // Two callers, so they do not share rate-limit buckets.
         token: sign("demo-user", &["customer", "venue_manager"], "demo-token")?,
         admin_token: sign("demo-admin", &["admin"], "demo-admin-token")?,
+        approver_token: sign("demo-approver", &["admin"], "demo-approver-token")?,
         api_key,
     })
 }
@@ -255,6 +265,18 @@ Try:
   curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d '{{"eventId":"evt-1","tickets":[]}}'
   curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d "$ORDER"
   curl -si {base}/api/v1/tickets/purchase -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -H 'idempotency-key: "order-1"' -d "$ORDER"
+  # a batch mint of more than 100 tickets needs a second admin: the first answer is 403
+  # approval_required with an approval id; the other admin reads and approves it; the
+  # identical request (same body, same Idempotency-Key) then goes through once, and the
+  # minting service sees who approved it (x-approved-by)
+  ADMIN={admin_token}
+  APPROVER={approver_token}
+  BATCH='{base}/api/v1/minting/admin/batch-mint -H content-type:application/json -H idempotency-key:"batch-1" -d @{batch}'
+  ID=$(curl -s $BATCH -H "authorization: Bearer $ADMIN" | sed -n 's/.*"approval_id":"\([0-9a-f]*\)".*/\1/p'); echo $ID
+  curl -s {base}/api/v1/approvals/$ID -H "authorization: Bearer $APPROVER"
+  curl -si -X POST {base}/api/v1/approvals/$ID/approve -H "authorization: Bearer $ADMIN"
+  curl -s -X POST {base}/api/v1/approvals/$ID/approve -H "authorization: Bearer $APPROVER"
+  curl -s $BATCH -H "authorization: Bearer $ADMIN"
   # a partner API key on the integrations route
   curl -s {base}/api/v1/integrations/sync -H 'x-api-key: {api_key}'
   # a spoofed tenant header on a public route is stripped before forwarding
@@ -277,6 +299,8 @@ Try:
         pid = std::process::id(),
         token = credentials.token,
         admin_token = credentials.admin_token,
+        approver_token = credentials.approver_token,
+        batch = path.with_file_name("batch.json").display(),
         api_key = credentials.api_key,
     );
 }

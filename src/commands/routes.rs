@@ -42,7 +42,10 @@ pub fn table(config: &Config) -> String {
                 route.methods.as_ref().map_or("*".into(), |m| {
                     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
                 }),
-                config.upstreams[route.upstream].name.to_string(),
+                match route.target.upstream() {
+                    Some(upstream) => config.upstreams[upstream].name.to_string(),
+                    None => "(Usher: approvals)".to_string(),
+                },
                 route
                     .rewrite
                     .as_ref()

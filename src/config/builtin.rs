@@ -68,6 +68,12 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.max_buffered_bytes`.
 pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// `routes[].approval.approvals`: the four-eyes rule, one approver besides the submitter.
+pub const APPROVALS_NEEDED: u32 = 1;
+/// `routes[].approval.expires`.
+pub const APPROVAL_EXPIRES: Duration = Duration::from_secs(15 * 60);
+/// `routes[].timeout` of a route Usher serves itself (`serve`).
+pub const SERVED_TIMEOUT: Duration = Duration::from_secs(10);
 /// `routes[].idempotency.required`.
 pub const IDEMPOTENCY_REQUIRED: bool = true;
 /// `routes[].idempotency.ttl`: the draft's suggestion of a day.

@@ -105,7 +105,15 @@ fn check_section(name: &str, value: &Value, errors: &mut Vec<(String, String)>) 
         "routes" => match value {
             Value::Sequence(routes) => {
                 for (index, route) in routes.iter().enumerate() {
-                    check::<RawRoute>(route, &format!("routes[{index}]"), errors);
+                    let at = format!("routes[{index}]");
+                    check::<RawRoute>(route, &at, errors);
+                    // Both are optional in the format (a route has one or the other).
+                    let leads_somewhere = route.as_mapping().is_none_or(|fields| {
+                        fields.contains_key("upstream") || fields.contains_key("serve")
+                    });
+                    if !leads_somewhere {
+                        errors.push((at, "missing field `upstream` (or `serve: approvals`, an endpoint Usher answers itself)".to_string()));
+                    }
                 }
             }
             other => check::<Vec<RawRoute>>(other, name, errors),

@@ -358,7 +358,9 @@ pub struct RawRoute {
     pub name: String,
     #[serde(rename = "match")]
     pub matcher: RawMatch,
-    pub upstream: String,
+    pub upstream: Option<String>,
+    /// An endpoint Usher answers itself instead of an upstream: `approvals`.
+    pub serve: Option<String>,
     pub rewrite: Option<RawRewrite>,
     #[serde(default)]
     pub public: bool,
@@ -369,6 +371,7 @@ pub struct RawRoute {
     pub buffer_body: Option<bool>,
     pub idempotency: Option<RawIdempotency>,
     pub validate: Option<RawValidate>,
+    pub approval: Option<RawApproval>,
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,
@@ -397,6 +400,19 @@ pub struct RawValidate {
     pub body_schema: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+}
+
+/// Two-person approval above an amount, on one route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApproval {
+    pub length_of: Option<String>,
+    pub number_at: Option<String>,
+    pub above: u64,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub approvals: Option<u32>,
+    pub expires: Option<Dur>,
 }
 
 /// Idempotency-Key handling on one route.

@@ -28,9 +28,8 @@ pub mod key;
 mod local;
 mod shared;
 
-use crate::config::RedisSpec;
 use crate::snapshot::Snapshot;
-use crate::store::SharedStore;
+use crate::store::Place;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -98,25 +97,6 @@ pub struct Store {
     local: local::LocalStore,
 }
 
-/// Which records a request uses.
-#[derive(Clone, Copy)]
-pub enum Records<'a> {
-    Local,
-    Shared(&'a SharedStore, &'a RedisSpec),
-    /// Redis is configured but its client could not be set up.
-    Missing,
-}
-
-impl<'a> Records<'a> {
-    pub fn of(snapshot: &'a Snapshot) -> Self {
-        match (&snapshot.store, &snapshot.config.rate_limiting.redis) {
-            (Some(store), Some(spec)) => Records::Shared(store, spec),
-            (None, None) => Records::Local,
-            _ => Records::Missing,
-        }
-    }
-}
-
 impl Default for Store {
     fn default() -> Self {
         Store {
@@ -130,7 +110,7 @@ impl Store {
     /// remembered for `ttl`.
     pub async fn reserve(
         &self,
-        records: Records<'_>,
+        records: Place<'_>,
         key: &str,
         fingerprint: Fingerprint,
         token: &str,
@@ -138,9 +118,9 @@ impl Store {
         ttl: Duration,
     ) -> Reserved {
         match records {
-            Records::Local => self.local.reserve(key, fingerprint, token, lease, ttl),
-            Records::Missing => Reserved::Unavailable,
-            Records::Shared(store, spec) => {
+            Place::Local => self.local.reserve(key, fingerprint, token, lease, ttl),
+            Place::Missing => Reserved::Unavailable,
+            Place::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
                 let reply = store
                     .guarded(spec, |redis| {
@@ -159,15 +139,15 @@ impl Store {
     /// shared store cannot take it, the key's lease runs out and it answers "unknown".
     pub async fn complete(
         &self,
-        records: Records<'_>,
+        records: Place<'_>,
         key: &str,
         token: &str,
         answer: Option<Stored>,
     ) {
         match records {
-            Records::Local => self.local.complete(key, token, answer.map(Arc::new)),
-            Records::Missing => {}
-            Records::Shared(store, spec) => {
+            Place::Local => self.local.complete(key, token, answer.map(Arc::new)),
+            Place::Missing => {}
+            Place::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
                 let _ = store
                     .guarded(spec, |redis| {
@@ -179,11 +159,11 @@ impl Store {
     }
 
     /// Gives a reservation back: the upstream never saw the request.
-    pub async fn release(&self, records: Records<'_>, key: &str, token: &str) {
+    pub async fn release(&self, records: Place<'_>, key: &str, token: &str) {
         match records {
-            Records::Local => self.local.release(key, token),
-            Records::Missing => {}
-            Records::Shared(store, spec) => {
+            Place::Local => self.local.release(key, token),
+            Place::Missing => {}
+            Place::Shared(store, spec) => {
                 let key = shared::record_key(&spec.key_prefix, key);
                 let _ = store
                     .guarded(spec, |redis| shared::release(redis, &key, token))
@@ -271,7 +251,7 @@ impl Pending {
     /// Stores the answer, gives the key back, or leaves it to its lease (`Unknown`: the
     /// key then answers 409 `idempotency_outcome_unknown`).
     pub async fn finish(self, ending: Ending) {
-        let records = Records::of(&self.snapshot);
+        let records = Place::of(&self.snapshot);
         let store = &self.snapshot.idempotency;
         match (ending, self.head) {
             (Ending::Answered, Some((status, headers))) => {

@@ -57,15 +57,48 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cor
 /// Answers with the response an Idempotency-Key recorded, marked `Idempotent-Replayed`, with
 /// Usher's headers as on any upstream response; the upstream is not asked.
 pub async fn replay(session: &mut Session, ctx: &mut RequestCtx, stored: &Stored) {
+    let mut headers = stored.headers.clone();
+    headers.push((
+        http::HeaderName::from_static("idempotent-replayed"),
+        http::HeaderValue::from_static("true"),
+    ));
+    whole(session, ctx, stored.status, &headers, stored.body.clone()).await;
+}
+
+/// Answers for an endpoint Usher serves itself (approvals): 200 with `body` as JSON, never
+/// cached.
+pub async fn served(session: &mut Session, ctx: &mut RequestCtx, body: &serde_json::Value) {
+    let headers = [
+        (
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        ),
+        (
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        ),
+    ];
+    let body = bytes::Bytes::from(body.to_string());
+    whole(session, ctx, 200, &headers, body).await;
+}
+
+/// Writes a whole response made at the edge, with Usher's headers as on any upstream
+/// response.
+async fn whole(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    body: bytes::Bytes,
+) {
     let answer = async {
-        let mut response = ResponseHeader::build(stored.status, Some(stored.headers.len() + 8))?;
-        for (name, value) in &stored.headers {
+        let mut response = ResponseHeader::build(status, Some(headers.len() + 8))?;
+        for (name, value) in headers {
             response.append_header(name.clone(), value.clone())?;
         }
-        if !matches!(stored.status, 100..=199 | 204 | 304) {
-            response.insert_header("content-length", stored.body.len().to_string())?;
+        if !matches!(status, 100..=199 | 204 | 304) {
+            response.insert_header("content-length", body.len().to_string())?;
         }
-        response.insert_header("idempotent-replayed", "true")?;
         decorate(session, &mut response, ctx)?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session
@@ -73,16 +106,16 @@ pub async fn replay(session: &mut Session, ctx: &mut RequestCtx, stored: &Stored
             .await?;
         if !head_only {
             session
-                .write_response_body(Some(stored.body.clone()), true)
+                .write_response_body(Some(body.clone()), true)
                 .await?;
         }
         Ok::<_, Box<pingora::Error>>(())
     };
     if let Err(e) = answer.await {
-        tracing::debug!(request_id = %ctx.request_id, error = %e, "could not replay a stored response");
+        tracing::debug!(request_id = %ctx.request_id, error = %e, "could not write an answer made at the edge");
     }
-    ctx.outcome.gateway_status = Some(stored.status);
-    ctx.response_bytes += stored.body.len() as u64;
+    ctx.outcome.gateway_status = Some(status);
+    ctx.response_bytes += body.len() as u64;
 }
 
 /// Answers with `rejection`, unless a response has already begun.

@@ -122,6 +122,9 @@ fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Re
         upstream_request.insert_header("x-user-id", &identity.subject)?;
         upstream_request.insert_header("x-user-roles", identity.roles.join(","))?;
     }
+    if let Some(approved) = &ctx.approved {
+        upstream_request.insert_header("x-approved-by", approved.approvers.join(","))?;
+    }
     upstream_request.insert_header("x-gateway-forwarded", "true")?;
     let Some(snapshot) = &ctx.snapshot else {
         return Ok(());

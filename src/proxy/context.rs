@@ -4,6 +4,7 @@ use crate::config::RouteSpec;
 use crate::filters::authenticate::Consumed;
 use crate::idempotency::Pending;
 use crate::load::{BufferedBody, InFlightRequest};
+use crate::proxy::admission::approval::Approved;
 use crate::proxy::admission::budget::Spent;
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
@@ -54,6 +55,8 @@ pub struct RequestCtx {
     pub idempotency: Option<Pending>,
     /// Amounts this request spent from budgets, given back if it does not happen.
     pub budget: Vec<Spent>,
+    /// The approval this request uses, given back if it does not happen.
+    pub approved: Option<Approved>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
@@ -105,6 +108,7 @@ impl RequestCtx {
             buffered: None,
             idempotency: None,
             budget: Vec::new(),
+            approved: None,
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

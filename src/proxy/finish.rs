@@ -1,7 +1,7 @@
 //! What a finished request leaves behind: its breaker outcome and bulkhead slot settled,
 //! its route's metrics, a log line when it failed, and its access-log record.
 
-use super::admission::budget;
+use super::admission::{self, budget};
 use super::attempt;
 use super::RequestCtx;
 use crate::idempotency::Ending;
@@ -26,16 +26,22 @@ fn upstream_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
     }
 }
 
-/// Decides, once, whether the budget this request spent stays spent: as soon as the
-/// upstream's answer has a head, or the request failed, so a client that sees the answer
-/// sees its budget already settled; here at the end for whatever is left.
-pub async fn settle_budget(ctx: &mut RequestCtx, error: Option<&Error>) {
-    let Some(snapshot) = ctx.snapshot.clone().filter(|_| !ctx.budget.is_empty()) else {
+/// Decides, once, whether what this request spent (budget, an approval) stays spent: as
+/// soon as the upstream's answer has a head, or the request failed, so a client that sees
+/// the answer sees it settled; here at the end for whatever is left.
+pub async fn settle_spent(ctx: &mut RequestCtx, error: Option<&Error>) {
+    let spent_any = !ctx.budget.is_empty() || ctx.approved.is_some();
+    let Some(snapshot) = ctx.snapshot.clone().filter(|_| spent_any) else {
         return;
     };
     let sent = upstream_ending(ctx, error) != Ending::NotSent;
-    let spent = std::mem::take(&mut ctx.budget);
-    budget::settle(&snapshot, spent, sent, ctx.outcome.upstream_status).await;
+    let status = ctx.outcome.upstream_status;
+    if budget::did_not_happen(sent, status) {
+        admission::give_back(&snapshot, ctx).await;
+    } else {
+        ctx.budget.clear();
+        ctx.approved = None;
+    }
 }
 
 pub async fn finish(
@@ -58,7 +64,7 @@ pub async fn finish(
         };
         pending.finish(ending).await;
     }
-    settle_budget(ctx, error).await;
+    settle_spent(ctx, error).await;
 
     let elapsed = ctx.started.elapsed();
     let route_metrics = match (&ctx.snapshot, ctx.route) {

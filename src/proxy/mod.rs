@@ -15,13 +15,13 @@
 //! error_while_proxy   a read timeout while the client's body is incomplete is the
 //!                     client's (408), not the upstream's; count, retry stale connections
 //! upstream_response_filter  status → breaker outcome, attempt metrics; a bodiless
-//!                     response gives its bulkhead slot back; budget spent on a request
-//!                     the upstream refused (4xx) is given back
+//!                     response gives its bulkhead slot back; budget and an approval
+//!                     spent on a request the upstream refused (4xx) are given back
 //! upstream_response_body_filter  the route's deadline; end of stream gives the slot back
 //! response_filter     x-request-id, security headers, CORS, RateLimit fields; upstream
 //!                     Server and Access-Control-* removed; writes to the client bounded
 //!                     by the route's deadline (and in response_body_filter)
-//! fail_to_proxy       budget spent on a request never sent is given back; every failure
+//! fail_to_proxy       what a request never sent spent is given back; every failure
 //!                     → one JSON error shape (respond/)
 //! logging             breaker outcome if still open, the slot (parked while the upstream
 //!                     works if the client left first), metrics, access log
@@ -92,6 +92,10 @@ impl ProxyHttp for UsherProxy {
             }
             Ok(Verdict::Replay(stored)) => {
                 answer::replay(session, ctx, &stored).await;
+                Ok(true)
+            }
+            Ok(Verdict::Answer(body)) => {
+                answer::served(session, ctx, &body).await;
                 Ok(true)
             }
             Err(rejection) => {
@@ -170,7 +174,7 @@ impl ProxyHttp for UsherProxy {
         if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
             let length = upstream_response.headers.get(http::header::CONTENT_LENGTH);
             let complete = attempt::answered(session, ctx, status, length.map(|v| v.as_bytes()));
-            finish::settle_budget(ctx, None).await;
+            finish::settle_spent(ctx, None).await;
             if let Some(pending) = &mut ctx.idempotency {
                 pending.record_head(status.as_u16(), &upstream_response.headers);
                 if complete {
@@ -239,7 +243,7 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         attempt::settle_breaker(ctx);
-        finish::settle_budget(ctx, Some(e)).await;
+        finish::settle_spent(ctx, Some(e)).await;
         let upstream = ctx.upstream_name().map(str::to_string);
         let rejection = ctx
             .failure

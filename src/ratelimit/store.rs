@@ -2,7 +2,7 @@
 //! answering, this process otherwise. While the shared store is marked down each policy
 //! does what its `on_store_failure` says.
 
-use super::budget::{self, Budgets};
+use super::budget::Budgets;
 use super::local::LocalStore;
 use super::shared_window::SharedWindow;
 use super::window::{Decision, Rule};
@@ -67,15 +67,6 @@ impl Limiter {
             local: LocalStore::default(),
             shared: shared.map(|store| (store, SharedWindow::default())),
             budgets: Budgets::default(),
-        }
-    }
-
-    /// Where budgets are counted under the configuration's `spec`.
-    pub fn budget_store<'a>(&'a self, spec: Option<&'a RedisSpec>) -> budget::Where<'a> {
-        match (&self.shared, spec) {
-            (Some((store, _)), Some(spec)) => budget::Where::Shared(store, spec),
-            (None, None) => budget::Where::Local,
-            _ => budget::Where::Missing,
         }
     }
 

@@ -126,6 +126,25 @@ pub enum Rejection {
     BudgetExhausted {
         retry_after: Duration,
     },
+    /// The request asks for more than its route allows without approval; `status` is the
+    /// approval's path at the approvals endpoint.
+    ApprovalRequired {
+        id: String,
+        approvals: u32,
+        needed: u32,
+        status: String,
+    },
+    ApprovalNotFound,
+    /// Nobody approves their own request.
+    ApprovalSelf,
+    ApprovalExpired,
+    /// The approval was granted already, or used.
+    ApprovalClosed,
+    ApprovalDuplicate,
+    /// The approval was used by an earlier request.
+    ApprovalUsed,
+    /// The approvals store cannot answer.
+    ApprovalUnavailable,
     Internal,
 }
 
@@ -147,7 +166,15 @@ impl Rejection {
             | Rejection::IdempotencyOutcomeUnknown
             | Rejection::IdempotencyNotReplayable => 409,
             Rejection::IdempotencyKeyReused => 422,
-            Rejection::Forbidden | Rejection::CorsRefused => 403,
+            Rejection::Forbidden
+            | Rejection::CorsRefused
+            | Rejection::ApprovalRequired { .. }
+            | Rejection::ApprovalSelf => 403,
+            Rejection::ApprovalNotFound => 404,
+            Rejection::ApprovalExpired => 410,
+            Rejection::ApprovalClosed | Rejection::ApprovalDuplicate | Rejection::ApprovalUsed => {
+                409
+            }
             Rejection::UriTooLong => 414,
             Rejection::RequestTimeout => 408,
             Rejection::HeadersTooLarge => 431,
@@ -165,7 +192,8 @@ impl Rejection {
             | Rejection::AuthUnavailable
             | Rejection::RateLimitUnavailable { .. }
             | Rejection::Overloaded { .. }
-            | Rejection::IdempotencyUnavailable => 503,
+            | Rejection::IdempotencyUnavailable
+            | Rejection::ApprovalUnavailable => 503,
             Rejection::UpstreamTimeout { .. } => 504,
         }
     }
@@ -202,6 +230,14 @@ impl Rejection {
             Rejection::AmountInvalid { .. } => "invalid_amount",
             Rejection::AmountOverCap { .. } => "amount_over_cap",
             Rejection::BudgetExhausted { .. } => "budget_exhausted",
+            Rejection::ApprovalRequired { .. } => "approval_required",
+            Rejection::ApprovalNotFound => "approval_not_found",
+            Rejection::ApprovalSelf => "approval_self",
+            Rejection::ApprovalExpired => "approval_expired",
+            Rejection::ApprovalClosed => "approval_closed",
+            Rejection::ApprovalDuplicate => "approval_duplicate",
+            Rejection::ApprovalUsed => "approval_used",
+            Rejection::ApprovalUnavailable => "approval_unavailable",
             Rejection::Internal => "internal_error",
             Rejection::UpstreamRefused { .. } => "upstream_refused",
             Rejection::BadGateway { .. } => "bad_gateway",
@@ -273,6 +309,24 @@ impl Rejection {
             Rejection::BudgetExhausted { .. } => {
                 "the request's amount exceeds what is left of its budget; retry later".into()
             }
+            Rejection::ApprovalRequired { approvals, needed, .. } => format!(
+                "this request needs approval by another principal ({approvals} of {needed} so far); send it again, unchanged, once approved (see docs/routes.md#approvals)"
+            ),
+            Rejection::ApprovalNotFound => "no such approval".into(),
+            Rejection::ApprovalSelf => {
+                "nobody approves their own request (see docs/routes.md#approvals)".into()
+            }
+            Rejection::ApprovalExpired => {
+                "this approval has expired; send the request again for a new one".into()
+            }
+            Rejection::ApprovalClosed => "this approval is no longer pending".into(),
+            Rejection::ApprovalDuplicate => "you have approved this request already".into(),
+            Rejection::ApprovalUsed => {
+                "this approval was used by an earlier request; a new request needs a new Idempotency-Key and a new approval (see docs/routes.md#approvals)".into()
+            }
+            Rejection::ApprovalUnavailable => {
+                "approvals cannot be recorded right now; retry later".into()
+            }
             Rejection::Internal => "internal error".into(),
             Rejection::RateLimited { .. } => "too many requests; retry later".into(),
             Rejection::RateLimitUnavailable { .. } => {
@@ -324,7 +378,8 @@ impl Rejection {
             | Rejection::NotReady
             | Rejection::AuthUnavailable
             | Rejection::IdempotencyInFlight
-            | Rejection::IdempotencyUnavailable => Some(1),
+            | Rejection::IdempotencyUnavailable
+            | Rejection::ApprovalUnavailable => Some(1),
             _ => None,
         }
     }

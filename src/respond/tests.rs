@@ -76,6 +76,19 @@ fn every_rejection() -> Vec<Rejection> {
             cap: 100,
         },
         Rejection::BudgetExhausted { retry_after: wait },
+        Rejection::ApprovalRequired {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            approvals: 0,
+            needed: 1,
+            status: "/api/v1/approvals/0123456789abcdef0123456789abcdef".into(),
+        },
+        Rejection::ApprovalNotFound,
+        Rejection::ApprovalSelf,
+        Rejection::ApprovalExpired,
+        Rejection::ApprovalClosed,
+        Rejection::ApprovalDuplicate,
+        Rejection::ApprovalUsed,
+        Rejection::ApprovalUnavailable,
         Rejection::Internal,
     ];
     for rejection in &all {
@@ -117,6 +130,14 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::AmountInvalid { .. }
             | Rejection::AmountOverCap { .. }
             | Rejection::BudgetExhausted { .. }
+            | Rejection::ApprovalRequired { .. }
+            | Rejection::ApprovalNotFound
+            | Rejection::ApprovalSelf
+            | Rejection::ApprovalExpired
+            | Rejection::ApprovalClosed
+            | Rejection::ApprovalDuplicate
+            | Rejection::ApprovalUsed
+            | Rejection::ApprovalUnavailable
             | Rejection::Internal => {}
         }
     }

@@ -12,14 +12,33 @@ use pingora::proxy::Session;
 
 impl Rejection {
     pub fn body(&self, request_id: &str) -> Bytes {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.message(),
-                "request_id": request_id,
-            }
+        let mut error = serde_json::json!({
+            "code": self.code(),
+            "message": self.message(),
+            "request_id": request_id,
         });
-        Bytes::from(body.to_string())
+        if let Some(details) = self.details() {
+            error["details"] = details;
+        }
+        Bytes::from(serde_json::json!({ "error": error }).to_string())
+    }
+
+    /// What a client acts on beyond the code, for the few refusals that have it.
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            Rejection::ApprovalRequired {
+                id,
+                approvals,
+                needed,
+                status,
+            } => Some(serde_json::json!({
+                "approval_id": id,
+                "approvals": approvals,
+                "needed": needed,
+                "status": status,
+            })),
+            _ => None,
+        }
     }
 
     /// The whole response as bytes on an HTTP/1.1 connection that closes after it, for

@@ -30,10 +30,7 @@ pub struct Context<'a> {
 }
 
 pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
-    METRICS
-        .security_events
-        .with_label_values(&[reason, severity.as_str()])
-        .inc();
+    count(reason, severity);
     let client = at.client.map(|c| c.to_string());
     tracing::warn!(
         target: "usher::security",
@@ -46,4 +43,39 @@ pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
         path = at.path,
         "security event"
     );
+}
+
+/// An approval's event: its id, the submitter (when known) and the principal acting
+/// (submitting, approving, using), so both identities are in the one line.
+pub fn record_approval(
+    reason: &'static str,
+    severity: Severity,
+    at: &Context<'_>,
+    approval: &str,
+    submitter: Option<&str>,
+    actor: &str,
+) {
+    count(reason, severity);
+    let client = at.client.map(|c| c.to_string());
+    tracing::warn!(
+        target: "usher::security",
+        kind = "security_event",
+        reason,
+        severity = severity.as_str(),
+        request_id = at.request_id,
+        client = client.as_deref().unwrap_or("-"),
+        route = at.route.unwrap_or("-"),
+        path = at.path,
+        approval,
+        submitter = submitter.unwrap_or("-"),
+        actor,
+        "security event"
+    );
+}
+
+fn count(reason: &'static str, severity: Severity) {
+    METRICS
+        .security_events
+        .with_label_values(&[reason, severity.as_str()])
+        .inc();
 }

@@ -20,6 +20,26 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+/// Where a request's records live (idempotency keys, budgets, approvals): the shared Redis
+/// when the configuration has one, this process when it has none.
+#[derive(Clone, Copy)]
+pub enum Place<'a> {
+    Local,
+    Shared(&'a SharedStore, &'a RedisSpec),
+    /// Redis is configured but its client could not be set up: nothing can be recorded.
+    Missing,
+}
+
+impl<'a> Place<'a> {
+    pub fn of(snapshot: &'a crate::snapshot::Snapshot) -> Self {
+        match (&snapshot.store, &snapshot.config.rate_limiting.redis) {
+            (Some(store), Some(spec)) => Place::Shared(store, spec),
+            (None, None) => Place::Local,
+            _ => Place::Missing,
+        }
+    }
+}
+
 pub struct SharedStore {
     redis: Redis,
     failures: AtomicU32,

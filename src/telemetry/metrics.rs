@@ -38,6 +38,7 @@ pub struct Metrics {
     pub validation_refusals: IntCounterVec,
     pub budget_requests: IntCounterVec,
     pub budget_amount: IntCounterVec,
+    pub approvals: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
 }
@@ -222,6 +223,11 @@ impl Metrics {
                 "usher_budget_amount_total",
                 "Amounts asked of budgets, by policy and outcome (spent: reserved before forwarding; refused; refunded: given back after the request did not happen).",
                 &["policy", "outcome"],
+            ),
+            approvals: counter(
+                "usher_approvals_total",
+                "Two-person approvals by outcome (requested, pending, approved, granted, used, restored, expired, refused).",
+                &["outcome"],
             ),
             validation_refusals: counter(
                 "usher_validation_refusals_total",

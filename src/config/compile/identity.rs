@@ -15,6 +15,7 @@ const STRIPPED_HEADERS: &[&str] = &[
     "x-user-roles",
     "x-venue-ids",
     "x-original-ip",
+    "x-approved-by",
     // Headers that make a framework route by another URL or method than the one Usher
     // routed by and checked (a POST becoming a DELETE behind a route that allows POST):
     // X-Original-URL and X-Rewrite-URL (IIS URL Rewrite, Symfony before 2.8.44/3.4.14),

@@ -10,8 +10,8 @@ pub struct RouteSpec {
     pub pattern: PathPattern,
     /// `None` accepts every method.
     pub methods: Option<Vec<Method>>,
-    /// Index into [`Config::upstreams`].
-    pub upstream: usize,
+    /// Where its requests go.
+    pub target: RouteTarget,
     /// Replaces the matched prefix before forwarding; `None` forwards the path unchanged.
     pub rewrite: Option<PathTemplate>,
     pub access: Access,
@@ -38,6 +38,8 @@ pub struct RouteSpec {
     pub rate_limits: Vec<RouteLimit>,
     /// Whether one of them is a budget (it counts an amount from the body).
     pub has_budgets: bool,
+    /// Requests asking for more than an amount wait for other principals' approval.
+    pub approval: Option<ApprovalSpec>,
 }
 
 impl crate::router::Routable for RouteSpec {
@@ -85,6 +87,39 @@ impl crate::router::Routable for AliasSpec {
     fn alias(&self) -> Option<&str> {
         Some(&self.to)
     }
+}
+
+/// Where a route's requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// Index into [`Config::upstreams`].
+    Upstream(usize),
+    /// Usher's approvals endpoint (`crate::approval::endpoint`).
+    Approvals,
+}
+
+impl RouteTarget {
+    pub fn upstream(self) -> Option<usize> {
+        match self {
+            RouteTarget::Upstream(index) => Some(index),
+            RouteTarget::Approvals => None,
+        }
+    }
+}
+
+/// Two-person approval on a route (see `crate::approval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalSpec {
+    /// Where the amount is, as a budget finds it.
+    pub amount: AmountSpec,
+    /// A request asking for more than this needs approval.
+    pub above: u64,
+    /// Roles an approver needs (one of them).
+    pub roles: Vec<String>,
+    /// Approvals needed, each by another principal of the submitter's tenant.
+    pub needed: u32,
+    /// How long an approval waits to be granted and then used.
+    pub expires: Duration,
 }
 
 /// How a route handles `Idempotency-Key` (see `crate::idempotency`).

@@ -3,15 +3,16 @@
 //! cap (422), and spends it from the caller's bucket before the request goes upstream
 //! (429 when not enough is left; 503 while the shared store cannot answer: budgets fail
 //! closed). What was spent is given back when the request does not happen: another budget
-//! refused it here, or [`settle`] finds it was never sent or the upstream refused it (see
-//! the phase chart in `proxy/mod.rs` for when).
+//! refused it here, or [`did_not_happen`] says so of how it ended (see the phase chart in
+//! `proxy/mod.rs` for when that is decided).
 
-use crate::config::{Measure, PolicySpec, RouteSpec};
-use crate::ratelimit::budget::{Ask, Receipt, Spend, Where};
+use crate::config::{AmountSpec, Measure, PolicySpec, RouteSpec};
+use crate::ratelimit::budget::{Ask, Receipt, Spend};
 use crate::ratelimit::key::{self, KeySource};
 use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::snapshot::Snapshot;
+use crate::store::Place;
 use crate::telemetry::metrics::METRICS;
 use std::sync::Arc;
 
@@ -23,11 +24,8 @@ pub struct Spent {
     amount: u64,
 }
 
-/// The amount `document` asks of `policy`.
-fn amount_of(policy: &PolicySpec, document: &serde_json::Value) -> Result<u64, Rejection> {
-    let Some(spec) = &policy.amount else {
-        return Ok(0);
-    };
+/// The amount `document` holds where `spec` says (422 when it does not).
+pub fn amount_in(spec: &AmountSpec, document: &serde_json::Value) -> Result<u64, Rejection> {
     let found = document.pointer(&spec.pointer);
     let (amount, what) = match spec.measure {
         Measure::Length => (
@@ -36,10 +34,18 @@ fn amount_of(policy: &PolicySpec, document: &serde_json::Value) -> Result<u64, R
         ),
         Measure::Number => (found.and_then(|v| v.as_u64()), "a non-negative integer"),
     };
-    let amount = amount.ok_or_else(|| Rejection::AmountInvalid {
+    amount.ok_or_else(|| Rejection::AmountInvalid {
         pointer: spec.pointer.clone(),
         what,
-    })?;
+    })
+}
+
+/// The amount `document` asks of `policy`, within its per-request cap.
+fn amount_of(policy: &PolicySpec, document: &serde_json::Value) -> Result<u64, Rejection> {
+    let Some(spec) = &policy.amount else {
+        return Ok(0);
+    };
+    let amount = amount_in(spec, document)?;
     match spec.max_per_request {
         Some(cap) if amount > u64::from(cap) => Err(Rejection::AmountOverCap {
             policy: Arc::clone(&policy.name),
@@ -85,7 +91,7 @@ pub async fn spend(
         })?;
         asks.push((key::bucket_key(policy, attached, source), *policy, amount));
     }
-    let at = snapshot.limiter.budget_store(config.redis.as_ref());
+    let at = Place::of(snapshot);
     let decided = futures_util::future::join_all(asks.iter().map(|(bucket, policy, amount)| {
         let ask = Ask {
             limit: u64::from(policy.limit),
@@ -161,7 +167,7 @@ fn add_amount(policy: &str, outcome: &str, amount: u64) {
 }
 
 /// Gives `spent` back: the request it was spent on did not happen.
-pub async fn give_back(snapshot: &Snapshot, at: Where<'_>, spent: Vec<Spent>) {
+pub async fn give_back(snapshot: &Snapshot, at: Place<'_>, spent: Vec<Spent>) {
     for spent in spent {
         let given = snapshot.limiter.budgets.give_back(at, &spent.receipt).await;
         let outcome = if given { "refunded" } else { "refund_failed" };
@@ -184,17 +190,6 @@ pub fn did_not_happen(sent: bool, upstream_status: Option<u16>) -> bool {
         Some(status) => (400..500).contains(&status) && status != 408,
         None => !sent,
     }
-}
-
-/// At the end of a request that spent budget: gives it back if the request did not happen.
-pub async fn settle(snapshot: &Snapshot, spent: Vec<Spent>, sent: bool, status: Option<u16>) {
-    if spent.is_empty() || !did_not_happen(sent, status) {
-        return;
-    }
-    let at = snapshot
-        .limiter
-        .budget_store(snapshot.config.rate_limiting.redis.as_ref());
-    give_back(snapshot, at, spent).await;
 }
 
 #[cfg(test)]

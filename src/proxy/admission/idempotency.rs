@@ -5,11 +5,12 @@
 use crate::config::{RouteSpec, StoreFailure, TokenSource};
 use crate::filters::authenticate::query_without;
 use crate::idempotency::key::{key_of, KeyError};
-use crate::idempotency::{fingerprint, scoped, Pending, Records, Reserved, Stored};
+use crate::idempotency::{fingerprint, scoped, Pending, Reserved, Stored};
 use crate::proxy::RequestCtx;
 use crate::respond::Rejection;
 use crate::security::events::Severity;
 use crate::snapshot::Snapshot;
+use crate::store::Place;
 use crate::telemetry::metrics::METRICS;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
@@ -74,7 +75,7 @@ pub async fn begin(
     let reserved = snapshot
         .idempotency
         .reserve(
-            Records::of(snapshot),
+            Place::of(snapshot),
             &scoped,
             fingerprint,
             &token,

@@ -44,11 +44,14 @@ pub async fn limit(
     let config = &snapshot.config.rate_limiting;
     let tier = tier_of(&config.tiers, caller.identity);
     if let Some(shedding) = &config.shedding {
-        let pool = &snapshot.pools[route.upstream];
+        let pool = route
+            .target
+            .upstream()
+            .map(|upstream| &snapshot.pools[upstream]);
         let load = shedding::load(
             shedding,
             crate::load::requests_in_flight(),
-            Some(pool.bulkhead_fill()),
+            pool.map(|pool| pool.bulkhead_fill()),
         );
         METRICS
             .shed_level

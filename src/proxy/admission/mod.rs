@@ -20,6 +20,8 @@
 //!           (crate::validation); a venue in the body out of the caller's scope (403)
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
 //!           stored answer replayed; 409 in flight or unknown, 422 reused (idempotency.rs)
+//! approval  where the route has approval and the amount is above it: a granted approval
+//!           is used, else 403 approval_required (409 used; 503 store down) (approval.rs)
 //! budget    where the route has budgets: the body's amount (422 missing or over the
 //!           cap), spent from each (429 not enough left; 503 store down) (budget.rs)
 //! reserve   bulkhead (503) → circuit breaker (503)
@@ -34,6 +36,7 @@
 //! A preflight is a mode of the route stage: it is routed by the method it asks about and
 //! answered there, before any credential is looked at (browsers send none with it).
 
+pub mod approval;
 pub mod body;
 pub mod budget;
 mod confirm;
@@ -47,13 +50,15 @@ mod tests;
 
 use super::request::Request;
 use super::RequestCtx;
-use crate::config::RouteSpec;
+use crate::approval::endpoint as approval_endpoint;
+use crate::config::{RouteSpec, RouteTarget};
 use crate::filters::client_address;
 use crate::filters::{authorize, cors};
 use crate::ratelimit::key::KeySource;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::snapshot::Snapshot;
+use crate::store::Place;
 use crate::telemetry::metrics::METRICS;
 use crate::validation;
 use idempotency::Begun;
@@ -71,6 +76,8 @@ pub enum Verdict {
     Preflight(cors::Headers),
     /// A request whose Idempotency-Key already has its answer: replayed at the edge.
     Replay(Arc<crate::idempotency::Stored>),
+    /// An endpoint Usher serves itself (approvals): 200 with this JSON.
+    Answer(serde_json::Value),
 }
 
 /// Every stage, in order, on a session: those that read only the request view ([`admit`]),
@@ -86,6 +93,9 @@ pub async fn run(
         return Ok(verdict);
     };
     let route = &snapshot.config.routes[route];
+    if route.target == RouteTarget::Approvals {
+        return serve_approvals(session.req_header(), snapshot, route, ctx).await;
+    }
     let refused = |refusal: &Rejection| {
         METRICS
             .validation_refusals
@@ -99,7 +109,11 @@ pub async fn run(
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
     let head = session.req_header();
-    let document = match schema.is_some() || route.has_budgets || route.auth.venue_field.is_some() {
+    let reads_document = schema.is_some()
+        || route.has_budgets
+        || route.auth.venue_field.is_some()
+        || route.approval.is_some();
+    let document = match reads_document {
         true => validation::document(&head.method, &head.headers, &body).inspect_err(refused)?,
         false => None,
     };
@@ -121,6 +135,20 @@ pub async fn run(
         None => {}
     }
     let head = session.req_header();
+    let at = events::Context {
+        request_id: &ctx.request_id,
+        client: ctx.client,
+        route: Some(&route.name),
+        path: &ctx.path,
+    };
+    let asked = approval::Asked {
+        head,
+        path: &ctx.path,
+        params: &ctx.params,
+        body: &body,
+        document: document.as_ref(),
+    };
+    ctx.approved = approval::check(snapshot, route, ctx.identity.as_deref(), &asked, &at).await?;
     let source = KeySource {
         identity: ctx.identity.as_deref(),
         client: ctx.client,
@@ -128,15 +156,58 @@ pub async fn run(
         params: &ctx.params,
         query: head.uri.query(),
     };
-    ctx.budget =
-        budget::spend(snapshot, route, &source, document.as_ref(), &mut ctx.quotas).await?;
-    if let Err(refusal) = reserve(&Request::of(session), snapshot, ctx) {
+    let spent = budget::spend(snapshot, route, &source, document.as_ref(), &mut ctx.quotas).await;
+    let refusal = match spent {
+        Ok(spent) => {
+            ctx.budget = spent;
+            reserve(&Request::of(session), snapshot, ctx).err()
+        }
+        Err(refusal) => Some(refusal),
+    };
+    if let Some(refusal) = refusal {
         // Refused before anything was sent: what the request spent comes back now.
-        let spent = std::mem::take(&mut ctx.budget);
-        budget::settle(snapshot, spent, false, None).await;
+        give_back(snapshot, ctx).await;
         return Err(refusal);
     }
     Ok(Verdict::Proxy)
+}
+
+/// Gives back what a request spent (budget, an approval) when it did not happen.
+pub async fn give_back(snapshot: &Snapshot, ctx: &mut RequestCtx) {
+    let spent = std::mem::take(&mut ctx.budget);
+    if !spent.is_empty() {
+        budget::give_back(snapshot, Place::of(snapshot), spent).await;
+    }
+    if let Some(approved) = ctx.approved.take() {
+        approval::restore(snapshot, approved).await;
+    }
+}
+
+/// A request to the approvals endpoint, once its caller is known and counted.
+async fn serve_approvals(
+    head: &pingora::http::RequestHeader,
+    snapshot: &Snapshot,
+    route: &RouteSpec,
+    ctx: &RequestCtx,
+) -> Result<Verdict, Rejection> {
+    let identity = ctx.identity.as_deref().ok_or(Rejection::Unauthenticated)?;
+    let tail = crate::router::PathTemplate::literal("/").apply(&ctx.path, ctx.depth, &[]);
+    let call = approval_endpoint::call(&head.method, &tail)?;
+    let at = events::Context {
+        request_id: &ctx.request_id,
+        client: ctx.client,
+        route: Some(&route.name),
+        path: &ctx.path,
+    };
+    let answer = approval_endpoint::answer(
+        &snapshot.approvals,
+        Place::of(snapshot),
+        identity,
+        call,
+        &at,
+    )
+    .await?;
+    Ok(Verdict::Answer(answer))
 }
 
 /// Runs the stages up to the body in order against one snapshot. On a refusal, the context keeps what the
@@ -250,7 +321,8 @@ pub fn reserve(
     ctx: &mut RequestCtx,
 ) -> Result<(), Rejection> {
     let spec = ctx.route().ok_or(Rejection::Internal)?;
-    let (upstream, websocket, timeout) = (spec.upstream, spec.websocket, spec.timeout);
+    let upstream = spec.target.upstream().ok_or(Rejection::Internal)?;
+    let (websocket, timeout) = (spec.websocket, spec.timeout);
     let pool = Arc::clone(&snapshot.pools[upstream]);
     ctx.pool = Some(Arc::clone(&pool));
     let trusted = &snapshot.config.identity.trusted_proxies;

@@ -56,6 +56,7 @@ routes:
         pools,
         Arc::new(Limiter::new(None)),
         Arc::default(),
+        Arc::default(),
     ))
 }
 
@@ -125,6 +126,7 @@ async fn status(snapshot: &Arc<Snapshot>, head: RequestHeader) -> u16 {
         Ok(Verdict::Proxy) => 200,
         Ok(Verdict::Preflight(_)) => 204,
         Ok(Verdict::Replay(stored)) => stored.status,
+        Ok(Verdict::Answer(_)) => 200,
         Err(rejection) => rejection.status(),
     }
 }

@@ -10,9 +10,8 @@
 
 mod local;
 
-use crate::config::RedisSpec;
 use crate::store::redis::{LuaScript, Redis, StoreError};
-use crate::store::SharedStore;
+use crate::store::Place;
 use fred::types::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -53,15 +52,6 @@ enum Entry {
     Redis(String),
 }
 
-/// Where budgets are counted: Redis when the configuration has it, else this process.
-#[derive(Clone, Copy)]
-pub enum Where<'a> {
-    Local,
-    Shared(&'a SharedStore, &'a RedisSpec),
-    /// Redis is configured but its client could not be set up.
-    Missing,
-}
-
 /// The scripts and the in-process logs. One per process (kept with the rate limiter).
 pub struct Budgets {
     local: local::LocalBudgets,
@@ -84,11 +74,11 @@ impl Default for Budgets {
 }
 
 impl Budgets {
-    pub async fn spend(&self, at: Where<'_>, bucket: &str, ask: Ask) -> Spend {
+    pub async fn spend(&self, at: Place<'_>, bucket: &str, ask: Ask) -> Spend {
         match at {
-            Where::Local => self.local.spend(bucket, ask),
-            Where::Missing => Spend::Unavailable,
-            Where::Shared(store, spec) => {
+            Place::Local => self.local.spend(bucket, ask),
+            Place::Missing => Spend::Unavailable,
+            Place::Shared(store, spec) => {
                 let sequence = self.members.fetch_add(1, Ordering::Relaxed);
                 let member = format!("{:x}-{sequence:x}:{}", self.member_prefix, ask.amount);
                 let reply = store
@@ -145,13 +135,13 @@ impl Budgets {
 
     /// Undoes a spend. Best effort: if Redis cannot take it now, the amount stays spent
     /// until it leaves the window (counted in `usher_budget_total{outcome="refund_failed"}`).
-    pub async fn give_back(&self, at: Where<'_>, receipt: &Receipt) -> bool {
+    pub async fn give_back(&self, at: Place<'_>, receipt: &Receipt) -> bool {
         match (&receipt.entry, at) {
             (Entry::Local(id), _) => {
                 self.local.give_back(&receipt.bucket, *id);
                 true
             }
-            (Entry::Redis(member), Where::Shared(store, _)) => {
+            (Entry::Redis(member), Place::Shared(store, _)) => {
                 let redis = store.unguarded();
                 let keys = log_keys(redis, &receipt.bucket);
                 let given: Result<i64, _> = redis

@@ -189,23 +189,24 @@ impl Compiler<'_> {
         }
     }
 
-    /// A budget's `amount`, and what a budget may not be combined with.
-    fn amount(&mut self, at: &str, policy: &RawPolicy, raw: &RawAmount) -> Option<AmountSpec> {
-        let at = format!("{at}.amount");
-        let (pointer, measure) = match (&raw.length_of, &raw.number_at) {
-            (Some(pointer), None) => (pointer, Measure::Length),
-            (None, Some(pointer)) => (pointer, Measure::Number),
+    /// Where an amount is in the body (a budget's, an approval's): exactly one of
+    /// `length_of` and `number_at`, a JSON pointer.
+    pub(in crate::config::compile) fn amount_at(
+        &mut self,
+        at: &str,
+        length_of: &Option<String>,
+        number_at: &Option<String>,
+    ) -> Option<(String, Measure)> {
+        let (pointer, measure, key) = match (length_of, number_at) {
+            (Some(pointer), None) => (pointer, Measure::Length, "length_of"),
+            (None, Some(pointer)) => (pointer, Measure::Number, "number_at"),
             _ => {
                 self.error(
-                    &at,
+                    at,
                     "set exactly one of length_of: /array or number_at: /number (JSON pointers into the body)",
                 );
                 return None;
             }
-        };
-        let key = match measure {
-            Measure::Length => "length_of",
-            Measure::Number => "number_at",
         };
         if !(pointer.is_empty() || pointer.starts_with('/')) {
             self.error(
@@ -213,6 +214,13 @@ impl Compiler<'_> {
                 format!("\"{pointer}\" is not a JSON pointer: it starts with / (\"/ticketIds\")"),
             );
         }
+        Some((pointer.clone(), measure))
+    }
+
+    /// A budget's `amount`, and what a budget may not be combined with.
+    fn amount(&mut self, at: &str, policy: &RawPolicy, raw: &RawAmount) -> Option<AmountSpec> {
+        let at = format!("{at}.amount");
+        let (pointer, measure) = self.amount_at(&at, &raw.length_of, &raw.number_at)?;
         if raw
             .max_per_request
             .is_some_and(|cap| cap == 0 || cap > policy.limit)
@@ -246,7 +254,7 @@ impl Compiler<'_> {
             }
         }
         Some(AmountSpec {
-            pointer: pointer.clone(),
+            pointer,
             measure,
             max_per_request: raw.max_per_request,
         })

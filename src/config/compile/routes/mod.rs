@@ -6,13 +6,14 @@ use super::{closest, is_label, merged, Compiler, METHODS};
 use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults};
 use crate::config::{
     bounds, builtin, Access, AuthenticationSpec, CorsPolicy, IdempotencySpec, PublicPath,
-    RateLimiting, RouteSpec, StoreFailure, UpstreamSpec,
+    RateLimiting, RouteSpec, RouteTarget, StoreFailure, UpstreamSpec,
 };
 use crate::router::{PathPattern, PathTemplate};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
+mod approval;
 mod auth;
 mod unreachable;
 mod validate;
@@ -49,6 +50,7 @@ impl Compiler<'_> {
             }
         }
         self.check_unreachable(&routes);
+        self.check_approvals_served(&routes);
         self.check_credential_sources(&routes, inputs.authentication);
         routes.into_iter().map(|(_, route)| route).collect()
     }
@@ -75,16 +77,33 @@ impl Compiler<'_> {
             methods,
             host,
         } = self.matcher(&at, &raw.matcher);
-        let upstream = match names.get(raw.upstream.as_str()) {
-            Some(&upstream) => Some(upstream),
-            None => {
-                let hint = closest(&raw.upstream, names.keys().copied())
-                    .map(|name| format!(" (did you mean \"{name}\"?)"))
-                    .unwrap_or_default();
+        let target = match (&raw.upstream, raw.serve.as_deref()) {
+            (Some(name), None) => match names.get(name.as_str()) {
+                Some(&upstream) => Some(RouteTarget::Upstream(upstream)),
+                None => {
+                    let hint = closest(name, names.keys().copied())
+                        .map(|name| format!(" (did you mean \"{name}\"?)"))
+                        .unwrap_or_default();
+                    self.error(
+                        format!("{at}.upstream"),
+                        format!("unknown upstream \"{name}\"{hint}"),
+                    );
+                    None
+                }
+            },
+            (None, Some("approvals")) => {
+                self.served_route(&at, raw);
+                Some(RouteTarget::Approvals)
+            }
+            (None, Some(other)) => {
                 self.error(
-                    format!("{at}.upstream"),
-                    format!("unknown upstream \"{}\"{hint}", raw.upstream),
+                    format!("{at}.serve"),
+                    format!("\"{other}\": expected approvals"),
                 );
+                None
+            }
+            _ => {
+                self.error(&at, "set exactly one of upstream: NAME or serve: approvals");
                 None
             }
         };
@@ -186,9 +205,14 @@ impl Compiler<'_> {
             }
             self.reads_whole_body(&format!("{at}.auth.venue_field"), raw, max_body);
         }
-        // Idempotency, body schemas, budgets and a venue in the body read the body: they
-        // need it before the upstream.
-        let reads_body = idempotency.is_some() || body_schema.is_some() || budgets || venue_in_body;
+        let approval = self.route_approval(&at, raw, max_body);
+        // Idempotency, body schemas, budgets, a venue in the body and approvals read the
+        // body: they need it before the upstream.
+        let reads_body = idempotency.is_some()
+            || body_schema.is_some()
+            || budgets
+            || venue_in_body
+            || approval.is_some();
         let buffer_body = reads_body
             || raw
                 .buffer_body
@@ -210,16 +234,20 @@ impl Compiler<'_> {
         if self.errors.count() > errors_before {
             return None;
         }
-        let upstream = upstream?;
+        let target = target?;
+        let default_timeout = match target {
+            RouteTarget::Upstream(upstream) => upstreams[upstream].timeouts.total,
+            RouteTarget::Approvals => builtin::SERVED_TIMEOUT,
+        };
         Some(RouteSpec {
             name: Arc::from(raw.name.as_str()),
             host,
             pattern: pattern?,
             methods,
-            upstream,
+            target,
             rewrite,
             access,
-            timeout: timeout.unwrap_or(upstreams[upstream].timeouts.total),
+            timeout: timeout.unwrap_or(default_timeout),
             max_body,
             buffer_body,
             idempotency,
@@ -230,6 +258,7 @@ impl Compiler<'_> {
             cors,
             rate_limits,
             has_budgets: budgets,
+            approval,
         })
     }
 
@@ -355,7 +384,27 @@ mod tests {
     #[test]
     fn route_errors() {
         let one = |route: &str| routes(&format!("  - {{ {route} }}\n"));
+        let served = "  - { name: approvals, match: { path: /approvals }, serve: approvals }\n";
         assert_file_errors(&[
+            (&one("name: a, match: { path: /a }, upstream: tickets, max_body: 1KiB, approval: { length_of: /ids, above: 5 }"), &[
+                "routes[0].approval.roles: name the roles an approver needs (or give the route auth.roles)",
+            ]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, max_body: 1KiB, auth: { roles: [admin] }, approval: { length_of: /ids, above: 5 }"), &[
+                "authentication: neither jwt nor api_keys is configured, so these authenticated routes would refuse every caller: \"a\" (configure authentication, or mark a route public: true)",
+                "routes[0].approval: no route has serve: approvals, so nobody could approve",
+            ]),
+            (&routes(&format!("{served}  - {{ name: a, match: {{ path: /a }}, upstream: tickets, public: true, max_body: 1KiB, approval: {{ number_at: /n, above: 1, roles: [admin], approvals: 0, expires: 0s }} }}\n")), &[
+                "authentication: neither jwt nor api_keys is configured, so these authenticated routes would refuse every caller: \"approvals\" (configure authentication, or mark a route public: true)",
+                "routes[1].approval: needs an authenticated route: approvals are bound to the submitter",
+                "routes[1].approval.approvals: must be at least 1",
+                "routes[1].approval.expires: must be greater than zero",
+            ]),
+            (&one("name: a, match: { path: /a }, serve: approvals, public: true, rewrite: { strip_prefix: true }"), &[
+                "routes[0].public: the approvals endpoint acts for the caller; it cannot be public",
+                "routes[0].rewrite: applies to requests that go upstream; serve: approvals answers at the edge",
+            ]),
+            (&one("name: a, match: { path: /a }, serve: coffee"), &["routes[0].serve: \"coffee\": expected approvals"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, serve: approvals"), &["routes[0]: set exactly one of upstream: NAME or serve: approvals"]),
             (&one("name: A, match: { path: /a }, upstream: tickets, public: true"), &["routes[0].name: route names may hold only lower-case letters, digits, - and _"]),
             (&one("name: a, match: { path: a }, upstream: tickts, public: true"), &[
                 "routes[0].match.path: path \"a\" must start with /",
