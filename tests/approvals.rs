@@ -323,6 +323,15 @@ async fn a_second_admin_approves_what_the_first_submitted() {
     for reason in ["approval_requested", "approval_used", "approval_self"] {
         assert!(log.contains(reason), "no {reason} event");
     }
+    let refused_line = log
+        .lines()
+        .find(|line| line.contains("approval_role"))
+        .expect("no approval_role event");
+    assert!(
+        refused_line.contains(r#""submitter":"jwt:alice""#)
+            && refused_line.contains(r#""actor":"jwt:dave""#),
+        "{refused_line}"
+    );
     let metrics = one.metrics().await;
     assert!(
         metric_value(&metrics, r#"usher_approvals_total{outcome="used"}"#)

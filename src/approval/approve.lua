@@ -1,7 +1,7 @@
 -- One approval of a pending submission, atomically, on Redis's clock.
 -- KEYS[1] the approval's hash. ARGV: the approver's tenant, the approver, the approver's
 -- roles (JSON array).
--- Returns {outcome, approvals, needed}: outcome "approved" or "pending" when recorded,
+-- Returns {outcome, approvals, needed, submitter}: outcome "approved" or "pending" when recorded,
 -- else "not_found" (none, or another tenant's), "self", "role", "expired", "closed"
 -- (already approved or used), "duplicate" (this approver already approved).
 if redis.replicate_commands then redis.replicate_commands() end
@@ -9,10 +9,11 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then
-  return {'not_found', 0, 0}
+  return {'not_found', 0, 0, ''}
 end
-if redis.call('HGET', KEYS[1], 'submitter') == ARGV[2] then
-  return {'self', 0, 0}
+local submitter = redis.call('HGET', KEYS[1], 'submitter')
+if submitter == ARGV[2] then
+  return {'self', 0, 0, submitter}
 end
 local wanted = cjson.decode(redis.call('HGET', KEYS[1], 'roles'))
 local held = cjson.decode(ARGV[3])
@@ -22,16 +23,16 @@ for _, role in ipairs(held) do
     if role == want then allowed = true end
   end
 end
-if not allowed then return {'role', 0, 0} end
+if not allowed then return {'role', 0, 0, submitter} end
 local needed = tonumber(redis.call('HGET', KEYS[1], 'needed'))
 local approvals = tonumber(redis.call('HGET', KEYS[1], 'approvals'))
 if state ~= 'used' and now >= tonumber(redis.call('HGET', KEYS[1], 'expires')) then
-  return {'expired', approvals, needed}
+  return {'expired', approvals, needed, submitter}
 end
-if state ~= 'pending' then return {'closed', approvals, needed} end
+if state ~= 'pending' then return {'closed', approvals, needed, submitter} end
 local approvers = cjson.decode(redis.call('HGET', KEYS[1], 'approvers'))
 for _, approver in ipairs(approvers) do
-  if approver == ARGV[2] then return {'duplicate', approvals, needed} end
+  if approver == ARGV[2] then return {'duplicate', approvals, needed, submitter} end
 end
 table.insert(approvers, ARGV[2])
 approvals = approvals + 1
@@ -39,4 +40,4 @@ local outcome = 'pending'
 if approvals >= needed then outcome = 'approved' end
 redis.call('HSET', KEYS[1], 'approvers', cjson.encode(approvers), 'approvals', approvals,
   'state', outcome)
-return {outcome, approvals, needed}
+return {outcome, approvals, needed, submitter}

@@ -56,12 +56,13 @@ pub async fn answer(
     let id = match call {
         Call::Read(id) => id,
         Call::Approve(id) => {
-            let approved = approvals
+            let (approved, submitter) = approvals
                 .approve(place, id, &identity.tenant, &who, &identity.roles)
                 .await;
             let refused = |reason: &'static str, rejection: Rejection| {
                 count("refused");
-                events::record_approval(reason, Severity::Medium, at, id, None, &who);
+                let submitter = submitter.as_deref();
+                events::record_approval(reason, Severity::Medium, at, id, submitter, &who);
                 Err(rejection)
             };
             match approved {

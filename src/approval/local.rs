@@ -84,12 +84,23 @@ impl LocalApprovals {
         Submitted::Created { replaced }
     }
 
-    pub fn approve(&self, id: &str, tenant: &str, approver: &str, roles: &[String]) -> Approved {
-        let now = Instant::now();
+    pub fn approve(
+        &self,
+        id: &str,
+        tenant: &str,
+        approver: &str,
+        roles: &[String],
+    ) -> (Approved, Option<String>) {
         let mut records = self.records();
         let Some(entry) = records.get_mut(id).filter(|e| e.record.tenant == tenant) else {
-            return Approved::NotFound;
+            return (Approved::NotFound, None);
         };
+        let submitter = entry.record.submitter.clone();
+        (Self::approve_entry(entry, approver, roles), Some(submitter))
+    }
+
+    fn approve_entry(entry: &mut Entry, approver: &str, roles: &[String]) -> Approved {
+        let now = Instant::now();
         let record = &entry.record;
         if record.submitter == approver {
             return Approved::SelfApproval;

@@ -235,7 +235,8 @@ impl Approvals {
         }
     }
 
-    /// `approver` is `<credential kind>:<subject>` in `tenant`, holding `roles`.
+    /// `approver` is `<credential kind>:<subject>` in `tenant`, holding `roles`. Also
+    /// returns the approval's submitter, when the approval is the approver's tenant's.
     pub async fn approve(
         &self,
         place: Place<'_>,
@@ -243,14 +244,14 @@ impl Approvals {
         tenant: &str,
         approver: &str,
         roles: &[String],
-    ) -> Approved {
+    ) -> (Approved, Option<String>) {
         let (store, spec) = match place {
             Place::Local => return self.local.approve(id, tenant, approver, roles),
-            Place::Missing => return Approved::Unavailable,
+            Place::Missing => return (Approved::Unavailable, None),
             Place::Shared(store, spec) => (store, spec),
         };
         let key = record_key(&spec.key_prefix, id);
-        let reply: Option<Result<(String, i64, i64), StoreError>> = store
+        let reply: Option<Result<(String, i64, i64, String), StoreError>> = store
             .guarded(spec, |redis| {
                 redis.run_script(
                     &self.approve,
@@ -265,15 +266,15 @@ impl Approvals {
                 )
             })
             .await;
-        let Some(Ok((outcome, approvals, needed))) = reply else {
-            return Approved::Unavailable;
+        let Some(Ok((outcome, approvals, needed, submitter))) = reply else {
+            return (Approved::Unavailable, None);
         };
         let recorded = |granted| Approved::Recorded {
             approvals: approvals.max(0) as u32,
             needed: needed.max(0) as u32,
             granted,
         };
-        match outcome.as_str() {
+        let approved = match outcome.as_str() {
             "approved" => recorded(true),
             "pending" => recorded(false),
             "not_found" => Approved::NotFound,
@@ -283,7 +284,8 @@ impl Approvals {
             "closed" => Approved::Closed,
             "duplicate" => Approved::Duplicate,
             _ => Approved::Unavailable,
-        }
+        };
+        (approved, Some(submitter).filter(|s| !s.is_empty()))
     }
 
     /// `Err(())`: the store cannot answer.
