@@ -100,7 +100,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
-            local: local::LocalStore::new(local::MAX_RECORDS),
+            local: local::LocalStore::new(local::MAX_RECORDS, local::SHARDS),
         }
     }
 }
