@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Usher: build with Rust on Debian, run on debian-slim as a non-root user.
 #   docker build -t usher .
-#   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... -e REDIS_URL=redis://... -e REDIS_PASSWORD=... usher
+#   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... -e STRIPE_WEBHOOK_SECRET=whsec_... -e REDIS_URL=redis://... -e REDIS_PASSWORD=... usher
 
 FROM rust:1.95-slim-bookworm AS build
 # cmake builds zlib-ng for Pingora; libssl-dev and pkg-config for its OpenSSL TLS.

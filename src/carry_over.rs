@@ -11,8 +11,7 @@
 //! | revocation answers | with the shared store, same key template | answers, for `cache_ttl` / `stale_if_error` |
 //! | issuer key set | same JWKS URL | the fetched set and its refresh schedule |
 //! | user-status and venue answers | same URL template | cached answers |
-//! | idempotency records | always (this process's) | keys in flight and the answers kept |
-//! | approvals | always (this process's) | approvals kept in process (without Redis) |
+//! | idempotency records, approvals, webhook deliveries | always (this process's) | keys in flight and the answers kept; approvals and deliveries kept in process (without Redis) |
 //!
 //! Files (keys, API keys, revoked ids) are always read anew. So a reload during a
 //! dependency's outage does not forget what made requests pass before it.
@@ -45,8 +44,7 @@ pub enum Part {
     KeySet,
     UserStatusAnswers,
     VenueAnswers,
-    IdempotencyRecords,
-    Approvals,
+    KeptRecords,
 }
 
 impl fmt::Display for Part {
@@ -59,8 +57,7 @@ impl fmt::Display for Part {
             Part::KeySet => "key set",
             Part::UserStatusAnswers => "user-status answers",
             Part::VenueAnswers => "venue answers",
-            Part::IdempotencyRecords => "idempotency records",
-            Part::Approvals => "approvals",
+            Part::KeptRecords => "idempotency records, approvals, webhook deliveries",
         })
     }
 }
@@ -148,17 +145,10 @@ impl Running {
             let reused = store_reused && theirs.is_some_and(|theirs| mine.inherit(theirs));
             carried.note(Part::RevocationAnswers, reused);
         }
-        let (idempotency, approvals) = match previous {
-            Some(previous) => (
-                Arc::clone(&previous.idempotency),
-                Arc::clone(&previous.approvals),
-            ),
-            None => (Arc::default(), Arc::default()),
-        };
-        carried.note(Part::IdempotencyRecords, previous.is_some());
-        carried.note(Part::Approvals, previous.is_some());
+        let kept = previous.map(|p| p.kept.clone()).unwrap_or_default();
+        carried.note(Part::KeptRecords, previous.is_some());
         (
-            Snapshot::new(version, prepared, pools, limiter, idempotency, approvals),
+            Snapshot::new(version, prepared, pools, limiter, kept),
             carried,
         )
     }

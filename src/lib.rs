@@ -39,6 +39,7 @@ pub mod respond;
 pub mod router;
 pub mod security;
 pub mod server;
+pub mod signatures;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

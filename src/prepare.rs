@@ -5,6 +5,7 @@
 
 use crate::config::{self, Config, ConfigError, ConfigErrors, Errors};
 use crate::security::Security;
+use crate::signatures::keys::WebhookKeys;
 use crate::store::redis::{self, RedisSettings};
 use crate::validation::Schemas;
 use std::path::Path;
@@ -14,6 +15,8 @@ pub struct Prepared {
     pub security: Security,
     /// The routes' body schemas, read and compiled.
     pub schemas: Schemas,
+    /// The routes' webhook secrets, read.
+    pub webhook_keys: WebhookKeys,
     /// The shared rate-limit store's settings, secrets resolved.
     pub redis: Option<RedisSettings>,
 }
@@ -24,6 +27,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     let security = Security::load(&config, &mut errors);
     let base = Path::new(source).parent().unwrap_or(Path::new("."));
     let schemas = Schemas::load(&config, base, &mut errors);
+    let webhook_keys = WebhookKeys::load(&config, &mut errors);
     config::environment::resolve(&mut config, &mut errors);
     let redis = config
         .rate_limiting
@@ -34,6 +38,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
         config,
         security,
         schemas,
+        webhook_keys,
         redis,
     })
 }

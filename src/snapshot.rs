@@ -11,6 +11,8 @@ use crate::prepare::Prepared;
 use crate::ratelimit::Limiter;
 use crate::router::Router;
 use crate::security::Security;
+use crate::signatures::deliveries::Deliveries;
+use crate::signatures::keys::WebhookKeys;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
@@ -38,10 +40,19 @@ pub struct Snapshot {
     pub limiter: Arc<Limiter>,
     /// The routes' body schemas, compiled for this configuration.
     pub schemas: Schemas,
-    /// Idempotency records; one per process, carried over by every reload.
+    /// The routes' webhook secrets, read for this configuration.
+    pub webhook_keys: WebhookKeys,
+    /// What the process keeps across reloads.
+    pub kept: Kept,
+}
+
+/// What one process keeps across every reload: records of requests already made (their
+/// in-process stores, and the scripts that keep them in Redis).
+#[derive(Clone, Default)]
+pub struct Kept {
     pub idempotency: Arc<IdempotencyStore>,
-    /// Approvals kept in this process (without Redis); carried over like idempotency.
     pub approvals: Arc<Approvals>,
+    pub deliveries: Arc<Deliveries>,
 }
 
 impl Snapshot {
@@ -50,14 +61,14 @@ impl Snapshot {
         prepared: Prepared,
         pools: Vec<Arc<Pool>>,
         limiter: Arc<Limiter>,
-        idempotency: Arc<IdempotencyStore>,
-        approvals: Arc<Approvals>,
+        kept: Kept,
     ) -> Snapshot {
         let store = limiter.shared_store().cloned();
         let Prepared {
             config,
             security,
             schemas,
+            webhook_keys,
             ..
         } = prepared;
         Snapshot {
@@ -65,8 +76,8 @@ impl Snapshot {
             schemas,
             store,
             limiter,
-            idempotency,
-            approvals,
+            webhook_keys,
+            kept,
             version,
             router: Router::new(&config.routes, &config.aliases),
             route_metrics: config

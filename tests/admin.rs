@@ -178,6 +178,7 @@ rate_limiting:
                 "usher_budget_requests_total",
                 "usher_budget_amount_total",
                 "usher_approvals_total",
+                "usher_signature_verifications_total",
             ]
             .contains(&name);
         assert!(registered, "{name} is documented but not exported");

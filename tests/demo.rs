@@ -314,6 +314,29 @@ async fn the_demo_does_what_its_banner_says() {
         serde_json::json!(["jwt:demo-approver"])
     );
 
+    // A signed webhook, run as the banner prints it (openssl signs, curl sends): passes
+    // once, a replay is 409, a changed body 401.
+    let webhook_lines: Vec<&str> = demo
+        .banner
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("WHSEC="))
+        .take(6)
+        .collect();
+    let run = std::process::Command::new("bash")
+        .args(["-c", &webhook_lines.join("\n")])
+        .output()
+        .expect("bash runs the banner's webhook lines");
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(said.contains(r#""service":"payments""#), "{said}");
+    assert!(
+        said.contains("HTTP/1.1 409") && said.contains("webhook_replayed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("HTTP/1.1 401") && said.contains("webhook_signature_invalid"),
+        "{said}"
+    );
+
     let partner = demo
         .call(
             "GET",

@@ -30,6 +30,8 @@ struct Expect {
     idempotent: bool,
     /// Requests asking for more than this need another principal's approval (0: none).
     approval_above: u64,
+    /// The webhook signature scheme deliveries must carry ("": none).
+    webhook: &'static str,
 }
 
 const KIB: u64 = 1 << 10;
@@ -48,6 +50,7 @@ const fn authenticated(route: &'static str, limits: &'static [&'static str]) -> 
         forwards_token: false,
         idempotent: false,
         approval_above: 0,
+        webhook: "",
     }
 }
 
@@ -275,7 +278,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
                 ..authenticated("tickets", GLOBAL)
             },
         ),
-        // payment-service: health and provider webhooks public; payments limited, closed.
+        // payment-service: health public, provider webhooks public but signed; payments
+        // limited, closed.
         ("GET", "/api/v1/payments", authenticated("payments", GLOBAL)),
         (
             "GET",
@@ -290,7 +294,16 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "POST",
             "/api/v1/payments/webhooks/stripe",
-            public(authenticated("payments", GLOBAL)),
+            public(Expect {
+                max_body: 64 * KIB,
+                webhook: "stripe",
+                ..authenticated("payment-webhooks", &["webhooks"])
+            }),
+        ),
+        (
+            "GET",
+            "/api/v1/payments/webhooks/stripe",
+            authenticated("payments", GLOBAL),
         ),
         (
             "POST",
@@ -309,7 +322,8 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "POST",
             "/api/v1/webhooks/provider",
             public(Expect {
-                max_body: 256 * KIB,
+                max_body: 64 * KIB,
+                webhook: "stripe",
                 ..authenticated("webhooks", &["webhooks"])
             }),
         ),
@@ -576,6 +590,7 @@ fn actual(config: &Config, router: &Router, method: &str, path: &str) -> Result<
         forwards_token: route.auth.forward_credential,
         idempotent: route.idempotency.is_some() && route.buffer_body,
         approval_above: route.approval.as_ref().map_or(0, |a| a.above),
+        webhook: route.webhook.as_ref().map_or("", |w| w.scheme.as_str()),
     })
 }
 
@@ -592,7 +607,7 @@ fn venue_scope(route: &RouteSpec) -> String {
 
 fn describe(e: &Expect) -> String {
     format!(
-        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}{}",
+        "route {}{}, {}, roles {:?}{}, limits {:?}, timeout {}s, max body {}, token {}{}{}{}",
         e.route,
         e.via.map_or(String::new(), |via| format!(" (via {via})")),
         if e.public { "public" } else { "authenticated" },
@@ -619,6 +634,11 @@ fn describe(e: &Expect) -> String {
             format!(", approval above {}", e.approval_above)
         } else {
             String::new()
+        },
+        if e.webhook.is_empty() {
+            String::new()
+        } else {
+            format!(", {} webhook signature", e.webhook)
         }
     )
 }

@@ -261,7 +261,7 @@ routes:
     assert_eq!(
         carried_over(&gateway, 2),
         (
-            "rate-limit counts, idempotency records, approvals, upstream flaky, upstream other"
+            "rate-limit counts, idempotency records, approvals, webhook deliveries, upstream flaky, upstream other"
                 .to_string(),
             String::new()
         ),

@@ -36,7 +36,7 @@ SCHEMA = {
     },
 }
 ROUTES = {
-    "money-streamed": "",
+    "money-streamed": "buffer_body: false, ",
     "money-buffered": "buffer_body: true, ",
     "money-validated": "validate: { body_schema: order.json }, ",
     "money-idempotent": "idempotency: {}, ",
@@ -65,6 +65,7 @@ def start(directory, name, upstream, redis=None):
     process = run.Process(name, [str(run.TARGET / "release" / "usher"), "run", "--config", str(path)],
                           core=run.PROXY_CORE, stdout=log,
                           env={**run.os.environ, "USHER_LOG": "warn", "JWT_SECRET": run.JWT_SECRET,
+                               "STRIPE_WEBHOOK_SECRET": "whsec_load-benchmark-0123456789",
                                "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
     run.wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin

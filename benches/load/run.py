@@ -210,6 +210,7 @@ def start_usher(directory, name, upstream, extra_routes=0, redis=None):
     binary = TARGET / "release" / "usher"
     process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
                       env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
+                           "STRIPE_WEBHOOK_SECRET": "whsec_load-benchmark-0123456789",
                            "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin

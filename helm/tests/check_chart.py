@@ -93,6 +93,10 @@ def check_release(values, label):
     for key in (auth.get("jwt") or {}).get("keys", []):
         needed_env.append(key.get("secret_env"))
         needed_files += [key.get("secret_file"), key.get("public_key_file")]
+    for route in routes.get("routes") or []:
+        for secret in (route.get("webhook") or {}).get("secrets", []):
+            needed_env.append(secret.get("env"))
+            needed_files.append(secret.get("file"))
     for name in filter(None, needed_env):
         check(name in env_from_secret, f"{label}: {name} is not set from a Secret")
     for path in filter(None, needed_files):

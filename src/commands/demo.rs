@@ -119,6 +119,16 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     let batch = serde_json::json!({ "venueId": "7", "ticketIds": tickets });
     std::fs::write(directory.join("batch.json"), batch.to_string()).map_err(|e| e.to_string())?;
     let credentials = demo_credentials(&directory, &mut document)?;
+    // The webhook routes verify a Stripe signature made with the demo's own secret.
+    let webhook_secret = directory.join("webhook-secret");
+    std::fs::write(&webhook_secret, &credentials.webhook_secret).map_err(|e| e.to_string())?;
+    for route in document["routes"].as_sequence_mut().into_iter().flatten() {
+        if route["webhook"].is_mapping() {
+            route["webhook"]["secrets"] =
+                serde_yaml::from_str(&format!("[{{ file: \"{}\" }}]", webhook_secret.display()))
+                    .map_err(|e| e.to_string())?;
+        }
+    }
     let path = directory.join("routes.yaml");
     let text = serde_yaml::to_string(&document).map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
@@ -177,6 +187,8 @@ struct Credentials {
     /// A second admin of the same tenant, to approve what the first submits.
     approver_token: String,
     api_key: String,
+    /// The payment webhooks' signing secret, Stripe-style.
+    webhook_secret: String,
 }
 
 /// The demo's own secrets: a random HMAC secret and API key, made now and written to the
@@ -231,6 +243,7 @@ fn demo_credentials(
         admin_token: sign("demo-admin", &["admin"], "demo-admin-token")?,
         approver_token: sign("demo-approver", &["admin"], "demo-approver-token")?,
         api_key,
+        webhook_secret: format!("whsec_{}", hex(rand::random())),
     })
 }
 
@@ -277,6 +290,15 @@ Try:
   curl -si -X POST {base}/api/v1/approvals/$ID/approve -H "authorization: Bearer $ADMIN"
   curl -s -X POST {base}/api/v1/approvals/$ID/approve -H "authorization: Bearer $APPROVER"
   curl -s $BATCH -H "authorization: Bearer $ADMIN"
+  # a payment provider's webhook: Usher checks its Stripe signature (HMAC of the timestamp
+  # and the exact body) before payment-service sees it; signed now it passes, the same
+  # delivery again is 409, a changed body or no signature is 401
+  WHSEC={webhook_secret}
+  EVENT='{{"id":"evt_1","type":"payment_intent.succeeded"}}'
+  T=$(date +%s); SIG=$(printf '%s.%s' "$T" "$EVENT" | openssl dgst -sha256 -hmac "$WHSEC" | sed 's/.* //')
+  curl -s {base}/api/v1/payments/webhooks -H "stripe-signature: t=$T,v1=$SIG" -d "$EVENT"
+  curl -si {base}/api/v1/payments/webhooks -H "stripe-signature: t=$T,v1=$SIG" -d "$EVENT"
+  curl -si {base}/api/v1/payments/webhooks -H "stripe-signature: t=$T,v1=$SIG" -d '{{"id":"evt_1","type":"refund"}}'
   # a partner API key on the integrations route
   curl -s {base}/api/v1/integrations/sync -H 'x-api-key: {api_key}'
   # a spoofed tenant header on a public route is stripped before forwarding
@@ -300,6 +322,7 @@ Try:
         token = credentials.token,
         admin_token = credentials.admin_token,
         approver_token = credentials.approver_token,
+        webhook_secret = credentials.webhook_secret,
         batch = path.with_file_name("batch.json").display(),
         api_key = credentials.api_key,
     );

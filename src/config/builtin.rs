@@ -68,6 +68,11 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.max_buffered_bytes`.
 pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// `routes[].webhook.tolerance`: Stripe's and Standard Webhooks' own default.
+pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+/// `routes[].webhook.replay_window` for GitHub, which signs no timestamp (for the others it
+/// is twice the tolerance: a signature is accepted that long at most).
+pub const WEBHOOK_GITHUB_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// `routes[].approval.approvals`: the four-eyes rule, one approver besides the submitter.
 pub const APPROVALS_NEEDED: u32 = 1;
 /// `routes[].approval.expires`.

@@ -372,6 +372,7 @@ pub struct RawRoute {
     pub idempotency: Option<RawIdempotency>,
     pub validate: Option<RawValidate>,
     pub approval: Option<RawApproval>,
+    pub webhook: Option<RawWebhook>,
     pub auth: Option<RawRouteAuth>,
     #[serde(default)]
     pub websocket: bool,
@@ -400,6 +401,25 @@ pub struct RawValidate {
     pub body_schema: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+}
+
+/// A provider's webhook signature, verified on one route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub scheme: String,
+    pub secrets: Vec<RawSecretSource>,
+    pub tolerance: Option<Dur>,
+    pub replay_window: Option<Dur>,
+    pub on_store_failure: Option<String>,
+}
+
+/// Where a secret is: an environment variable or a file (exactly one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretSource {
+    pub env: Option<String>,
+    pub file: Option<String>,
 }
 
 /// Two-person approval above an amount, on one route.

@@ -252,7 +252,7 @@ impl Pending {
     /// key then answers 409 `idempotency_outcome_unknown`).
     pub async fn finish(self, ending: Ending) {
         let records = Place::of(&self.snapshot);
-        let store = &self.snapshot.idempotency;
+        let store = &self.snapshot.kept.idempotency;
         match (ending, self.head) {
             (Ending::Answered, Some((status, headers))) => {
                 let answer = (!self.too_large).then(|| Stored {

@@ -57,6 +57,9 @@ pub struct RequestCtx {
     pub budget: Vec<Spent>,
     /// The approval this request uses, given back if it does not happen.
     pub approved: Option<Approved>,
+    /// The webhook delivery this request carries, recorded as answered or dropped once
+    /// its fate is known.
+    pub delivery: Option<String>,
     /// The circuit breaker's permission, until the request's outcome is recorded.
     pub breaker: Option<BreakerPass>,
     pub deadline: Option<Instant>,
@@ -109,6 +112,7 @@ impl RequestCtx {
             idempotency: None,
             budget: Vec::new(),
             approved: None,
+            delivery: None,
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

@@ -5,6 +5,7 @@ use super::admission::{self, budget};
 use super::attempt;
 use super::RequestCtx;
 use crate::idempotency::Ending;
+use crate::store::Place;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::metrics::UNMATCHED;
 use pingora::prelude::*;
@@ -30,6 +31,18 @@ fn upstream_ending(ctx: &RequestCtx, error: Option<&Error>) -> Ending {
 /// soon as the upstream's answer has a head, or the request failed, so a client that sees
 /// the answer sees it settled; here at the end for whatever is left.
 pub async fn settle_spent(ctx: &mut RequestCtx, error: Option<&Error>) {
+    if let (Some(snapshot), Some(delivery)) = (ctx.snapshot.clone(), ctx.delivery.take()) {
+        // Answered by the service (below 500): a repeat is a replay. Otherwise the
+        // provider's retry must go through.
+        let answered = ctx
+            .outcome
+            .upstream_status
+            .is_some_and(|status| status < 500);
+        let deliveries = &snapshot.kept.deliveries;
+        deliveries
+            .end(Place::of(&snapshot), &delivery, answered)
+            .await;
+    }
     let spent_any = !ctx.budget.is_empty() || ctx.approved.is_some();
     let Some(snapshot) = ctx.snapshot.clone().filter(|_| spent_any) else {
         return;

@@ -145,6 +145,13 @@ pub enum Rejection {
     ApprovalUsed,
     /// The approvals store cannot answer.
     ApprovalUnavailable,
+    /// A webhook's signature is missing, out of its time tolerance, or wrong (the text
+    /// says which, in general terms).
+    WebhookSignatureInvalid(&'static str),
+    /// This webhook delivery was forwarded before (or is being forwarded now).
+    WebhookReplayed,
+    /// The webhook delivery records cannot be reached.
+    WebhookUnavailable,
     Internal,
 }
 
@@ -172,13 +179,14 @@ impl Rejection {
             | Rejection::ApprovalSelf => 403,
             Rejection::ApprovalNotFound => 404,
             Rejection::ApprovalExpired => 410,
-            Rejection::ApprovalClosed | Rejection::ApprovalDuplicate | Rejection::ApprovalUsed => {
-                409
-            }
+            Rejection::ApprovalClosed
+            | Rejection::ApprovalDuplicate
+            | Rejection::ApprovalUsed
+            | Rejection::WebhookReplayed => 409,
             Rejection::UriTooLong => 414,
             Rejection::RequestTimeout => 408,
             Rejection::HeadersTooLarge => 431,
-            Rejection::Unauthenticated => 401,
+            Rejection::Unauthenticated | Rejection::WebhookSignatureInvalid(_) => 401,
             Rejection::NoRoute => 404,
             Rejection::MethodNotAllowed(_) => 405,
             Rejection::PayloadTooLarge { .. } => 413,
@@ -193,7 +201,8 @@ impl Rejection {
             | Rejection::RateLimitUnavailable { .. }
             | Rejection::Overloaded { .. }
             | Rejection::IdempotencyUnavailable
-            | Rejection::ApprovalUnavailable => 503,
+            | Rejection::ApprovalUnavailable
+            | Rejection::WebhookUnavailable => 503,
             Rejection::UpstreamTimeout { .. } => 504,
         }
     }
@@ -238,6 +247,9 @@ impl Rejection {
             Rejection::ApprovalDuplicate => "approval_duplicate",
             Rejection::ApprovalUsed => "approval_used",
             Rejection::ApprovalUnavailable => "approval_unavailable",
+            Rejection::WebhookSignatureInvalid(_) => "webhook_signature_invalid",
+            Rejection::WebhookReplayed => "webhook_replayed",
+            Rejection::WebhookUnavailable => "webhook_unavailable",
             Rejection::Internal => "internal_error",
             Rejection::UpstreamRefused { .. } => "upstream_refused",
             Rejection::BadGateway { .. } => "bad_gateway",
@@ -327,6 +339,13 @@ impl Rejection {
             Rejection::ApprovalUnavailable => {
                 "approvals cannot be recorded right now; retry later".into()
             }
+            Rejection::WebhookSignatureInvalid(why) => {
+                format!("the webhook signature is not valid: {why} (see docs/routes.md#webhooks)")
+            }
+            Rejection::WebhookReplayed => "this webhook delivery was received before".into(),
+            Rejection::WebhookUnavailable => {
+                "webhook deliveries cannot be recorded right now; retry later".into()
+            }
             Rejection::Internal => "internal error".into(),
             Rejection::RateLimited { .. } => "too many requests; retry later".into(),
             Rejection::RateLimitUnavailable { .. } => {
@@ -379,7 +398,8 @@ impl Rejection {
             | Rejection::AuthUnavailable
             | Rejection::IdempotencyInFlight
             | Rejection::IdempotencyUnavailable
-            | Rejection::ApprovalUnavailable => Some(1),
+            | Rejection::ApprovalUnavailable
+            | Rejection::WebhookUnavailable => Some(1),
             _ => None,
         }
     }

@@ -89,6 +89,9 @@ fn every_rejection() -> Vec<Rejection> {
         Rejection::ApprovalDuplicate,
         Rejection::ApprovalUsed,
         Rejection::ApprovalUnavailable,
+        Rejection::WebhookSignatureInvalid("x"),
+        Rejection::WebhookReplayed,
+        Rejection::WebhookUnavailable,
         Rejection::Internal,
     ];
     for rejection in &all {
@@ -138,6 +141,9 @@ fn every_rejection() -> Vec<Rejection> {
             | Rejection::ApprovalDuplicate
             | Rejection::ApprovalUsed
             | Rejection::ApprovalUnavailable
+            | Rejection::WebhookSignatureInvalid(_)
+            | Rejection::WebhookReplayed
+            | Rejection::WebhookUnavailable
             | Rejection::Internal => {}
         }
     }

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub budget_requests: IntCounterVec,
     pub budget_amount: IntCounterVec,
     pub approvals: IntCounterVec,
+    pub signature_verifications: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
 }
@@ -224,6 +225,11 @@ impl Metrics {
                 "Amounts asked of budgets, by policy and outcome (spent: reserved before forwarding; refused; refunded: given back after the request did not happen).",
                 &["policy", "outcome"],
             ),
+            signature_verifications: counter(
+                "usher_signature_verifications_total",
+                "Signed requests checked at the edge, by route, scheme (stripe, standard, github) and result (valid, missing, stale, mismatch, replayed, unavailable, unrecorded).",
+                &["route", "scheme", "result"],
+            ),
             approvals: counter(
                 "usher_approvals_total",
                 "Two-person approvals by outcome (requested, pending, approved, granted, used, restored, expired, refused).",
@@ -284,6 +290,7 @@ impl Metrics {
         remove_series(&self.request_duration, "route", routes);
         remove_series(&self.idempotency, "route", routes);
         remove_series(&self.validation_refusals, "route", routes);
+        remove_series(&self.signature_verifications, "route", routes);
     }
 }
 

@@ -40,6 +40,8 @@ pub struct RouteSpec {
     pub has_budgets: bool,
     /// Requests asking for more than an amount wait for other principals' approval.
     pub approval: Option<ApprovalSpec>,
+    /// Deliveries must carry a provider's signature over the body.
+    pub webhook: Option<WebhookSpec>,
 }
 
 impl crate::router::Routable for RouteSpec {
@@ -105,6 +107,22 @@ impl RouteTarget {
             RouteTarget::Approvals => None,
         }
     }
+}
+
+/// Webhook verification on a route (see `crate::signatures::webhook`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    pub scheme: crate::signatures::webhook::Scheme,
+    /// Every secret a signature may be made with (several while one rotates); read with
+    /// the environment (`crate::signatures::keys`).
+    pub secrets: Vec<SecretRef>,
+    /// How far a signed timestamp may be from now, either way.
+    pub tolerance: Duration,
+    /// How long a delivery is remembered, so a repeat within it is refused.
+    pub replay_window: Duration,
+    /// While the delivery records cannot be reached: forward unrecorded (`true`) or refuse
+    /// (503, the default).
+    pub fail_open: bool,
 }
 
 /// Two-person approval on a route (see `crate::approval`).

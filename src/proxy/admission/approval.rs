@@ -81,6 +81,7 @@ pub async fn check(
         status: status_path(snapshot, &id),
     };
     match snapshot
+        .kept
         .approvals
         .submit(Place::of(snapshot), &id, &submission)
         .await
@@ -135,6 +136,7 @@ fn status_path(snapshot: &Snapshot, id: &str) -> String {
 /// Gives a used approval back: the request that used it did not happen.
 pub async fn restore(snapshot: &Snapshot, approved: Approved) {
     snapshot
+        .kept
         .approvals
         .restore(Place::of(snapshot), &approved.id)
         .await;

@@ -73,6 +73,7 @@ pub async fn begin(
     let fingerprint = fingerprint(head.method.as_str(), &ctx.path, &query, body);
     let token = format!("{:016x}", rand::random::<u64>());
     let reserved = snapshot
+        .kept
         .idempotency
         .reserve(
             Place::of(snapshot),

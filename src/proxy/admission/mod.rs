@@ -16,6 +16,8 @@
 //!           patterns (400); where the route buffers its body (`buffer_body`), the whole
 //!           body read before any upstream contact (413 over the limit, 400 malformed, 408
 //!           too slow, 503 when buffers are full): body.rs
+//! webhook   where the route has one: the provider's signature over the body (401), the
+//!           delivery taken once (409 seen before; 503 records unreachable) (webhook.rs)
 //! validate  where the route has a body schema: 415 not JSON, 400 malformed, 422 invalid
 //!           (crate::validation); a venue in the body out of the caller's scope (403)
 //! idempotency  where the route has it: the key (400), reserved for the caller, or the
@@ -47,6 +49,7 @@ mod reserve;
 mod route;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 use super::request::Request;
 use super::RequestCtx;
@@ -105,6 +108,8 @@ pub async fn run(
     validation::check_params(route, &ctx.params).inspect_err(refused)?;
     body::buffer(session, ctx, route, &snapshot.config.limits).await?;
     let body = session.get_retry_buffer().unwrap_or_default();
+    ctx.delivery =
+        webhook::check(snapshot, route, &session.req_header().headers, &body, ctx).await?;
     let schema = ctx
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
@@ -200,7 +205,7 @@ async fn serve_approvals(
         path: &ctx.path,
     };
     let answer = approval_endpoint::answer(
-        &snapshot.approvals,
+        &snapshot.kept.approvals,
         Place::of(snapshot),
         identity,
         call,

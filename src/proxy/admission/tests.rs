@@ -55,8 +55,7 @@ routes:
         prepared,
         pools,
         Arc::new(Limiter::new(None)),
-        Arc::default(),
-        Arc::default(),
+        Default::default(),
     ))
 }
 

@@ -66,6 +66,7 @@ impl Compiler<'_> {
             ("idempotency", raw.idempotency.is_some()),
             ("validate", raw.validate.is_some()),
             ("approval", raw.approval.is_some()),
+            ("webhook", raw.webhook.is_some()),
             ("websocket", raw.websocket),
         ];
         for (key, set) in upstream_only {

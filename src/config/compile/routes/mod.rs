@@ -17,6 +17,7 @@ mod approval;
 mod auth;
 mod unreachable;
 mod validate;
+mod webhook;
 
 /// What a route or an alias matches; `None` where its key had an error.
 pub(super) struct Matcher {
@@ -206,13 +207,15 @@ impl Compiler<'_> {
             self.reads_whole_body(&format!("{at}.auth.venue_field"), raw, max_body);
         }
         let approval = self.route_approval(&at, raw, max_body);
+        let webhook = self.route_webhook(&at, raw, max_body);
         // Idempotency, body schemas, budgets, a venue in the body and approvals read the
         // body: they need it before the upstream.
         let reads_body = idempotency.is_some()
             || body_schema.is_some()
             || budgets
             || venue_in_body
-            || approval.is_some();
+            || approval.is_some()
+            || webhook.is_some();
         let buffer_body = reads_body
             || raw
                 .buffer_body
@@ -259,6 +262,7 @@ impl Compiler<'_> {
             rate_limits,
             has_budgets: budgets,
             approval,
+            webhook,
         })
     }
 
