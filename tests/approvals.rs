@@ -14,12 +14,16 @@ use std::time::Duration;
 const SECRET: &str = "0123456789abcdef0123456789abcdef-approvals";
 
 fn bearer(subject: &str, tenant: &str, roles: &[&str]) -> String {
+    scoped_bearer(subject, tenant, roles, &[])
+}
+
+fn scoped_bearer(subject: &str, tenant: &str, roles: &[&str], venues: &[&str]) -> String {
     let now = unix_now();
     format!(
         "Bearer {}",
         hs256_jwt(
             SECRET,
-            &json!({"sub": subject, "tenant_id": tenant, "roles": roles, "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600}),
+            &json!({"sub": subject, "tenant_id": tenant, "roles": roles, "venue_ids": venues, "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600}),
         )
     )
 }
@@ -31,7 +35,7 @@ async fn replica(upstream: &EchoServer, dir: &tempfile::TempDir, redis: &str) ->
     Gateway::start_h2c(&format!(
         r#"
 authentication:
-  jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_file: "{}" }}] }}
+  jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_file: "{}" }}], claims: {{ venues: venue_ids }} }}
 {redis}
 upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
@@ -57,6 +61,12 @@ routes:
     max_body: 16KiB
     auth: {{ roles: [admin] }}
     approval: {{ number_at: /quantity, above: 0, expires: 1s }}
+  - name: venue
+    match: {{ path: /venue, methods: [POST] }}
+    upstream: svc
+    max_body: 16KiB
+    auth: {{ roles: [admin], venue_field: /venueId, admin_roles: [platform] }}
+    approval: {{ number_at: /quantity, above: 0 }}
   - name: gone
     match: {{ path: /gone, methods: [POST] }}
     upstream: gone
@@ -339,6 +349,8 @@ async fn a_second_admin_approves_what_the_first_submitted() {
         "{metrics}"
     );
 
+    venue_scope_is_held(&two).await;
+
     // Redis gone: approvals fail closed.
     redis.kill();
     let down = call(&one, "POST", "/mint", &alice, Some("k9"), Some(tickets(5))).await;
@@ -356,6 +368,28 @@ async fn a_second_admin_approves_what_the_first_submitted() {
         (down.status, down.error_code().as_str()),
         (503, "approval_unavailable")
     );
+}
+
+/// An approver acts within their own venues, unless they hold one of the route's admin
+/// roles.
+async fn venue_scope_is_held(gateway: &Gateway) {
+    let submitter = scoped_bearer("sam", "t1", &["admin"], &["v1"]);
+    let elsewhere = scoped_bearer("eve", "t1", &["admin"], &["v2"]);
+    let local = scoped_bearer("val", "t1", &["admin"], &["v1"]);
+    let platform = scoped_bearer("pat", "t1", &["admin", "platform"], &[]);
+    let asked = |quantity| {
+        let body = json!({"venueId": "v1", "quantity": quantity});
+        call(gateway, "POST", "/venue", &submitter, None, Some(body))
+    };
+    let (_, status) = required(&asked(3).await);
+    let refused = approve(gateway, &status, &elsewhere).await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (403, "forbidden")
+    );
+    assert_eq!(approve(gateway, &status, &local).await.status, 200);
+    let (_, other) = required(&asked(4).await);
+    assert_eq!(approve(gateway, &other, &platform).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -387,4 +421,6 @@ async fn one_replica_keeps_approvals_in_process() {
             .json()["status"],
         "used"
     );
+
+    venue_scope_is_held(&gateway).await;
 }

@@ -128,6 +128,12 @@ async fn budgets_count_amounts_exactly_across_replicas() {
     );
     let quantity = post(&one, "/buy", "t3", json!({ "quantity": -2 })).await;
     assert_eq!(quantity.error_code(), "invalid_amount");
+    // More than the whole limit could never be granted: over the cap, not 429.
+    let huge = post(&one, "/buy", "t3", json!({ "quantity": u64::MAX })).await;
+    assert_eq!(
+        (huge.status, huge.error_code().as_str()),
+        (422, "amount_over_cap")
+    );
     assert_eq!(
         post(&one, "/buy", "t3", json!({ "quantity": 999 }))
             .await

@@ -149,7 +149,7 @@ async fn the_demo_does_what_its_banner_says() {
         .await;
     assert_eq!(other_venue.status, 403);
 
-    let dashboard = "/api/v1/minting/admin/dashboard";
+    let dashboard = "/api/v1/minting/admin/stats/7";
     let customer = demo
         .call("GET", dashboard, &[("authorization", &bearer)])
         .await;
@@ -172,15 +172,19 @@ async fn the_demo_does_what_its_banner_says() {
         echoed(&history)["path"],
         "/admin/reconcile/7/history?page=2"
     );
-    let odd_venue = demo
+    let platform = format!(
+        "Bearer {}",
+        demo_token(&demo, "platform-1", &["platform_admin"], &[])
+    );
+    let odd_ticket = demo
         .call(
             "GET",
             "/api/v1/minting/admin/mints/ticket.7",
-            &[("authorization", &admin)],
+            &[("authorization", &platform)],
         )
         .await;
     assert_eq!(
-        (odd_venue.status, odd_venue.error_code().as_str()),
+        (odd_ticket.status, odd_ticket.error_code().as_str()),
         (400, "invalid_parameter")
     );
 
@@ -514,8 +518,30 @@ async fn minting_admins_act_within_their_scope() {
     .await;
     assert_eq!(echoed(&clear)["path"], "/admin/cache/clear");
     // A customer reaches no admin route, and its own mint status, as itself.
-    let refused = call("GET", "/api/v1/minting/admin/dashboard", &customer, None).await;
+    let refused = call("GET", "/api/v1/minting/admin/stats/7", &customer, None).await;
     assert_eq!(status(refused), forbidden);
+    // What spans tenants is the platform's: a tenant admin reads no dashboard or mint.
+    for path in [
+        "/api/v1/minting/admin/dashboard",
+        "/api/v1/minting/admin/mints/t-1",
+    ] {
+        let listing = call("GET", path, &tenant_admin, None).await;
+        assert_eq!(status(listing), forbidden, "{path}");
+        assert_eq!(
+            call("GET", path, &platform, None).await.status,
+            200,
+            "{path}"
+        );
+    }
+    // Writes pass through their own routes only: another spelling is not one.
+    let odd = call(
+        "POST",
+        "/api/v1/minting/admin/Batch-Mint",
+        &platform,
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(odd.status, 405);
     let mine = call("GET", "/api/v1/minting/status/t-1", &customer, None).await;
     let mine = echoed(&mine);
     assert_eq!(

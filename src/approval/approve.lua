@@ -1,6 +1,7 @@
 -- One approval of a pending submission, atomically, on Redis's clock.
 -- KEYS[1] the approval's hash. ARGV: the approver's tenant, the approver, the approver's
--- roles (JSON array).
+-- roles and venues (JSON arrays). An approver needs one of the approval's roles, and its
+-- venue in their venues unless they hold one of its scope roles.
 -- Returns {outcome, approvals, needed, submitter}: outcome "approved" or "pending" when recorded,
 -- else "not_found" (none, or another tenant's), "self", "role", "expired", "closed"
 -- (already approved or used), "duplicate" (this approver already approved).
@@ -17,13 +18,18 @@ if submitter == ARGV[2] then
 end
 local wanted = cjson.decode(redis.call('HGET', KEYS[1], 'roles'))
 local held = cjson.decode(ARGV[3])
-local allowed = false
-for _, role in ipairs(held) do
-  for _, want in ipairs(wanted) do
-    if role == want then allowed = true end
+local function any_of(list, among)
+  for _, item in ipairs(list) do
+    for _, other in ipairs(among) do
+      if item == other then return true end
+    end
   end
+  return false
 end
-if not allowed then return {'role', 0, 0, submitter} end
+local venue = redis.call('HGET', KEYS[1], 'venue')
+local scoped = venue == '' or any_of({venue}, cjson.decode(ARGV[4]))
+  or any_of(held, cjson.decode(redis.call('HGET', KEYS[1], 'scope_roles') or '[]'))
+if not any_of(held, wanted) or not scoped then return {'role', 0, 0, submitter} end
 local needed = tonumber(redis.call('HGET', KEYS[1], 'needed'))
 local approvals = tonumber(redis.call('HGET', KEYS[1], 'approvals'))
 if state ~= 'used' and now >= tonumber(redis.call('HGET', KEYS[1], 'expires')) then

@@ -4,11 +4,12 @@
 //! - `GET <path>/<id>`: the approval's status, to its submitter and to principals of its
 //!   tenant holding an approver role; anyone else gets 404, as for an id that never was.
 //! - `POST <path>/<id>/approve`: one approval by the caller (another principal of the same
-//!   tenant, with an approver role); answers the status.
+//!   tenant, with an approver role, and the approval's venue in its own venues unless it
+//!   holds one of the route's `admin_roles`); answers the status.
 //!
 //! A status names the route, the amount and the venue, never the body.
 
-use super::{Approvals, Approved, Record};
+use super::{Approvals, Approved, Approver, Record};
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::security::Identity;
@@ -56,18 +57,30 @@ pub async fn answer(
     let id = match call {
         Call::Read(id) => id,
         Call::Approve(id) => {
-            let (approved, submitter) = approvals
-                .approve(place, id, &identity.tenant, &who, &identity.roles)
-                .await;
+            let approver = Approver {
+                tenant: &identity.tenant,
+                principal: &who,
+                roles: &identity.roles,
+                venues: &identity.venues,
+            };
+            let (approved, submitter) = approvals.approve(place, id, &approver).await;
+            let event = |reason, severity| {
+                let submitter = submitter.as_deref();
+                events::record_approval(reason, severity, at, id, submitter, &who);
+            };
             let refused = |reason: &'static str, rejection: Rejection| {
                 count("refused");
-                let submitter = submitter.as_deref();
-                events::record_approval(reason, Severity::Medium, at, id, submitter, &who);
+                event(reason, Severity::Medium);
                 Err(rejection)
             };
             match approved {
-                Approved::Recorded { granted, .. } => {
-                    count(if granted { "granted" } else { "approved" });
+                Approved::Recorded { granted: true, .. } => {
+                    count("granted");
+                    event("approval_granted", Severity::Low);
+                }
+                Approved::Recorded { granted: false, .. } => {
+                    count("approved");
+                    event("approval_recorded", Severity::Low);
                 }
                 Approved::NotFound => {
                     return refused("approval_not_found", Rejection::ApprovalNotFound)
@@ -81,7 +94,10 @@ pub async fn answer(
                 Approved::Duplicate => {
                     return refused("approval_duplicate", Rejection::ApprovalDuplicate)
                 }
-                Approved::Unavailable => return Err(Rejection::ApprovalUnavailable),
+                Approved::Unavailable => {
+                    event("approval_unavailable", Severity::Low);
+                    return Err(Rejection::ApprovalUnavailable);
+                }
             }
             id
         }
@@ -92,16 +108,6 @@ pub async fn answer(
         .map_err(|()| Rejection::ApprovalUnavailable)?
         .filter(|record| visible(record, identity, &who))
         .ok_or(Rejection::ApprovalNotFound)?;
-    if let Call::Approve(_) = call {
-        events::record_approval(
-            "approval_granted",
-            Severity::Low,
-            at,
-            id,
-            Some(&record.submitter),
-            &who,
-        );
-    }
     Ok(view(id, &record))
 }
 

@@ -3,7 +3,7 @@
 //! (records past their expiry and keeping time are dropped first; a store full of live
 //! ones refuses new submissions, 503).
 
-use super::{Approved, Record, State, Submission, Submitted, KEPT_AFTER_EXPIRY};
+use super::{Approved, Approver, Record, State, Submission, Submitted, KEPT_AFTER_EXPIRY};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -74,6 +74,7 @@ impl LocalApprovals {
                     venue: submission.venue.map(str::to_string),
                     needed: submission.needed,
                     roles: submission.roles.to_vec(),
+                    scope_roles: submission.scope_roles.to_vec(),
                     approvers: Vec::new(),
                     state: State::Pending,
                     expires_in: Duration::ZERO,
@@ -84,28 +85,34 @@ impl LocalApprovals {
         Submitted::Created { replaced }
     }
 
-    pub fn approve(
-        &self,
-        id: &str,
-        tenant: &str,
-        approver: &str,
-        roles: &[String],
-    ) -> (Approved, Option<String>) {
+    pub fn approve(&self, id: &str, approver: &Approver<'_>) -> (Approved, Option<String>) {
         let mut records = self.records();
-        let Some(entry) = records.get_mut(id).filter(|e| e.record.tenant == tenant) else {
+        let Some(entry) = records
+            .get_mut(id)
+            .filter(|e| e.record.tenant == approver.tenant)
+        else {
             return (Approved::NotFound, None);
         };
         let submitter = entry.record.submitter.clone();
-        (Self::approve_entry(entry, approver, roles), Some(submitter))
+        (Self::approve_entry(entry, approver), Some(submitter))
     }
 
-    fn approve_entry(entry: &mut Entry, approver: &str, roles: &[String]) -> Approved {
+    fn approve_entry(entry: &mut Entry, who: &Approver<'_>) -> Approved {
         let now = Instant::now();
+        let approver = who.principal;
         let record = &entry.record;
         if record.submitter == approver {
             return Approved::SelfApproval;
         }
-        if !roles.iter().any(|role| record.roles.contains(role)) {
+        let in_scope = record
+            .venue
+            .as_ref()
+            .is_none_or(|venue| who.venues.contains(venue))
+            || who
+                .roles
+                .iter()
+                .any(|role| record.scope_roles.contains(role));
+        if !who.roles.iter().any(|role| record.roles.contains(role)) || !in_scope {
             return Approved::MissingRole;
         }
         match entry.state(now) {

@@ -43,6 +43,8 @@ pub struct Submission<'a> {
     pub venue: Option<&'a str>,
     pub needed: u32,
     pub roles: &'a [String],
+    /// Roles that may approve for any venue; others only for a venue in their own claim.
+    pub scope_roles: &'a [String],
     pub expires: Duration,
 }
 
@@ -69,6 +71,14 @@ impl Submission<'_> {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// Who approves: `principal` is `<credential kind>:<subject>`.
+pub struct Approver<'a> {
+    pub tenant: &'a str,
+    pub principal: &'a str,
+    pub roles: &'a [String],
+    pub venues: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +156,7 @@ pub struct Record {
     pub venue: Option<String>,
     pub needed: u32,
     pub roles: Vec<String>,
+    pub scope_roles: Vec<String>,
     pub approvers: Vec<String>,
     pub state: State,
     /// Until it expires (zero once it has).
@@ -212,6 +223,7 @@ impl Approvals {
                             Value::from(json(submission.roles)),
                             Value::from(submission.expires.as_millis() as i64),
                             Value::from(KEPT_AFTER_EXPIRY.as_millis() as i64),
+                            Value::from(json(submission.scope_roles)),
                         ]
                     },
                 )
@@ -235,18 +247,16 @@ impl Approvals {
         }
     }
 
-    /// `approver` is `<credential kind>:<subject>` in `tenant`, holding `roles`. Also
-    /// returns the approval's submitter, when the approval is the approver's tenant's.
+    /// One approval by `approver`. Also returns the approval's submitter, when the approval
+    /// is the approver's tenant's.
     pub async fn approve(
         &self,
         place: Place<'_>,
         id: &str,
-        tenant: &str,
-        approver: &str,
-        roles: &[String],
+        approver: &Approver<'_>,
     ) -> (Approved, Option<String>) {
         let (store, spec) = match place {
-            Place::Local => return self.local.approve(id, tenant, approver, roles),
+            Place::Local => return self.local.approve(id, approver),
             Place::Missing => return (Approved::Unavailable, None),
             Place::Shared(store, spec) => (store, spec),
         };
@@ -258,9 +268,10 @@ impl Approvals {
                     || vec![key.clone()],
                     || {
                         vec![
-                            Value::from(tenant),
-                            Value::from(approver),
-                            Value::from(json(roles)),
+                            Value::from(approver.tenant),
+                            Value::from(approver.principal),
+                            Value::from(json(approver.roles)),
+                            Value::from(json(approver.venues)),
                         ]
                     },
                 )
@@ -334,6 +345,7 @@ impl Approvals {
             venue: field("venue").filter(|v| !v.is_empty()).map(str::to_string),
             needed: number("needed") as u32,
             roles: list("roles"),
+            scope_roles: list("scope_roles"),
             approvers: list("approvers"),
             state,
             expires_in: Duration::from_millis(left),

@@ -266,9 +266,9 @@ Try:
   curl -s {base}/api/v1/venues/7 -H "authorization: Bearer $TOKEN" -H 'x-tenant-id: victim'
   # venue scope: the token is scoped to venue 7, so changing venue 8 is 403
   curl -si -X PATCH {base}/api/v1/venues/8 -H "authorization: Bearer $TOKEN"
-  # admin-only minting: 403 for this caller, allowed with the admin token
-  curl -si {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer $TOKEN"
-  curl -s {base}/api/v1/minting/admin/dashboard -H "authorization: Bearer {admin_token}"
+  # admin-only minting: 403 for this caller, allowed with the admin token (its venue 7)
+  curl -si {base}/api/v1/minting/admin/stats/7 -H "authorization: Bearer $TOKEN"
+  curl -s {base}/api/v1/minting/admin/stats/7 -H "authorization: Bearer {admin_token}"
   # a purchase needs an Idempotency-Key and a body its schema (schemas/ticket-purchase.json)
   # accepts: a body that breaks it is 422, naming where, before anything reaches the
   # service; retried with the same key, a good one is answered from the first answer

@@ -473,6 +473,8 @@ pub struct RawMatch {
     pub path: String,
     pub methods: Option<Vec<String>>,
     pub host: Option<String>,
+    #[serde(default)]
+    pub exact: bool,
 }
 
 #[derive(Debug, Deserialize)]

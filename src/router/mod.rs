@@ -79,6 +79,8 @@ impl NodeBuilder {
 struct RouteEntry {
     index: usize,
     methods: Option<Vec<Method>>,
+    /// Matches its path only, not the paths under it.
+    exact: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -118,6 +120,10 @@ pub trait Routable {
     fn pattern(&self) -> &PathPattern;
     /// `None`: every method.
     fn methods(&self) -> Option<&[Method]>;
+    /// Whether it matches its path only, not the paths under it.
+    fn exact(&self) -> bool {
+        false
+    }
     /// For an alias, the path prefix its matched part is replaced by before the request is
     /// routed again.
     fn alias(&self) -> Option<&str> {
@@ -149,6 +155,7 @@ impl Router {
             node.routes.push(RouteEntry {
                 index,
                 methods: route.methods().map(<[Method]>::to_vec),
+                exact: route.exact(),
             });
         }
         Router {
@@ -290,7 +297,12 @@ impl<'a> Search<'a> {
         if self.best.as_ref().is_some_and(|best| best.depth >= depth) {
             return;
         }
-        for entry in node.routes.iter().filter(|entry| entry.index < self.below) {
+        let at_end = next_segment(rest).is_none();
+        let candidates = node
+            .routes
+            .iter()
+            .filter(|entry| entry.index < self.below && (at_end || !entry.exact));
+        for entry in candidates {
             match &entry.methods {
                 Some(methods) if !methods.contains(self.method) => {
                     self.allowed.extend(methods.iter().cloned());

@@ -21,6 +21,7 @@ routes:
   - { name: ticket-read, match: { path: /api/v1/tickets/:id, methods: [GET, HEAD] }, upstream: svc }
   - { name: admin-host, match: { path: /api/v1/venues, host: Admin.Example.com. }, upstream: svc }
   - { name: only-post, match: { path: /api/v1/jobs, methods: [POST] }, upstream: svc }
+  - { name: job-run, match: { path: /api/v1/jobs/:jobId/run, methods: [POST], exact: true }, upstream: svc }
 "#;
 
 fn router() -> (Router, Vec<String>) {
@@ -49,6 +50,10 @@ fn most_specific_route_wins() {
         (None, "GET", "/api/v1/venues/7", "venue", &["7"]),
         (None, "GET", "/api/v1/venues/7/seats", "venue", &["7"]),
         (None, "GET", "/api/v1/venues/search", "venue-search", &[]),
+        // An exact route takes its own path (and a trailing slash), nothing under it.
+        (None, "POST", "/api/v1/jobs/j1/run", "job-run", &["j1"]),
+        (None, "POST", "/api/v1/jobs/j1/run/", "job-run", &["j1"]),
+        (None, "POST", "/api/v1/jobs/j1/run/now", "only-post", &[]),
         // Parameters after a segment do not hide it (servlet containers cut them).
         (
             None,

@@ -29,6 +29,12 @@ impl Compiler<'_> {
                 );
             }
             let matcher = self.matcher(&at, &alias.matcher);
+            if alias.matcher.exact {
+                self.error(
+                    format!("{at}.match.exact"),
+                    "an alias leads a path and everything under it; exact is for routes",
+                );
+            }
             let to = self.target(&at, &alias.to);
             if self.errors.count() > errors_before {
                 continue;

@@ -10,6 +10,8 @@ pub struct RouteSpec {
     pub pattern: PathPattern,
     /// `None` accepts every method.
     pub methods: Option<Vec<Method>>,
+    /// Matches `pattern` itself only, not the paths under it.
+    pub exact: bool,
     /// Where its requests go.
     pub target: RouteTarget,
     /// Replaces the matched prefix before forwarding; `None` forwards the path unchanged.
@@ -55,6 +57,10 @@ impl crate::router::Routable for RouteSpec {
 
     fn methods(&self) -> Option<&[Method]> {
         self.methods.as_deref()
+    }
+
+    fn exact(&self) -> bool {
+        self.exact
     }
 }
 

@@ -3,6 +3,7 @@
 //! granted approval, which it then uses (see `crate::approval` for the rules).
 
 use super::budget::amount_in;
+use super::idempotency::fingerprinted_query;
 use crate::approval::endpoint::{self, principal};
 use crate::approval::{Submission, Submitted};
 use crate::config::{RouteSpec, RouteTarget};
@@ -36,23 +37,26 @@ pub async fn check(
     asked: &Asked<'_>,
     at: &events::Context<'_>,
 ) -> Result<Option<Approved>, Rejection> {
-    let (Some(spec), Some(identity), Some(document)) = (&route.approval, identity, asked.document)
-    else {
+    let (Some(spec), Some(document)) = (&route.approval, asked.document) else {
         return Ok(None);
     };
     let amount = amount_in(&spec.amount, document)?;
     if amount <= spec.above {
         return Ok(None);
     }
+    // A public path of the route has no submitter to bind: such a request never passes.
+    let identity = identity.ok_or(Rejection::Unauthenticated)?;
     let who = principal(identity);
     let venue = match (&route.auth.venue_field, route.auth.venue_param) {
         (Some(pointer), _) => document.pointer(pointer).and_then(|v| v.as_str()),
         (None, Some(index)) => asked.params.get(index).map(String::as_str),
         (None, None) => None,
     };
-    let path = match asked.head.uri.query() {
-        Some(query) => format!("{}?{query}", asked.path),
-        None => asked.path.to_string(),
+    // The query as idempotency fingerprints it: without a token that travels in it.
+    let query = fingerprinted_query(asked.head.uri.query(), &route.auth.token_sources);
+    let path = match query.as_str() {
+        "" => asked.path.to_string(),
+        query => format!("{}?{query}", asked.path),
     };
     let submission = Submission {
         tenant: &identity.tenant,
@@ -64,6 +68,7 @@ pub async fn check(
         venue,
         needed: spec.needed,
         roles: &spec.roles,
+        scope_roles: &route.auth.admin_roles,
         expires: spec.expires,
     };
     let key = asked
@@ -96,6 +101,7 @@ pub async fn check(
         }
         Submitted::Pending { approvals } => {
             endpoint::count("pending");
+            event("approval_pending", Severity::Low);
             Err(required(approvals))
         }
         Submitted::Use { approvers } => {
@@ -116,7 +122,10 @@ pub async fn check(
             event("approval_reused", Severity::Medium);
             Err(Rejection::ApprovalUsed)
         }
-        Submitted::Unavailable => Err(Rejection::ApprovalUnavailable),
+        Submitted::Unavailable => {
+            event("approval_unavailable", Severity::Low);
+            Err(Rejection::ApprovalUnavailable)
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! refused it here, or [`did_not_happen`] says so of how it ended (see the phase chart in
 //! `proxy/mod.rs` for when that is decided).
 
-use crate::config::{AmountSpec, Measure, PolicySpec, RouteSpec};
+use crate::config::{AmountSpec, Measure, PolicySpec, RouteLimit, RouteSpec};
 use crate::ratelimit::budget::{Ask, Receipt, Spend};
 use crate::ratelimit::key::{self, KeySource};
 use crate::ratelimit::Quota;
@@ -40,48 +40,57 @@ pub fn amount_in(spec: &AmountSpec, document: &serde_json::Value) -> Result<u64,
     })
 }
 
-/// The amount `document` asks of `policy`, within its per-request cap.
+/// The amount `document` asks of `policy`, within its per-request cap, and never more than
+/// its whole limit (which could never be granted).
 fn amount_of(policy: &PolicySpec, document: &serde_json::Value) -> Result<u64, Rejection> {
     let Some(spec) = &policy.amount else {
         return Ok(0);
     };
     let amount = amount_in(spec, document)?;
-    match spec.max_per_request {
-        Some(cap) if amount > u64::from(cap) => Err(Rejection::AmountOverCap {
+    let cap = spec
+        .max_per_request
+        .unwrap_or(policy.limit)
+        .min(policy.limit);
+    if amount > u64::from(cap) {
+        return Err(Rejection::AmountOverCap {
             policy: Arc::clone(&policy.name),
             cap,
-        }),
-        _ => Ok(amount),
+        });
     }
+    Ok(amount)
 }
 
-/// Spends the request's amount from every budget on `route`, or none of them. `quotas`
-/// gets each budget's standing, for the `RateLimit` fields.
-pub async fn spend(
-    snapshot: &Snapshot,
-    route: &RouteSpec,
-    source: &KeySource<'_>,
+/// A request's amount under one budget of its route.
+pub struct Measured<'a> {
+    attached: &'a RouteLimit,
+    policy: &'a Arc<PolicySpec>,
+    amount: u64,
+}
+
+fn count(policy: &PolicySpec, outcome: &str) {
+    METRICS
+        .budget_requests
+        .with_label_values(&[&policy.name, outcome])
+        .inc();
+}
+
+/// The amounts the request asks of each budget on `route`: 422 when the body does not hold
+/// one or asks for more than a cap. Checked before anything is approved or spent.
+pub fn measure<'a>(
+    snapshot: &'a Snapshot,
+    route: &'a RouteSpec,
     document: Option<&serde_json::Value>,
-    quotas: &mut Vec<Quota>,
-) -> Result<Vec<Spent>, Rejection> {
-    let config = &snapshot.config.rate_limiting;
-    let budgets: Vec<_> = route
-        .rate_limits
-        .iter()
-        .map(|attached| (attached, &config.policies[attached.policy]))
-        .filter(|(_, policy)| policy.amount.is_some())
-        .collect();
-    let Some(document) = document.filter(|_| !budgets.is_empty()) else {
+) -> Result<Vec<Measured<'a>>, Rejection> {
+    let Some(document) = document.filter(|_| route.has_budgets) else {
         return Ok(Vec::new());
     };
-    let count = |policy: &PolicySpec, outcome: &str| {
-        METRICS
-            .budget_requests
-            .with_label_values(&[&policy.name, outcome])
-            .inc();
-    };
-    let mut asks = Vec::with_capacity(budgets.len());
-    for (attached, policy) in &budgets {
+    let config = &snapshot.config.rate_limiting;
+    let mut measured = Vec::new();
+    for attached in &route.rate_limits {
+        let policy = &config.policies[attached.policy];
+        if policy.amount.is_none() {
+            continue;
+        }
         let amount = amount_of(policy, document).inspect_err(|refusal| {
             let outcome = match refusal {
                 Rejection::AmountOverCap { .. } => "over_cap",
@@ -89,8 +98,37 @@ pub async fn spend(
             };
             count(policy, outcome);
         })?;
-        asks.push((key::bucket_key(policy, attached, source), *policy, amount));
+        measured.push(Measured {
+            attached,
+            policy,
+            amount,
+        });
     }
+    Ok(measured)
+}
+
+/// Spends what [`measure`] found from every budget, or none of them. `quotas` gets each
+/// budget's standing, for the `RateLimit` fields.
+pub async fn spend(
+    snapshot: &Snapshot,
+    measured: Vec<Measured<'_>>,
+    source: &KeySource<'_>,
+    quotas: &mut Vec<Quota>,
+) -> Result<Vec<Spent>, Rejection> {
+    if measured.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = &snapshot.config.rate_limiting;
+    let asks: Vec<_> = measured
+        .iter()
+        .map(|m| {
+            (
+                key::bucket_key(m.policy, m.attached, source),
+                m.policy,
+                m.amount,
+            )
+        })
+        .collect();
     let at = Place::of(snapshot);
     let decided = futures_util::future::join_all(asks.iter().map(|(bucket, policy, amount)| {
         let ask = Ask {
@@ -181,13 +219,19 @@ pub async fn give_back(snapshot: &Snapshot, at: Place<'_>, spent: Vec<Spent>) {
     }
 }
 
-/// Whether a request that spent budget did not happen, by how it ended: it was never sent,
-/// or the upstream answered with a definite refusal (any 4xx but 408: the service looked
-/// at the request and did nothing). A 5xx, a timeout or a lost connection may come after
-/// the work was done, so what was spent stays spent.
+/// The upstream's answers that say it refused a request before doing anything: a bad,
+/// unauthorized, forbidden, unknown, refused-method, conflicting, too large, wrongly typed,
+/// unprocessable or rate-limited request. Any other answer (2xx, other 4xx such as 408,
+/// 5xx) may come after some of the work was done.
+pub const REFUSED_BEFORE_WORK: [u16; 10] = [400, 401, 403, 404, 405, 409, 413, 415, 422, 429];
+
+/// Whether a request that spent budget (or used an approval) did not happen, by how it
+/// ended: it was never sent, or the upstream answered one of [`REFUSED_BEFORE_WORK`]. A
+/// timeout or a lost connection may come after the work was done, so what was spent stays
+/// spent.
 pub fn did_not_happen(sent: bool, upstream_status: Option<u16>) -> bool {
     match upstream_status {
-        Some(status) => (400..500).contains(&status) && status != 408,
+        Some(status) => REFUSED_BEFORE_WORK.contains(&status),
         None => !sent,
     }
 }
@@ -202,6 +246,7 @@ mod tests {
         assert!(did_not_happen(true, Some(422)));
         assert!(did_not_happen(true, Some(409)));
         assert!(!did_not_happen(true, Some(408)));
+        assert!(!did_not_happen(true, Some(410)));
         assert!(!did_not_happen(true, Some(200)));
         assert!(!did_not_happen(true, Some(500)));
         assert!(!did_not_happen(true, Some(503)));

@@ -111,7 +111,7 @@ pub async fn begin(
 
 /// The query as it counts for the fingerprint: as sent, without the parameters a token may
 /// travel in (a refreshed token is the same request).
-fn fingerprinted_query(query: Option<&str>, sources: &[TokenSource]) -> String {
+pub(super) fn fingerprinted_query(query: Option<&str>, sources: &[TokenSource]) -> String {
     let query = query.unwrap_or_default().to_string();
     sources.iter().fold(query, |query, source| match source {
         TokenSource::Query(name) => query_without(&query, name),

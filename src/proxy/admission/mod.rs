@@ -153,6 +153,8 @@ pub async fn run(
         body: &body,
         document: document.as_ref(),
     };
+    // Amounts are checked against their caps before anyone is asked to approve them.
+    let measured = budget::measure(snapshot, route, document.as_ref())?;
     ctx.approved = approval::check(snapshot, route, ctx.identity.as_deref(), &asked, &at).await?;
     let source = KeySource {
         identity: ctx.identity.as_deref(),
@@ -161,7 +163,7 @@ pub async fn run(
         params: &ctx.params,
         query: head.uri.query(),
     };
-    let spent = budget::spend(snapshot, route, &source, document.as_ref(), &mut ctx.quotas).await;
+    let spent = budget::spend(snapshot, measured, &source, &mut ctx.quotas).await;
     let refusal = match spent {
         Ok(spent) => {
             ctx.budget = spent;

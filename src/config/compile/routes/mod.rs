@@ -247,6 +247,7 @@ impl Compiler<'_> {
             host,
             pattern: pattern?,
             methods,
+            exact: raw.matcher.exact,
             target,
             rewrite,
             access,
