@@ -137,6 +137,13 @@ impl ServeHttp for AdminApp {
                 };
                 reply(status, report)
             }
+            "/signing-keys" => match self.live.current() {
+                Some(snapshot) => match &snapshot.signer {
+                    Some(signer) => reply(200, signer.jwks()),
+                    None => reply(200, json!({"keys": []})),
+                },
+                None => reply(503, json!({"status": "starting"})),
+            },
             "/metrics" => {
                 let body = METRICS.render();
                 http::Response::builder()

@@ -6,6 +6,7 @@
 use crate::config::{self, Config, ConfigError, ConfigErrors, Errors};
 use crate::security::Security;
 use crate::signatures::keys::WebhookKeys;
+use crate::signatures::signer::Signer;
 use crate::store::redis::{self, RedisSettings};
 use crate::validation::Schemas;
 use std::path::Path;
@@ -17,6 +18,8 @@ pub struct Prepared {
     pub schemas: Schemas,
     /// The routes' webhook secrets, read.
     pub webhook_keys: WebhookKeys,
+    /// The keys Usher signs forwarded requests with, read.
+    pub signer: Option<Signer>,
     /// The shared rate-limit store's settings, secrets resolved.
     pub redis: Option<RedisSettings>,
 }
@@ -28,6 +31,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
     let base = Path::new(source).parent().unwrap_or(Path::new("."));
     let schemas = Schemas::load(&config, base, &mut errors);
     let webhook_keys = WebhookKeys::load(&config, &mut errors);
+    let signer = Signer::load(&config, &mut errors);
     config::environment::resolve(&mut config, &mut errors);
     let redis = config
         .rate_limiting
@@ -39,6 +43,7 @@ pub fn prepare(source: &str, text: &str) -> Result<Prepared, ConfigErrors> {
         security,
         schemas,
         webhook_keys,
+        signer,
         redis,
     })
 }

@@ -13,6 +13,7 @@ use crate::router::Router;
 use crate::security::Security;
 use crate::signatures::deliveries::Deliveries;
 use crate::signatures::keys::WebhookKeys;
+use crate::signatures::signer::Signer;
 use crate::store::SharedStore;
 use crate::telemetry::metrics::RouteMetrics;
 use crate::upstream::Pool;
@@ -42,6 +43,8 @@ pub struct Snapshot {
     pub schemas: Schemas,
     /// The routes' webhook secrets, read for this configuration.
     pub webhook_keys: WebhookKeys,
+    /// Usher's signing keys, when an upstream gets signed requests.
+    pub signer: Option<Signer>,
     /// What the process keeps across reloads.
     pub kept: Kept,
 }
@@ -69,6 +72,7 @@ impl Snapshot {
             security,
             schemas,
             webhook_keys,
+            signer,
             ..
         } = prepared;
         Snapshot {
@@ -77,6 +81,7 @@ impl Snapshot {
             store,
             limiter,
             webhook_keys,
+            signer,
             kept,
             version,
             router: Router::new(&config.routes, &config.aliases),

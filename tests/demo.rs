@@ -159,6 +159,16 @@ async fn the_demo_does_what_its_banner_says() {
         .call("GET", dashboard, &[("authorization", &admin)])
         .await;
     assert_eq!(echoed(&admin_call)["service"], "minting");
+    // What reaches the minting service carries Usher's signature, by a published key.
+    let signed = &echoed(&admin_call)["headers"]["signature-input"][0];
+    assert!(
+        signed
+            .as_str()
+            .is_some_and(|s| s.contains(r#"keyid="usher-1""#)),
+        "{signed}"
+    );
+    let keys = get(demo.admin, "/signing-keys").await.unwrap().json();
+    assert_eq!(keys["keys"][0]["kid"], "usher-1");
     // A venue in the path keeps its place through the rewrite; a ticket id must have its
     // shape.
     let history = demo

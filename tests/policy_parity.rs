@@ -55,6 +55,14 @@ const fn authenticated(route: &'static str, limits: &'static [&'static str]) -> 
 }
 
 /// A money or minting write: an Idempotency-Key, and a body of at most 64 KiB.
+/// A route to the minting pool, whose requests Usher signs: bodies are read whole.
+const fn minting(route: &'static str, limits: &'static [&'static str]) -> Expect {
+    Expect {
+        max_body: 64 * KIB,
+        ..authenticated(route, limits)
+    }
+}
+
 const fn idempotent(e: Expect) -> Expect {
     Expect {
         idempotent: true,
@@ -414,7 +422,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/stats",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-admin", &["global", "minting"])
+                ..minting("minting-admin", &["global", "minting"])
             },
         ),
         (
@@ -422,7 +430,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/dashboard",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-admin", &["global", "minting"])
+                ..minting("minting-admin", &["global", "minting"])
             },
         ),
         (
@@ -430,7 +438,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/batch-mint/estimate",
             Expect {
                 roles: MINTING_ADMINS,
-                ..authenticated("minting-estimate", &["global", "minting"])
+                ..minting("minting-estimate", &["global", "minting"])
             },
         ),
         (
@@ -438,7 +446,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/cache/clear",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-cache-clear", &["global", "minting"])
+                ..minting("minting-cache-clear", &["global", "minting"])
             },
         ),
         (
@@ -446,7 +454,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/cache/stats",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-admin", &["global", "minting"])
+                ..minting("minting-admin", &["global", "minting"])
             },
         ),
         (
@@ -454,7 +462,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/cache/t-1",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-cache-entry", &["global", "minting"])
+                ..minting("minting-cache-entry", &["global", "minting"])
             },
         ),
         (
@@ -463,7 +471,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             idempotent(Expect {
                 roles: MINTING_ADMINS,
                 venue: MINTING_VENUE,
-                ..authenticated("minting-reconcile", &["global", "minting"])
+                ..minting("minting-reconcile", &["global", "minting"])
             }),
         ),
         (
@@ -472,7 +480,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             Expect {
                 roles: MINTING_ADMINS,
                 venue: MINTING_VENUE,
-                ..authenticated("minting-reconcile-history", &["global", "minting"])
+                ..minting("minting-reconcile-history", &["global", "minting"])
             },
         ),
         (
@@ -480,7 +488,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/reconcile/v-1/fix",
             idempotent(Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-reconcile-fix", &["global", "minting"])
+                ..minting("minting-reconcile-fix", &["global", "minting"])
             }),
         ),
         (
@@ -489,7 +497,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             Expect {
                 roles: MINTING_ADMINS,
                 venue: MINTING_VENUE,
-                ..authenticated("minting-venue-stats", &["global", "minting"])
+                ..minting("minting-venue-stats", &["global", "minting"])
             },
         ),
         (
@@ -497,7 +505,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
             "/api/v1/minting/admin/mints/t-1",
             Expect {
                 roles: &["platform_admin"],
-                ..authenticated("minting-mint", &["global", "minting"])
+                ..minting("minting-mint", &["global", "minting"])
             },
         ),
         (
@@ -541,7 +549,7 @@ fn table() -> Vec<(&'static str, &'static str, Expect)> {
         (
             "GET",
             "/api/v1/minting/status/t-1",
-            authenticated("minting-status", &["global", "mint-status"]),
+            minting("minting-status", &["global", "mint-status"]),
         ),
     ]
 }

@@ -171,6 +171,11 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     keys = directory / "api-keys.yaml"
     keys.write_text("keys: []\n")
     text = text.replace("/etc/usher/secrets/api-keys.yaml", str(keys))
+    # Usher's signing key for the minting pool, made for the run.
+    signing = directory / "signing-key.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(signing)], check=True,
+                   capture_output=True)
+    text = text.replace("/etc/usher/signing/usher-1.pem", str(signing))
     # A limit no run reaches (every request is counted and admitted; a 1 s window keeps the
     # log small) and one every request after the first exceeds.
     text = text.replace("  policies:\n", "  policies:\n"

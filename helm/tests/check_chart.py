@@ -93,6 +93,8 @@ def check_release(values, label):
     for key in (auth.get("jwt") or {}).get("keys", []):
         needed_env.append(key.get("secret_env"))
         needed_files += [key.get("secret_file"), key.get("public_key_file")]
+    for key in (routes.get("signing") or {}).get("keys", []):
+        needed_files.append(key.get("private_key_file"))
     for route in routes.get("routes") or []:
         for secret in (route.get("webhook") or {}).get("secrets", []):
             needed_env.append(secret.get("env"))

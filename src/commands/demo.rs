@@ -119,6 +119,14 @@ fn prepare(port: u16, admin_port: u16) -> Result<PathBuf, String> {
     let batch = serde_json::json!({ "venueId": "7", "ticketIds": tickets });
     std::fs::write(directory.join("batch.json"), batch.to_string()).map_err(|e| e.to_string())?;
     let credentials = demo_credentials(&directory, &mut document)?;
+    // Usher signs what it forwards to the minting service with a key made now.
+    let signing_key = directory.join("signing-key.pem");
+    std::fs::write(&signing_key, ed25519_pem(rand::random())).map_err(|e| e.to_string())?;
+    if let Some(keys) = document["signing"]["keys"].as_sequence_mut() {
+        for key in keys {
+            key["private_key_file"] = Value::from(signing_key.display().to_string());
+        }
+    }
     // The webhook routes verify a Stripe signature made with the demo's own secret.
     let webhook_secret = directory.join("webhook-secret");
     std::fs::write(&webhook_secret, &credentials.webhook_secret).map_err(|e| e.to_string())?;
@@ -247,6 +255,19 @@ fn demo_credentials(
     })
 }
 
+/// An Ed25519 private key from its 32-byte seed, as PKCS#8 PEM (the fixed DER prefix of
+/// RFC 8410 section 7, then the seed).
+fn ed25519_pem(seed: [u8; 32]) -> String {
+    use base64::Engine;
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PRIVATE KEY-----\n{encoded}\n-----END PRIVATE KEY-----\n")
+}
+
 fn print_banner(port: u16, admin_port: u16, path: &std::path::Path, credentials: &Credentials) {
     let base = format!("http://127.0.0.1:{port}");
     let admin = format!("http://127.0.0.1:{admin_port}");
@@ -315,6 +336,9 @@ Try:
   curl -s {admin}/health/ready
   curl -s {admin}/health
   curl -s {admin}/metrics | grep usher_http_requests_total
+  # the public keys of Usher's signature on what it forwards to minting-service (the
+  # echo above shows signature-input and signature on every minting request)
+  curl -s {admin}/signing-keys
 "#,
         path = path.display(),
         revoked = path.with_file_name("revoked-tokens").display(),

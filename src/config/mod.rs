@@ -47,6 +47,8 @@ pub struct Config {
     pub identity: IdentitySpec,
     pub limits: Limits,
     pub rate_limiting: RateLimiting,
+    /// The keys Usher signs forwarded requests with, when any upstream asks for it.
+    pub signing: Option<SigningSpec>,
 }
 
 /// Checks what [`compile`] cannot because it needs the environment: that the files the

@@ -8,7 +8,7 @@
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{
     RawAlias, RawAuthentication, RawConfig, RawCors, RawDefaults, RawIdentity, RawLimits,
-    RawListeners, RawRateLimiting, RawRoute, RawServer, RawUpstream,
+    RawListeners, RawRateLimiting, RawRoute, RawServer, RawSigning, RawUpstream,
 };
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -93,6 +93,7 @@ fn check_section(name: &str, value: &Value, errors: &mut Vec<(String, String)>) 
         "limits" => check::<RawLimits>(value, name, errors),
         "cors" => check::<RawCors>(value, name, errors),
         "rate_limiting" => check::<RawRateLimiting>(value, name, errors),
+        "signing" => check::<RawSigning>(value, name, errors),
         "upstreams" => match value {
             Value::Mapping(upstreams) => {
                 for (upstream_name, upstream) in upstreams {

@@ -34,6 +34,24 @@ pub struct RawConfig {
     pub cors: Option<RawCors>,
     #[serde(default)]
     pub rate_limiting: RawRateLimiting,
+    pub signing: Option<RawSigning>,
+}
+
+/// The keys Usher signs what it forwards with (to upstreams with `sign_requests`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    pub keys: Vec<RawSigningKey>,
+    /// The key id new signatures use; the first key by default.
+    pub active: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigningKey {
+    pub id: String,
+    /// An Ed25519 private key, PKCS#8 PEM (`openssl genpkey -algorithm ed25519`).
+    pub private_key_file: String,
 }
 
 /// Rate-limit policies, where their counts live, caller tiers and overload shedding.
@@ -310,6 +328,8 @@ pub struct RawUpstream {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     pub passive_ejection: Option<Dur>,
     pub resolve_interval: Option<Dur>,
+    #[serde(default)]
+    pub sign_requests: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -109,7 +109,17 @@ pub fn prepare_request(
     }
     upstream_request.insert_header("x-request-id", &ctx.request_id)?;
     upstream_request.insert_header("traceparent", &ctx.traceparent)?;
-    inject_identity(upstream_request, ctx)
+    inject_identity(upstream_request, ctx)?;
+    let signs = ctx
+        .pool
+        .as_ref()
+        .is_some_and(|pool| pool.spec.sign_requests);
+    if let (true, Some(signer)) = (signs, ctx.snapshot.as_ref().and_then(|s| s.signer.as_ref())) {
+        // Routes to this upstream read their bodies whole (the compiler holds them to it).
+        let body = session.get_retry_buffer().unwrap_or_default();
+        signer.sign(upstream_request, &body)?;
+    }
+    Ok(())
 }
 
 /// The verified identity, the client's address, and forwarding headers written by Usher

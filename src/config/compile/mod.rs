@@ -21,6 +21,7 @@ mod listeners;
 mod rate_limits;
 mod routes;
 mod server;
+mod signing;
 #[cfg(test)]
 mod testing;
 mod upstreams;
@@ -81,6 +82,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         },
     );
     let aliases = c.aliases(&raw.aliases, &routes);
+    let signing = c.signing(raw.signing.as_ref(), &upstreams, &routes);
     // Route errors in file order; everything else stays where it was found.
     c.errors.sort_by_path_key(route_index);
     c.errors.finish(())?;
@@ -95,6 +97,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
         identity,
         limits,
         rate_limiting,
+        signing,
     })
 }
 

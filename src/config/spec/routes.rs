@@ -115,6 +115,15 @@ impl RouteTarget {
     }
 }
 
+/// The keys Usher signs with: each by its id, one of them active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningSpec {
+    /// `(id, private key file)`, as written.
+    pub keys: Vec<(String, String)>,
+    /// Index into `keys` of the key new signatures use.
+    pub active: usize,
+}
+
 /// Webhook verification on a route (see `crate::signatures::webhook`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSpec {

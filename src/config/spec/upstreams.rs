@@ -18,6 +18,8 @@ pub struct UpstreamSpec {
     pub circuit_breaker: BreakerSpec,
     pub passive_ejection: Duration,
     pub resolve_interval: Duration,
+    /// Usher signs what it forwards here (RFC 9421, `crate::signatures::signer`).
+    pub sign_requests: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

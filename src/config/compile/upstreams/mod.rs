@@ -113,6 +113,7 @@ impl Compiler<'_> {
                 builtin::PASSIVE_EJECTION,
             ),
             resolve_interval: self.positive(&format!("{at}.resolve_interval"), resolve_interval),
+            sign_requests: raw.sign_requests,
         }
     }
 
