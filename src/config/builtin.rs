@@ -68,6 +68,10 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `limits.max_buffered_bytes`.
 pub const MAX_BUFFERED_BYTES: u64 = 64 << 20;
+/// `authentication.signatures.max_skew`: how far `created` may be from now.
+pub const SIGNATURE_MAX_SKEW: Duration = Duration::from_secs(300);
+/// `authentication.signatures.require`.
+pub const SIGNATURE_REQUIRED: [&str; 3] = ["@method", "@path", "@query"];
 /// `routes[].webhook.tolerance`: Stripe's and Standard Webhooks' own default.
 pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 /// `routes[].webhook.replay_window` for GitHub, which signs no timestamp (for the others it

@@ -166,9 +166,37 @@ pub struct RawCors {
 pub struct RawAuthentication {
     pub jwt: Option<RawJwt>,
     pub api_keys: Option<RawApiKeys>,
+    pub signatures: Option<RawSignatures>,
     pub user_status: Option<RawLookup>,
     pub venue_access: Option<RawLookup>,
     pub revocation: Option<RawRevocation>,
+}
+
+/// RFC 9421 message signatures as a credential: the keys, by `keyid`, and their rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatures {
+    pub keys: Vec<RawSignatureKey>,
+    /// Components every signature must cover (`content-digest` is added when there is a
+    /// body).
+    pub require: Option<Vec<String>>,
+    pub max_skew: Option<Dur>,
+    /// `required` or `optional` (the default).
+    pub nonce: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatureKey {
+    pub id: String,
+    pub hmac_secret_file: Option<String>,
+    pub ed25519_public_key_file: Option<String>,
+    pub tenant: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The principal's name upstream (`x-user-id`); `signature:<id>` by default.
+    pub subject: Option<String>,
+    pub tier: Option<String>,
 }
 
 /// Where revoked token ids (`jti`) are found: keys in the shared Redis that the auth
@@ -473,6 +501,9 @@ pub struct RawRouteAuth {
     pub roles: Vec<String>,
     pub venue_param: Option<String>,
     pub venue_field: Option<String>,
+    /// Accept RFC 9421 signatures (`authentication.signatures`) as the credential.
+    #[serde(default)]
+    pub signatures: bool,
     #[serde(default)]
     pub admin_roles: Vec<String>,
     #[serde(default)]

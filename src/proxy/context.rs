@@ -57,6 +57,9 @@ pub struct RequestCtx {
     pub budget: Vec<Spent>,
     /// The approval this request uses, given back if it does not happen.
     pub approved: Option<Approved>,
+    /// The `Content-Digest` the caller's verified signature covers, checked against the
+    /// body once it is in.
+    pub signed_digest: Option<String>,
     /// The webhook delivery this request carries, recorded as answered or dropped once
     /// its fate is known.
     pub delivery: Option<String>,
@@ -113,6 +116,7 @@ impl RequestCtx {
             budget: Vec::new(),
             approved: None,
             delivery: None,
+            signed_digest: None,
             breaker: None,
             deadline: None,
             quotas: Vec::new(),

@@ -45,7 +45,9 @@ pub fn bucket_key(policy: &PolicySpec, attached: &RouteLimit, source: &KeySource
             (KeyPart::Tenant, Some(identity)) => ("t", Some(identity.tenant.clone())),
             (KeyPart::User, Some(identity)) => ("u", Some(identity.subject.clone())),
             (KeyPart::ApiKey, Some(identity)) => match identity.source {
-                CredentialKind::ApiKey => ("k", Some(identity.subject.clone())),
+                CredentialKind::ApiKey | CredentialKind::Signature => {
+                    ("k", Some(identity.subject.clone()))
+                }
                 CredentialKind::Jwt => ("u", Some(identity.subject.clone())),
             },
             (KeyPart::Tenant | KeyPart::User | KeyPart::ApiKey, None) | (KeyPart::Client, _) => {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 pub enum CredentialKind {
     Jwt,
     ApiKey,
+    /// An RFC 9421 message signature (`crate::signatures::verify`).
+    Signature,
 }
 
 impl CredentialKind {
@@ -15,6 +17,7 @@ impl CredentialKind {
         match self {
             CredentialKind::Jwt => "jwt",
             CredentialKind::ApiKey => "api-key",
+            CredentialKind::Signature => "http-signature",
         }
     }
 }

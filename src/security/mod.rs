@@ -40,6 +40,8 @@ pub struct Security {
     pub user_status: Option<lookup::Lookup>,
     pub venue_access: Option<lookup::Lookup>,
     pub revocation: Option<revocation::Revocation>,
+    /// The keys RFC 9421 signatures are verified with.
+    pub signatures: Option<crate::signatures::verify::SignatureKeys>,
 }
 
 impl Security {
@@ -62,6 +64,10 @@ impl Security {
                 .revocation
                 .as_ref()
                 .and_then(|spec| revocation::Revocation::load(spec, errors)),
+            signatures: auth
+                .signatures
+                .as_ref()
+                .and_then(|spec| crate::signatures::verify::SignatureKeys::load(spec, errors)),
         }
     }
 }

@@ -7,4 +7,5 @@ pub mod deliveries;
 pub mod keys;
 pub mod message;
 pub mod signer;
+pub mod verify;
 pub mod webhook;

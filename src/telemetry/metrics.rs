@@ -227,7 +227,7 @@ impl Metrics {
             ),
             signature_verifications: counter(
                 "usher_signature_verifications_total",
-                "Signed requests checked at the edge, by route, scheme (stripe, standard, github) and result (valid, missing, stale, mismatch, replayed, unavailable, unrecorded).",
+                "Signed requests checked at the edge, by route, scheme (stripe, standard, github, rfc9421) and result (valid, missing, stale, mismatch, replayed, unavailable, unrecorded; for rfc9421 also malformed, unknown_key, incomplete).",
                 &["route", "scheme", "result"],
             ),
             approvals: counter(

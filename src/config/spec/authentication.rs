@@ -6,6 +6,7 @@ use super::*;
 pub struct AuthenticationSpec {
     pub jwt: Option<JwtSpec>,
     pub api_keys: Option<ApiKeysSpec>,
+    pub signatures: Option<SignaturesSpec>,
     /// Asked whether a token's user is still active (`{sub}`, `{tenant}` in the URL).
     pub user_status: Option<LookupSpec>,
     /// Asked whether a user may act on a venue (`{venue}`, `{sub}`, `{tenant}`).
@@ -93,4 +94,30 @@ pub struct ApiKeysSpec {
     pub file: String,
     /// Lower-cased header name, `x-api-key` by default.
     pub header: String,
+}
+
+/// RFC 9421 signatures as a credential (see `crate::signatures::verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignaturesSpec {
+    pub keys: Vec<SignatureKeySpec>,
+    pub require: Vec<String>,
+    pub max_skew: std::time::Duration,
+    pub nonce_required: bool,
+}
+
+/// One signing key a caller may use, and the principal it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureKeySpec {
+    pub id: String,
+    pub material: SignatureMaterial,
+    pub tenant: String,
+    pub roles: Vec<String>,
+    pub subject: Option<String>,
+    pub tier: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureMaterial {
+    HmacSecretFile(String),
+    Ed25519PublicKeyFile(String),
 }

@@ -212,6 +212,8 @@ pub struct RouteAuth {
     /// Roles that pass the venue scope check for every venue.
     pub admin_roles: Vec<String>,
     pub api_keys: bool,
+    /// RFC 9421 signatures are accepted as the credential.
+    pub signatures: bool,
     pub token_sources: Vec<TokenSource>,
     /// Ask `authentication.user_status` whether the token's user is still active.
     pub user_status: bool,

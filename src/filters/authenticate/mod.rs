@@ -22,6 +22,8 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
     ApiKey,
+    /// An RFC 9421 signature (`Signature-Input`, `Signature`).
+    Signature,
     /// A bearer token from the route's `token_sources[i]`.
     Token(usize),
 }
@@ -157,6 +159,11 @@ pub fn forward_verified(
     // An API key header stays only when the key is the credential forwarded.
     if let (false, Some(header)) = (forward && consumed == Consumed::ApiKey, api_key_header) {
         upstream.remove_header(header);
+    }
+    // So does a signature.
+    if auth.signatures && !(forward && consumed == Consumed::Signature) {
+        upstream.remove_header("signature");
+        upstream.remove_header("signature-input");
     }
     if forward && from_header && sources.len() == 1 {
         return None; // the one source, read once: nothing else to remove

@@ -55,11 +55,13 @@ use super::request::Request;
 use super::RequestCtx;
 use crate::approval::endpoint as approval_endpoint;
 use crate::config::{RouteSpec, RouteTarget};
+use crate::filters::authenticate::Consumed;
 use crate::filters::client_address;
 use crate::filters::{authorize, cors};
 use crate::ratelimit::key::KeySource;
 use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
+use crate::signatures::verify::digest_matches;
 use crate::snapshot::Snapshot;
 use crate::store::Place;
 use crate::telemetry::metrics::METRICS;
@@ -110,6 +112,17 @@ pub async fn run(
     let body = session.get_retry_buffer().unwrap_or_default();
     ctx.delivery =
         webhook::check(snapshot, route, &session.req_header().headers, &body, ctx).await?;
+    if ctx.credential == Some(Consumed::Signature) {
+        // A signed request's body is the one its signature's Content-Digest names.
+        let matches = match &ctx.signed_digest {
+            Some(digest) => digest_matches(digest, &body),
+            None => body.is_empty(),
+        };
+        if !matches {
+            ctx.event("signature_digest_mismatch", Severity::High);
+            return Err(Rejection::Unauthenticated);
+        }
+    }
     let schema = ctx
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
@@ -313,6 +326,7 @@ pub async fn admit(
     if let Some(caller) = caller {
         ctx.identity = Some(caller.identity);
         ctx.credential = Some(caller.credential);
+        ctx.signed_digest = caller.signed_digest;
     }
 
     reserve::within_body_limit(request.head, spec)?;

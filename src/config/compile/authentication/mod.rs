@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod jwt;
+mod signatures;
 
 /// The longest a revocation may take to reach every replica.
 const MAX_REVOCATION_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -36,6 +37,7 @@ impl Compiler<'_> {
                 header,
             }
         });
+        let signatures = raw.signatures.as_ref().map(|raw| self.signatures(raw));
         let user_status = raw
             .user_status
             .as_ref()
@@ -56,6 +58,7 @@ impl Compiler<'_> {
         AuthenticationSpec {
             jwt,
             api_keys,
+            signatures,
             user_status,
             venue_access,
             revocation,

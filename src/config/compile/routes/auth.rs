@@ -56,6 +56,12 @@ impl Compiler<'_> {
                 format!("\"{pointer}\" is not a JSON pointer: it starts with / (\"/venueId\")"),
             );
         }
+        if auth.signatures && authentication.signatures.is_none() {
+            self.error(
+                format!("{at}.signatures"),
+                "authentication.signatures is not configured",
+            );
+        }
         if auth.api_keys && authentication.api_keys.is_none() {
             self.error(
                 format!("{at}.api_keys"),
@@ -108,6 +114,7 @@ impl Compiler<'_> {
             venue_field: auth.venue_field.clone(),
             admin_roles: auth.admin_roles.clone(),
             api_keys: auth.api_keys,
+            signatures: auth.signatures,
             token_sources,
             user_status: merged(
                 auth.user_status,
@@ -135,10 +142,15 @@ impl Compiler<'_> {
         }
         let has_jwt = authentication.jwt.is_some();
         let has_api_keys = authentication.api_keys.is_some();
+        let has_signatures = authentication.signatures.is_some();
         let stranded: Vec<&(usize, RouteSpec)> = routes
             .iter()
             .filter(|(_, route)| !matches!(route.access, Access::Public))
-            .filter(|(_, route)| !(has_jwt || (route.auth.api_keys && has_api_keys)))
+            .filter(|(_, route)| {
+                !(has_jwt
+                    || (route.auth.api_keys && has_api_keys)
+                    || (route.auth.signatures && has_signatures))
+            })
             .filter(|(index, _)| !reported(&format!("routes[{index}].auth")))
             .collect();
         if stranded.is_empty() {

@@ -196,6 +196,10 @@ impl Compiler<'_> {
         if budgets {
             self.reads_whole_body(&format!("{at}.rate_limits"), raw, max_body);
         }
+        let signed = raw.auth.as_ref().is_some_and(|a| a.signatures);
+        if signed {
+            self.reads_whole_body(&format!("{at}.auth.signatures"), raw, max_body);
+        }
         let venue_in_body = raw.auth.as_ref().is_some_and(|a| a.venue_field.is_some());
         if venue_in_body {
             if raw.public {
@@ -215,7 +219,8 @@ impl Compiler<'_> {
             || budgets
             || venue_in_body
             || approval.is_some()
-            || webhook.is_some();
+            || webhook.is_some()
+            || signed;
         let buffer_body = reads_body
             || raw
                 .buffer_body
