@@ -10,39 +10,17 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::Command;
 
 const HMAC_SECRET: &str = "a partner's shared secret, 40 bytes long!";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// The headers the package's signer sends for `spec`.
 fn signed(spec: serde_json::Value) -> Vec<(String, String)> {
-    use std::io::Write;
-    let mut child = Command::new(test_python())
-        .arg(support_script("sign_request.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(spec.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "the signer failed");
-    let headers: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&output.stdout).unwrap();
+    let headers = python_json("sign_request.py", &[], spec.to_string().as_bytes());
     headers
-        .into_iter()
+        .as_object()
+        .unwrap()
+        .iter()
         .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
         .map(|(name, value)| (name.to_lowercase(), value.as_str().unwrap().to_string()))
         .collect()
@@ -121,7 +99,7 @@ async fn signed_requests_authenticate_as_their_key() {
     let one = replica(&upstream, &dir, &settings, &public).await;
     let two = replica(&upstream, &dir, &settings, &public).await;
     let body = r#"{"report":"daily"}"#;
-    let t = now();
+    let t = unix_now();
     let hmac = |path: &str, covered: serde_json::Value, extra: serde_json::Value| {
         let mut spec = json!({
             "method": "POST", "url": format!("http://usher{path}"),

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-signing";
 
@@ -37,7 +37,6 @@ fn ed25519_key(dir: &tempfile::TempDir, name: &str) -> String {
 
 /// The verdict of the Python verifier on what the upstream received.
 fn verify(echoed: &serde_json::Value, body: &str, jwks: &serde_json::Value) -> serde_json::Value {
-    use std::io::Write;
     let message = json!({
         "method": echoed["method"],
         "path": echoed["path"],
@@ -45,21 +44,7 @@ fn verify(echoed: &serde_json::Value, body: &str, jwks: &serde_json::Value) -> s
         "body": body,
         "jwks": jwks,
     });
-    let mut child = Command::new(test_python())
-        .arg(support_script("verify_signature.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("verifier said {}", String::from_utf8_lossy(&output.stdout)))
+    python_json("verify_signature.py", &[], message.to_string().as_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread")]

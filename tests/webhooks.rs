@@ -9,41 +9,24 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const STRIPE_OLD: &str = "whsec_old0123456789abcdefghijklmnop";
 const STRIPE_NEW: &str = "whsec_new0123456789abcdefghijklmnop";
 const STANDARD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const GITHUB: &str = "a GitHub webhook secret, 32 bytes";
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 type Headers = Vec<(String, String)>;
 
 /// The headers `scheme`'s own signer puts on `body`.
 fn signed(scheme: &str, secret: &str, timestamp: u64, delivery: &str, body: &[u8]) -> Headers {
-    use std::io::Write;
-    let mut child = Command::new(test_python())
-        .arg(support_script("sign_webhook.py"))
-        .args([scheme, secret, &timestamp.to_string(), delivery])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "the signer failed");
-    let headers: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&output.stdout).unwrap();
+    let timestamp = timestamp.to_string();
+    let args = [scheme, secret, timestamp.as_str(), delivery];
+    let headers = python_json("sign_webhook.py", &args, body);
     headers
-        .into_iter()
-        .map(|(name, value)| (name, value.as_str().unwrap().to_string()))
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -112,7 +95,7 @@ async fn providers_signatures_are_verified_before_the_service_sees_anything() {
     let one = replica(&upstream, &dir, &settings).await;
     let two = replica(&upstream, &dir, &settings).await;
     let body = br#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"amount":4200}}"#;
-    let t = now();
+    let t = unix_now();
 
     // Each scheme, signed by its own implementation, arrives byte for byte.
     let cases = [

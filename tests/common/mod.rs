@@ -607,6 +607,24 @@ pub fn test_python() -> PathBuf {
     python
 }
 
+/// Runs the Python script `name` of `tests/support/` with `args`, `input` on its stdin;
+/// what it printed, as JSON. Panics when it fails.
+pub fn python_json(name: &str, args: &[&str], input: &[u8]) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = Command::new(test_python())
+        .arg(support_script(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting a Python support script");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{name} failed");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{name} printed {}", String::from_utf8_lossy(&output.stdout)))
+}
+
 /// The path of a script in `tests/support/`.
 pub fn support_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
