@@ -63,6 +63,7 @@ upstreams:
   svc: {{ targets: ["{}"], health_check: {{ type: tcp, interval: 10s }} }}
 routes:
   - {{ name: partner, match: {{ path: /partner }}, upstream: svc, max_body: 16KiB, auth: {{ signatures: true, roles: [partner, service] }} }}
+  - {{ name: strict, match: {{ path: /strict }}, upstream: svc, max_body: 16KiB, auth: {{ signatures: true, signature_covers: [content-type], roles: [partner] }} }}
 "#,
         secret.display(),
         upstream.addr
@@ -195,11 +196,31 @@ async fn signed_requests_authenticate_as_their_key() {
     assert!(unauthenticated(
         &send(&one, "POST", "/partner/sync", &partial, body).await
     ));
+    // A route that requires more: content-type must be covered there.
+    let loose = hmac(
+        "/strict/sync",
+        json!(["@method", "@path", "@query", "content-digest"]),
+        json!({}),
+    );
+    assert!(unauthenticated(
+        &send(&one, "POST", "/strict/sync", &loose, body).await
+    ));
+    let strict = hmac("/strict/sync", all.clone(), json!({}));
+    assert_eq!(
+        send(&one, "POST", "/strict/sync", &strict, body)
+            .await
+            .status,
+        200
+    );
     let stranger = hmac("/partner/sync", all.clone(), json!({"key_id": "someone"}));
     assert!(unauthenticated(
         &send(&one, "POST", "/partner/sync", &stranger, body).await
     ));
-    assert_eq!(upstream.hits(), 2);
+    assert_eq!(
+        upstream.hits(),
+        3,
+        "only the strict route's good request went through"
+    );
 
     // A nonce is single use across replicas.
     let once = hmac("/partner/sync", all.clone(), json!({"nonce": "n-1"}));
@@ -212,7 +233,7 @@ async fn signed_requests_authenticate_as_their_key() {
     assert!(unauthenticated(
         &send(&two, "POST", "/partner/sync", &once, body).await
     ));
-    assert_eq!(upstream.hits(), 3);
+    assert_eq!(upstream.hits(), 4);
     let log = one.stderr() + &two.stderr();
     for reason in [
         "signature_mismatch",

@@ -504,6 +504,9 @@ pub struct RawRouteAuth {
     /// Accept RFC 9421 signatures (`authentication.signatures`) as the credential.
     #[serde(default)]
     pub signatures: bool,
+    /// Components this route's signatures must cover besides `authentication.signatures`'s.
+    #[serde(default)]
+    pub signature_covers: Vec<String>,
     #[serde(default)]
     pub admin_roles: Vec<String>,
     #[serde(default)]

@@ -95,13 +95,20 @@ impl SignatureKeys {
     }
 
     /// Verifies the request's signature at `now` (seconds since the epoch), and that it
-    /// covers what it must.
-    pub fn verify(&self, request: &RequestHeader, now: u64) -> Result<Verified, AuthFailure> {
+    /// covers what it must: the configured components, the route's own (`also`), and
+    /// `content-digest` when there is a body.
+    pub fn verify(
+        &self,
+        request: &RequestHeader,
+        also: &[String],
+        now: u64,
+    ) -> Result<Verified, AuthFailure> {
         let (verified, covered) = self.verify_signature(request, now)?;
         let has_body = carries_body(request);
         let missing = self
             .required
             .iter()
+            .chain(also)
             .map(String::as_str)
             .chain(has_body.then_some("content-digest"))
             .any(|required| !covered.iter().any(|name| name == required));
@@ -418,7 +425,7 @@ mod tests {
         assert_eq!(verified.identity.subject, "signature:test-shared-secret");
         assert_eq!(covered, ["date", "@authority", "content-type"]);
         // It leaves the body uncovered, so as a credential it is not enough.
-        assert_eq!(keys.verify(&request, CREATED).unwrap_err(), INCOMPLETE);
+        assert_eq!(keys.verify(&request, &[], CREATED).unwrap_err(), INCOMPLETE);
         // Out of the skew, either way.
         assert_eq!(
             keys.verify_signature(&request, CREATED + 301).unwrap_err(),
@@ -467,7 +474,10 @@ mod tests {
             ),
             ("signature", "sig-b26=:AAAA:"),
         ]);
-        assert_eq!(keys.verify(&unknown, CREATED).unwrap_err(), UNKNOWN_KEY);
+        assert_eq!(
+            keys.verify(&unknown, &[], CREATED).unwrap_err(),
+            UNKNOWN_KEY
+        );
     }
 
     #[test]

@@ -214,6 +214,8 @@ pub struct RouteAuth {
     pub api_keys: bool,
     /// RFC 9421 signatures are accepted as the credential.
     pub signatures: bool,
+    /// Components its signatures must cover besides the global ones.
+    pub signature_covers: Vec<String>,
     pub token_sources: Vec<TokenSource>,
     /// Ask `authentication.user_status` whether the token's user is still active.
     pub user_status: bool,

@@ -117,11 +117,13 @@ async fn signed(
             .with_label_values(&[&route.name, "rfc9421", result])
             .inc();
     };
-    let verified = keys.verify(head, now).map_err(|failure| {
-        count(failure.reason.trim_start_matches("signature_"));
-        events::record(failure.reason, failure.severity, at);
-        Rejection::Unauthenticated
-    })?;
+    let verified = keys
+        .verify(head, &route.auth.signature_covers, now)
+        .map_err(|failure| {
+            count(failure.reason.trim_start_matches("signature_"));
+            events::record(failure.reason, failure.severity, at);
+            Rejection::Unauthenticated
+        })?;
     if let Some((keyid, nonce)) = &verified.nonce {
         let name = record_name(&format!("nonce:{keyid}"), nonce);
         let deliveries = &snapshot.kept.deliveries;

@@ -56,6 +56,12 @@ impl Compiler<'_> {
                 format!("\"{pointer}\" is not a JSON pointer: it starts with / (\"/venueId\")"),
             );
         }
+        if !auth.signature_covers.is_empty() && !auth.signatures {
+            self.error(
+                format!("{at}.signature_covers"),
+                "applies to signatures; set signatures: true",
+            );
+        }
         if auth.signatures && authentication.signatures.is_none() {
             self.error(
                 format!("{at}.signatures"),
@@ -115,6 +121,11 @@ impl Compiler<'_> {
             admin_roles: auth.admin_roles.clone(),
             api_keys: auth.api_keys,
             signatures: auth.signatures,
+            signature_covers: auth
+                .signature_covers
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect(),
             token_sources,
             user_status: merged(
                 auth.user_status,
