@@ -13,7 +13,9 @@ use pingora::http::RequestHeader;
 use sha2::Sha256;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use usher::signatures::message::{content_digest, signature_base, signature_params, Component};
+use usher::signatures::message::{
+    content_digest, signature_base, signature_params, Component, Params,
+};
 use usher::signatures::verify::digest_matches;
 use usher::signatures::webhook::{verify, Scheme};
 
@@ -146,7 +148,15 @@ routes:
             ("@query", "?day=1".into()),
             ("content-digest", content_digest(&body)),
         ];
-        let params = signature_params(&components, now, keyid, None);
+        let params = signature_params(
+            &components,
+            &Params {
+                created: now,
+                keyid,
+                alg: None,
+                nonce: None,
+            },
+        );
         let signature = sign(signature_base(&components, &params).as_bytes());
         request
             .insert_header("signature-input", format!("sig1={params}"))

@@ -65,6 +65,8 @@ upstreams:
 routes:
   - {{ name: stripe, match: {{ path: /stripe }}, upstream: svc, public: true, max_body: 64KiB,
       webhook: {{ scheme: stripe, secrets: [{{ file: "{old}" }}, {{ file: "{new}" }}] }} }}
+  - {{ name: stripe-too, match: {{ path: /stripe-too }}, upstream: svc, public: true, max_body: 64KiB,
+      webhook: {{ scheme: stripe, secrets: [{{ file: "{new}" }}, {{ file: "{old}" }}] }} }}
   - {{ name: standard, match: {{ path: /standard }}, upstream: svc, public: true, max_body: 64KiB,
       webhook: {{ scheme: standard, secrets: [{{ file: "{standard}" }}] }} }}
   - {{ name: github, match: {{ path: /github }}, upstream: svc, public: true, max_body: 64KiB,
@@ -168,18 +170,38 @@ async fn providers_signatures_are_verified_before_the_service_sees_anything() {
         (replayed.status, replayed.error_code().as_str()),
         (409, "webhook_replayed")
     );
+    // Padding the header with another v1, or upper-casing the hex, is the same delivery;
+    // so is the same delivery on another route taking the same provider's deliveries.
+    let (timestamp, v1) = headers[0].1.split_once(",v1=").unwrap();
+    let padded: Headers = vec![(
+        "stripe-signature".into(),
+        format!("{timestamp},v1=00,v1={}", v1.to_uppercase()),
+    )];
+    assert_eq!(
+        deliver(&two, path, &padded, body).await.error_code(),
+        "webhook_replayed"
+    );
+    assert_eq!(
+        deliver(&two, "/stripe-too", headers, body)
+            .await
+            .error_code(),
+        "webhook_replayed"
+    );
     let again = signed("standard", STANDARD, t, "msg_1", body);
     assert_eq!(
         deliver(&two, "/standard", &again, body).await.error_code(),
         "webhook_replayed"
     );
     upstream.set_status(500);
-    let failing = signed("github", GITHUB, t, "delivery-2", body);
-    assert_eq!(deliver(&one, "/github", &failing, body).await.status, 500);
+    // GitHub signs only the body: it names the delivery, whatever X-GitHub-Delivery says.
+    let push = br#"{"ref":"refs/heads/main","after":"2"}"#;
+    let failing = signed("github", GITHUB, t, "delivery-2", push);
+    assert_eq!(deliver(&one, "/github", &failing, push).await.status, 500);
     upstream.set_status(200);
-    assert_eq!(deliver(&two, "/github", &failing, body).await.status, 200);
+    assert_eq!(deliver(&two, "/github", &failing, push).await.status, 200);
+    let renamed = signed("github", GITHUB, t, "delivery-2b", push);
     assert_eq!(
-        deliver(&one, "/github", &failing, body).await.error_code(),
+        deliver(&one, "/github", &renamed, push).await.error_code(),
         "webhook_replayed"
     );
     assert_eq!(upstream.hits(), 6);
@@ -197,8 +219,9 @@ async fn providers_signatures_are_verified_before_the_service_sees_anything() {
     // Redis gone: deliveries cannot be recorded, so they are refused (the provider
     // retries later), never a 500, never forwarded unrecorded.
     redis.kill();
-    let later = signed("github", GITHUB, t, "delivery-3", body);
-    let down = deliver(&one, "/github", &later, body).await;
+    let third = br#"{"ref":"refs/heads/main","after":"3"}"#;
+    let later = signed("github", GITHUB, t, "delivery-3", third);
+    let down = deliver(&one, "/github", &later, third).await;
     assert_eq!(
         (down.status, down.error_code().as_str()),
         (503, "webhook_unavailable")

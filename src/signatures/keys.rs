@@ -9,11 +9,16 @@ use std::sync::Arc;
 /// A webhook secret shorter than this is refused (providers issue 24 bytes and more).
 const MIN_SECRET_BYTES: usize = 16;
 
-/// Each route's webhook keys, indexed like the configuration's routes.
+/// Each route's webhook keys, indexed like the configuration's routes, and the scope its
+/// deliveries are told apart in: the scheme and the secrets, so two routes that take the
+/// same provider's deliveries (the same secrets) accept each delivery once between them.
 #[derive(Default)]
 pub struct WebhookKeys {
-    by_route: Vec<Option<Arc<[Vec<u8>]>>>,
+    by_route: Vec<Option<RouteKeys>>,
 }
+
+/// A route's MAC keys, and the scope its deliveries are recorded in.
+type RouteKeys = (Arc<[Vec<u8>]>, String);
 
 impl WebhookKeys {
     pub fn load(config: &Config, errors: &mut Errors) -> WebhookKeys {
@@ -27,19 +32,21 @@ impl WebhookKeys {
                 for (i, secret) in webhook.secrets.iter().enumerate() {
                     let at = format!("routes[{index}].webhook.secrets[{i}]");
                     match read(secret).and_then(|bytes| {
-                        if bytes.len() < MIN_SECRET_BYTES {
+                        let key = webhook.scheme.key(&bytes).map_err(|why| format!("the secret {why}"))?;
+                        if key.len() < MIN_SECRET_BYTES {
                             return Err(format!(
                                 "the secret is {} bytes; webhook secrets need at least {MIN_SECRET_BYTES}",
-                                bytes.len()
+                                key.len()
                             ));
                         }
-                        webhook.scheme.key(&bytes).map_err(|why| format!("the secret {why}"))
+                        Ok(key)
                     }) {
                         Ok(key) => keys.push(key),
                         Err(message) => errors.error(at, message),
                     }
                 }
-                Some(Arc::from(keys))
+                let scope = scope(webhook.scheme.as_str(), &keys);
+                Some((Arc::from(keys), scope))
             })
             .collect();
         WebhookKeys { by_route }
@@ -48,9 +55,34 @@ impl WebhookKeys {
     pub fn for_route(&self, route: usize) -> &[Vec<u8>] {
         self.by_route
             .get(route)
-            .and_then(|keys| keys.as_deref())
-            .unwrap_or_default()
+            .and_then(|keys| keys.as_ref())
+            .map_or(&[], |(keys, _)| keys)
     }
+
+    /// The name the route's deliveries are recorded under.
+    pub fn scope(&self, route: usize) -> &str {
+        self.by_route
+            .get(route)
+            .and_then(|keys| keys.as_ref())
+            .map_or("", |(_, scope)| scope)
+    }
+}
+
+/// The scheme and a digest of its keys, sorted (so their order does not matter).
+fn scope(scheme: &str, keys: &[Vec<u8>]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();
+    sorted.sort();
+    let mut digest = Sha256::new();
+    for key in sorted {
+        digest.update((key.len() as u64).to_be_bytes());
+        digest.update(key);
+    }
+    let hex: String = digest.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{scheme}:{hex}")
 }
 
 fn read(secret: &SecretRef) -> Result<Vec<u8>, String> {

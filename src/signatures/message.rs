@@ -13,13 +13,17 @@ use sha2::{Digest, Sha256};
 /// component (`@method`) or a lower-cased field name.
 pub type Component<'a> = (&'a str, String);
 
-/// The signature parameters of `components`: `("@method" …);created=…;keyid="…";alg="…"`.
-pub fn signature_params(
-    components: &[Component<'_>],
-    created: u64,
-    keyid: &str,
-    alg: Option<&str>,
-) -> String {
+/// What a signature's parameters say besides its components.
+pub struct Params<'a> {
+    pub created: u64,
+    pub keyid: &'a str,
+    pub alg: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+}
+
+/// The signature parameters of `components`:
+/// `("@method" …);created=…;keyid="…";alg="…";nonce="…"`.
+pub fn signature_params(components: &[Component<'_>], params: &Params<'_>) -> String {
     let mut out = String::new();
     let mut serialize = || -> Result<(), &'static str> {
         let mut list = RefListSerializer::new(&mut out).open_inner_list();
@@ -28,10 +32,13 @@ pub fn signature_params(
         }
         let mut list = list
             .close_inner_list()
-            .parameter("created", &RefBareItem::Integer(created as i64))?
-            .parameter("keyid", &RefBareItem::String(keyid))?;
-        if let Some(alg) = alg {
+            .parameter("created", &RefBareItem::Integer(params.created as i64))?
+            .parameter("keyid", &RefBareItem::String(params.keyid))?;
+        if let Some(alg) = params.alg {
             list = list.parameter("alg", &RefBareItem::String(alg))?;
+        }
+        if let Some(nonce) = params.nonce {
+            list = list.parameter("nonce", &RefBareItem::String(nonce))?;
         }
         let _ = list;
         Ok(())
@@ -80,7 +87,15 @@ mod tests {
             ("content-type", "application/json".into()),
             ("content-length", "18".into()),
         ];
-        let params = signature_params(&components, 1618884473, "test-key-ed25519", None);
+        let params = signature_params(
+            &components,
+            &Params {
+                created: 1618884473,
+                keyid: "test-key-ed25519",
+                alg: None,
+                nonce: None,
+            },
+        );
         assert_eq!(
             params,
             r#"("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519""#

@@ -5,7 +5,7 @@
 //! `@method`, `@path`, `@query`, `content-digest` (RFC 9530 SHA-256 of the body, set by
 //! Usher; only when there is a body), each identity header Usher injected and is present
 //! (`x-tenant-id`, `x-tenant-source`, `x-user-id`, `x-user-roles`, `x-approved-by`), and
-//! `x-request-id`; with `created`, `keyid` and `alg="ed25519"`.
+//! `x-request-id`; with `created`, `keyid`, `alg="ed25519"` and a random `nonce`.
 //!
 //! Keys are read with the environment (startup, every reload) from PKCS#8 PEM files, each
 //! under its id; one signs, and every configured key is published (a JWK set at the admin
@@ -13,7 +13,7 @@
 //! then removing the old one once services have fetched the new set.
 
 use super::message::{
-    content_digest, query_component, signature_base, signature_params, Component,
+    content_digest, query_component, signature_base, signature_params, Component, Params,
 };
 use crate::config::{Config, Errors};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -90,7 +90,18 @@ impl Signer {
             }
         }
         let (id, key) = &self.keys[self.active];
-        let params = signature_params(&components, created, id, Some("ed25519"));
+        // Each signature is unique, so a service that remembers nonces refuses a copy of
+        // a forwarded request replayed inside the cluster.
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        let params = signature_params(
+            &components,
+            &Params {
+                created,
+                keyid: id,
+                alg: Some("ed25519"),
+                nonce: Some(&nonce),
+            },
+        );
         let signature = key.sign(signature_base(&components, &params).as_bytes());
         request.insert_header("signature-input", format!("usher={params}"))?;
         request.insert_header(
@@ -159,9 +170,10 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        assert_eq!(
-            header("signature-input"),
-            r#"usher=("@method" "@path" "@query" "content-digest" "x-tenant-id" "x-user-id");created=1700000000;keyid="k1";alg="ed25519""#
+        let input = header("signature-input");
+        assert!(
+            input.starts_with(r#"usher=("@method" "@path" "@query" "content-digest" "x-tenant-id" "x-user-id");created=1700000000;keyid="k1";alg="ed25519";nonce=""#),
+            "{input}"
         );
         let base = format!(
             "\"@method\": POST\n\"@path\": /admin/batch-mint\n\"@query\": ?dry=1\n\"content-digest\": {}\n\"x-tenant-id\": t1\n\"x-user-id\": alice\n\"@signature-params\": {}",

@@ -20,7 +20,7 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hmac::{Hmac, Mac};
 use pingora::http::RequestHeader;
-use sfv::{BareItem, ListEntry, Parser};
+use sfv::{BareItem, ListEntry, Parser, SerializeValue};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -186,8 +186,10 @@ impl SignatureKeys {
         for name in &names {
             components.push((name, component(request, name).ok_or(INCOMPLETE)?));
         }
-        // The parameters exactly as the signer serialized them: the base covers those bytes.
-        let params_text = serialized_params(request, label).ok_or(MALFORMED)?;
+        // The parameters as RFC 9421 section 2.3 serializes them: from what was parsed, so
+        // the base covers exactly the parameters checked above (a second member under the
+        // same label, which the parser keeps instead, cannot lend its bytes).
+        let params_text = serialized(input).ok_or(MALFORMED)?;
         let base = signature_base(&components, &params_text);
         let valid = match material {
             Material::Hmac(secret) => {
@@ -241,21 +243,10 @@ fn joined(request: &RequestHeader, name: &str) -> Result<String, AuthFailure> {
     Ok(values.join(", "))
 }
 
-/// The value of `label`'s member of `Signature-Input` as sent (from its `(` on).
-fn serialized_params(request: &RequestHeader, label: &str) -> Option<String> {
-    let field = joined(request, "signature-input").ok()?;
-    let prefix = format!("{label}=");
-    field
-        .split(", ")
-        .flat_map(|part| part.split(','))
-        .map(str::trim)
-        .find_map(|member| member.strip_prefix(&prefix).map(str::to_string))
-        .filter(|params| params.starts_with('('))
-        .or_else(|| {
-            // A member whose parameters hold a comma (inside a string): the rest of the field.
-            let at = field.find(&prefix)?;
-            Some(field[at + prefix.len()..].to_string())
-        })
+/// An inner list and its parameters, serialized as a structured field.
+fn serialized(list: &sfv::InnerList) -> Option<String> {
+    let entries: sfv::List = vec![ListEntry::InnerList(list.clone())];
+    entries.serialize_value().ok()
 }
 
 /// A covered component's value (RFC 9421 section 2): a derived component, or a field's
@@ -277,16 +268,15 @@ fn component(request: &RequestHeader, name: &str) -> Option<String> {
         },
         name if name.starts_with('@') => return None,
         field => {
-            let lines: Vec<&str> = request
+            // A line that is not visible ASCII fails the component, rather than being left
+            // out of the base while it is still forwarded.
+            let lines: Option<Vec<&str>> = request
                 .headers
                 .get_all(field)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::trim)
+                .map(|v| v.to_str().ok().map(str::trim))
                 .collect();
-            if lines.is_empty() {
-                return None;
-            }
+            let lines = lines.filter(|lines| !lines.is_empty())?;
             lines.join(", ")
         }
     })
@@ -477,6 +467,16 @@ mod tests {
         assert_eq!(
             keys.verify(&unknown, &[], CREATED).unwrap_err(),
             UNKNOWN_KEY
+        );
+        // A second member under the same label (the parser keeps the last) cannot carry a
+        // fresh `created` past a captured signature over the first.
+        let replayed = rfc_request(&[
+            ("signature-input", r#"sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519", sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1700000000;keyid="test-key-ed25519""#),
+            ("signature", "sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:"),
+        ]);
+        assert_eq!(
+            keys.verify_signature(&replayed, 1700000000).unwrap_err(),
+            MISMATCH
         );
     }
 

@@ -4,12 +4,13 @@
 //! |---|---|---|---|
 //! | `stripe` | `Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]` | `<t>.<body>` | HMAC-SHA256, the secret as written |
 //! | `standard` (Standard Webhooks) | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64> …` | `<id>.<timestamp>.<body>` | HMAC-SHA256, the base64 key after `whsec_` |
-//! | `github` | `X-Hub-Signature-256: sha256=<hex>`, `X-GitHub-Delivery` | `<body>` | HMAC-SHA256 |
+//! | `github` | `X-Hub-Signature-256: sha256=<hex>` | `<body>` | HMAC-SHA256 |
 //!
 //! Every configured secret is tried (so a provider's secret rotates without downtime), each
 //! comparison in constant time (`hmac`'s `verify_slice`). A timestamp must be within the
-//! tolerance of now, either way. GitHub signs no timestamp: its deliveries are told apart
-//! by their `X-GitHub-Delivery` id only.
+//! tolerance of now, either way. A delivery is named by what its provider signed (the
+//! Standard Webhooks id; a digest of Stripe's timestamp and body; a digest of GitHub's
+//! body, since GitHub signs neither an id nor a time), never by unsigned header text.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -130,8 +131,10 @@ pub fn verify(
             let decoded: Vec<Vec<u8>> = signatures.iter().filter_map(|s| hex_decode(s)).collect();
             let signed = [timestamp.as_bytes(), b".", body];
             matches_any(keys, &signed, &decoded)?;
+            // What was signed names the delivery, not the header's text (which a replay
+            // could pad with another `v1` or re-case).
             Ok(Verified {
-                delivery: format!("{timestamp}:{}", signatures[0]),
+                delivery: digest_hex(&signed),
             })
         }
         Scheme::Standard => {
@@ -155,12 +158,13 @@ pub fn verify(
         }
         Scheme::GitHub => {
             let field = header("x-hub-signature-256").ok_or(Refusal::Missing)?;
-            let delivery = header("x-github-delivery").ok_or(Refusal::Missing)?;
             let hex = field.strip_prefix("sha256=").ok_or(Refusal::Missing)?;
             let decoded = hex_decode(hex).ok_or(Refusal::Mismatch)?;
             matches_any(keys, &[body], &[decoded])?;
+            // GitHub signs neither its delivery id nor a time: the body names the delivery
+            // (a redelivery carries the same body), within the replay window.
             Ok(Verified {
-                delivery: delivery.to_string(),
+                delivery: digest_hex(&[body]),
             })
         }
     }
@@ -183,6 +187,19 @@ fn matches_any(keys: &[Vec<u8>], parts: &[&[u8]], signatures: &[Vec<u8>]) -> Res
         }
     }
     Err(Refusal::Mismatch)
+}
+
+/// A digest of what was signed, to name a delivery by.
+fn digest_hex(parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part);
+    }
+    digest.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
@@ -233,12 +250,7 @@ mod tests {
             FIVE_MINUTES,
             1614265330,
         );
-        assert_eq!(
-            verified,
-            Ok(Verified {
-                delivery: "msg_p5jXN8AQM9LWM0D4loKWxJek".into()
-            })
-        );
+        assert_eq!(verified.unwrap().delivery, "msg_p5jXN8AQM9LWM0D4loKWxJek");
         // One byte more, or the timestamp out of tolerance: refused.
         assert_eq!(
             verify(

@@ -61,7 +61,7 @@ pub async fn check(
             Rejection::WebhookSignatureInvalid(why)
         },
     )?;
-    let name = record_name(&route.name, &verified.delivery);
+    let name = record_name(snapshot.webhook_keys.scope(index), &verified.delivery);
     let begun = snapshot
         .kept
         .deliveries
