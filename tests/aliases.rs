@@ -14,7 +14,7 @@ fn token(subject: &str) -> String {
     hs256_jwt(
         SECRET,
         &json!({"sub": subject, "tenant_id": "t1", "roles": ["customer"], "type": "access",
-                "iss": "i", "aud": "a", "iat": now, "exp": now + 600}),
+                "iss": "i", "aud": "a", "iat": now, "exp": now + 600, "jti": "jti-of-the-buyer"}),
     )
 }
 
@@ -132,4 +132,12 @@ async fn purchases_alternating_both_spellings_share_one_limit() {
         .unwrap();
     assert_eq!(line["path"], "/api/v1/ticket/purchase");
     assert_eq!(line["route"], "ticket-purchase");
+    // Who called, for incident response: never the token, its jti only as a digest.
+    assert_eq!(
+        (&line["subject"], &line["tenant"], &line["credential"]),
+        (&json!("buyer"), &json!("t1"), &json!("jwt"))
+    );
+    let digest = line["jti_sha256"].as_str().unwrap();
+    assert_eq!(digest.len(), 16);
+    assert!(!gateway.access_log().contains("jti-of-the-buyer"));
 }

@@ -46,6 +46,7 @@ mod tests {
             source: CredentialKind::Jwt,
             tier: None,
             token_id: None,
+            key_id: None,
         }
     }
 

@@ -320,6 +320,7 @@ fn connection_event(
             client,
             route: None,
             path: "-",
+            caller: None,
         },
     );
 }

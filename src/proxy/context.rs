@@ -144,6 +144,7 @@ impl RequestCtx {
             client: self.client,
             route: self.route_name(),
             path: &self.path,
+            caller: self.identity.as_deref(),
         }
     }
 

@@ -130,5 +130,6 @@ pub async fn finish(
         request_bytes: ctx.request_bytes,
         response_bytes: ctx.response_bytes,
         error: ctx.outcome.rejection_code.or(ctx.outcome.upstream_failure),
+        caller: ctx.identity.clone(),
     });
 }

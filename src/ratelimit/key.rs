@@ -208,6 +208,7 @@ mod tests {
             source,
             tier: None,
             token_id: None,
+            key_id: None,
         }
     }
 

@@ -114,6 +114,7 @@ impl ApiKeyStore {
             source: CredentialKind::ApiKey,
             tier: entry.tier.clone(),
             token_id: None,
+            key_id: Some(entry.name.clone()),
         }))
     }
 }

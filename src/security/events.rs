@@ -21,17 +21,52 @@ impl Severity {
     }
 }
 
-/// Where an event happened: enough to find the request, nothing secret.
+/// Where an event happened: enough to find the request and its caller, nothing secret.
 pub struct Context<'a> {
     pub request_id: &'a str,
     pub client: Option<std::net::IpAddr>,
     pub route: Option<&'a str>,
     pub path: &'a str,
+    /// The verified caller, once there is one.
+    pub caller: Option<&'a crate::security::Identity>,
+}
+
+/// The caller's fields in a log line: subject, tenant, credential kind, key id and the
+/// digest of the token's `jti` (`-` where there is none).
+struct Caller {
+    subject: String,
+    tenant: String,
+    credential: &'static str,
+    key_id: String,
+    jti: String,
+}
+
+impl Caller {
+    fn of(identity: Option<&crate::security::Identity>) -> Caller {
+        let dash = || "-".to_string();
+        match identity {
+            None => Caller {
+                subject: dash(),
+                tenant: dash(),
+                credential: "-",
+                key_id: dash(),
+                jti: dash(),
+            },
+            Some(identity) => Caller {
+                subject: identity.subject.clone(),
+                tenant: identity.tenant.clone(),
+                credential: identity.source.as_str(),
+                key_id: identity.key_id.clone().unwrap_or_else(dash),
+                jti: identity.jti_digest().unwrap_or_else(dash),
+            },
+        }
+    }
 }
 
 pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
     count(reason, severity);
     let client = at.client.map(|c| c.to_string());
+    let caller = Caller::of(at.caller);
     tracing::warn!(
         target: "usher::security",
         kind = "security_event",
@@ -41,6 +76,11 @@ pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
         client = client.as_deref().unwrap_or("-"),
         route = at.route.unwrap_or("-"),
         path = at.path,
+        subject = caller.subject,
+        tenant = caller.tenant,
+        credential = caller.credential,
+        key_id = caller.key_id,
+        jti_sha256 = caller.jti,
         "security event"
     );
 }

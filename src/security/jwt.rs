@@ -258,6 +258,7 @@ impl JwtVerifier {
             source: CredentialKind::Jwt,
             tier: text(&names.tier).map(Into::into),
             token_id: text("jti").map(str::to_string),
+            key_id: None,
         };
         if !identity.is_injectable() {
             return Err(fail(INVALID_IDENTITY_VALUE, Severity::Medium));
@@ -338,6 +339,7 @@ mod tests {
             source: CredentialKind::Jwt,
             tier: None,
             token_id: None,
+            key_id: None,
         })
     }
 

@@ -317,6 +317,7 @@ fn identity(key: &SignatureKeySpec) -> Identity {
         source: CredentialKind::Signature,
         tier: key.tier.as_deref().map(Arc::from),
         token_id: None,
+        key_id: Some(key.id.clone()),
     }
 }
 
@@ -385,6 +386,7 @@ mod tests {
             source: CredentialKind::Signature,
             tier: None,
             token_id: None,
+            key_id: None,
         };
         SignatureKeys {
             keys: HashMap::from([(id.to_string(), (material, Arc::new(identity)))]),

@@ -39,6 +39,9 @@ pub struct AccessRecord {
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub error: Option<&'static str>,
+    /// The verified caller, for incident response: who, in which tenant, with what kind of
+    /// credential (never the credential).
+    pub caller: Option<Arc<crate::security::Identity>>,
 }
 
 #[derive(Clone)]
@@ -131,6 +134,17 @@ fn write_line(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord, t
     line.extend_from_slice(number.format(record.response_bytes).as_bytes());
     line.extend_from_slice(b",\"error\":");
     push_optional_str(line, record.error);
+    let caller = record.caller.as_deref();
+    line.extend_from_slice(b",\"subject\":");
+    push_optional_str(line, caller.map(|c| c.subject.as_str()));
+    line.extend_from_slice(b",\"tenant\":");
+    push_optional_str(line, caller.map(|c| c.tenant.as_str()));
+    line.extend_from_slice(b",\"credential\":");
+    push_optional_str(line, caller.map(|c| c.source.as_str()));
+    line.extend_from_slice(b",\"key_id\":");
+    push_optional_str(line, caller.and_then(|c| c.key_id.as_deref()));
+    line.extend_from_slice(b",\"jti_sha256\":");
+    push_optional_str(line, caller.and_then(|c| c.jti_digest()).as_deref());
     line.extend_from_slice(b"}\n");
     let _ = out.write_all(line);
 }
@@ -267,6 +281,16 @@ mod tests {
                 request_bytes: 1,
                 response_bytes: 2,
                 error: Some("upstream_refused"),
+                caller: Some(Arc::new(crate::security::Identity {
+                    subject: "u\"1".into(),
+                    tenant: "t1".into(),
+                    roles: vec![],
+                    venues: vec![],
+                    source: crate::security::CredentialKind::Jwt,
+                    tier: None,
+                    token_id: Some("jti-1".into()),
+                    key_id: None,
+                })),
             })
             .unwrap();
         drop(queue);
@@ -281,6 +305,22 @@ mod tests {
         assert_eq!(line["route"], serde_json::Value::Null);
         assert_eq!(line["duration_ms"], 1234.567);
         assert_eq!(line["error"], "upstream_refused");
+        assert_eq!(
+            (
+                &line["subject"],
+                &line["tenant"],
+                &line["credential"],
+                &line["key_id"]
+            ),
+            (
+                &serde_json::json!("u\"1"),
+                &serde_json::json!("t1"),
+                &serde_json::json!("jwt"),
+                &serde_json::Value::Null
+            )
+        );
+        let jti = line["jti_sha256"].as_str().unwrap();
+        assert!(jti.len() == 16 && !jti.contains("jti-1"), "{jti}");
     }
 
     #[test]
@@ -318,6 +358,7 @@ mod tests {
                 request_bytes: 0,
                 response_bytes: 10,
                 error: None,
+                caller: None,
             })
             .unwrap();
         drop(queue);

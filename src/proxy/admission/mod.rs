@@ -158,6 +158,7 @@ pub async fn run(
         client: ctx.client,
         route: Some(&route.name),
         path: &ctx.path,
+        caller: ctx.identity.as_deref(),
     };
     let asked = approval::Asked {
         head,
@@ -218,6 +219,7 @@ async fn serve_approvals(
         client: ctx.client,
         route: Some(&route.name),
         path: &ctx.path,
+        caller: ctx.identity.as_deref(),
     };
     let answer = approval_endpoint::answer(
         &snapshot.kept.approvals,
@@ -302,10 +304,16 @@ pub async fn admit(
         client: ctx.client,
         route: Some(&spec.name),
         path: &ctx.path,
+        caller: None,
     };
     let caller =
         identify::identify(request.head, snapshot, spec, &ctx.path, &ctx.params, &at).await?;
     let identity = caller.as_ref().map(|caller| &*caller.identity);
+    // Events from here on name the caller.
+    let at = events::Context {
+        caller: identity,
+        ..at
+    };
     let counted = limit::limit(
         request.head,
         snapshot,
