@@ -16,10 +16,15 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && for bench in router config security; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && for bench in router config security signatures; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && cargo build --release --locked --bin usher \
  && rm -rf src target/release/.fingerprint/usher-* target/release/deps/usher-* target/release/deps/libusher-*
 
+# The build names its git revision (usher_build_info, /health): pass it, since the image
+# is built without .git (docker build --build-arg USHER_GIT_REVISION=$(git rev-parse --short=12 HEAD)).
+ARG USHER_GIT_REVISION=unknown
+ENV USHER_GIT_REVISION=$USHER_GIT_REVISION
+COPY build.rs ./
 COPY src ./src
 COPY routes.yaml ./
 COPY schemas ./schemas

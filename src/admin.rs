@@ -13,7 +13,7 @@
 //! - `/metrics`        Prometheus text format.
 
 use crate::snapshot::Live;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::{self, metrics::METRICS};
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -89,6 +89,11 @@ impl AdminApp {
         json!({
             "status": if reasons.is_empty() { "ready" } else { "not_ready" },
             "reasons": reasons,
+            "build": {
+                "version": telemetry::VERSION,
+                "git_revision": telemetry::GIT_REVISION,
+                "pingora_version": telemetry::PINGORA_VERSION,
+            },
             "config": snapshot.as_ref().map(|s| json!({
                 "version": s.version,
                 "hash": s.config.hash,

@@ -146,6 +146,24 @@ rate_limiting:
         Some(0.0)
     );
     assert!(metrics.contains("usher_config_info{hash="), "{metrics}");
+    // The process and the build, as Prometheus' own client libraries name them.
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_threads",
+        "process_start_time_seconds",
+    ] {
+        let value = metric_value(&metrics, family).unwrap_or_else(|| panic!("{family}: {metrics}"));
+        assert!(value > 0.0, "{family} {value}");
+    }
+    assert!(
+        metrics.contains("usher_build_info{git_revision=")
+            && metrics.contains("pingora_version=\"0.9"),
+        "{metrics}"
+    );
+    let health = get(gateway.admin, "/health").await.unwrap().json();
+    assert_eq!(health["build"]["version"], env!("CARGO_PKG_VERSION"));
 
     // Every family named in docs/metrics.md is exported (families without samples yet
     // are exercised by the resilience, reload and rate-limit tests).

@@ -15,6 +15,13 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub in_flight: IntGauge,
+    process_cpu: prometheus::Counter,
+    process_resident: IntGauge,
+    process_virtual: IntGauge,
+    process_open_fds: IntGauge,
+    process_max_fds: IntGauge,
+    process_threads: IntGauge,
+    process_start_time: prometheus::Gauge,
     pub body_buffered: IntGauge,
     pub upstream_attempt_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
@@ -92,6 +99,44 @@ impl Metrics {
             "usher_http_requests_in_flight",
             "Requests currently being handled on the public listener.",
         );
+        let float = |metric: Box<dyn prometheus::core::Collector>| {
+            registry.register(metric).expect("unique metric");
+        };
+        let process_cpu = prometheus::Counter::new(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+        )
+        .expect("valid metric");
+        float(Box::new(process_cpu.clone()));
+        let process_start_time = prometheus::Gauge::new(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+        )
+        .expect("valid metric");
+        float(Box::new(process_start_time.clone()));
+        let process_resident = plain_gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        );
+        let process_virtual = plain_gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+        );
+        let process_open_fds = plain_gauge("process_open_fds", "Number of open file descriptors.");
+        let process_max_fds = plain_gauge(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+        );
+        let process_threads =
+            plain_gauge("process_threads", "Number of OS threads in the process.");
+        let build_info = gauge(
+            "usher_build_info",
+            "This build: 1, labelled with its version, git revision and Pingora version.",
+            &["version", "git_revision", "pingora_version"],
+        );
+        build_info
+            .with_label_values(&[super::VERSION, super::GIT_REVISION, super::PINGORA_VERSION])
+            .set(1);
         let body_buffered = plain_gauge(
             "usher_request_body_buffered_bytes",
             "Bytes reserved for request bodies read before any upstream contact (buffer_body).",
@@ -128,6 +173,13 @@ impl Metrics {
                 &["route"],
             ),
             in_flight,
+            process_cpu,
+            process_resident,
+            process_virtual,
+            process_open_fds,
+            process_max_fds,
+            process_threads,
+            process_start_time,
             body_buffered,
             upstream_attempt_duration: histogram(
                 "usher_upstream_attempt_duration_seconds",
@@ -256,6 +308,18 @@ impl Metrics {
     /// The registry in Prometheus text format.
     pub fn render(&self) -> Vec<u8> {
         self.in_flight.set(crate::load::requests_in_flight());
+        let process = super::process::sample();
+        // A counter only grows: it takes what the process's CPU time grew by since.
+        let grown = process.cpu_seconds - self.process_cpu.get();
+        if grown > 0.0 {
+            self.process_cpu.inc_by(grown);
+        }
+        self.process_resident.set(process.resident_bytes as i64);
+        self.process_virtual.set(process.virtual_bytes as i64);
+        self.process_open_fds.set(process.open_fds as i64);
+        self.process_max_fds.set(process.max_fds as i64);
+        self.process_threads.set(process.threads as i64);
+        self.process_start_time.set(process.start_time_seconds);
         self.body_buffered.set(crate::load::bytes_buffered() as i64);
         let mut buffer = Vec::new();
         TextEncoder::new()
