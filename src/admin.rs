@@ -101,6 +101,7 @@ impl AdminApp {
                 "upstreams": s.config.upstreams.len(),
             })),
             "uptime_seconds": self.live.uptime().as_secs(),
+            "last_reload": self.live.reloads().last.map(|last| reload_json(&last)),
             "upstreams": upstreams,
             "rate_limiting": snapshot.as_ref().map(|s| json!({
                 "store": if redis.is_some() { "redis" } else { "local" },
@@ -111,6 +112,34 @@ impl AdminApp {
             })),
         })
     }
+}
+
+impl AdminApp {
+    /// What is running and how the last reload went: the version and hash in force, the
+    /// file they came from and whether it still holds them, the last attempt.
+    fn config_status(&self, snapshot: &crate::snapshot::Snapshot) -> serde_json::Value {
+        let reloads = self.live.reloads();
+        let on_disk = reloads.path.as_ref().map(|path| {
+            crate::prepare::read_bounded(path)
+                .map(|text| crate::config::content_hash(&text))
+                .ok()
+        });
+        json!({
+            "running": { "version": snapshot.version, "hash": snapshot.config.hash },
+            "file": reloads.path.as_ref().map(|p| p.display().to_string()),
+            "file_hash": on_disk.clone().flatten(),
+            "file_is_running": on_disk.flatten().map(|hash| hash == snapshot.config.hash),
+            "last_reload": reloads.last.as_ref().map(reload_json),
+        })
+    }
+}
+
+fn reload_json(last: &crate::snapshot::ReloadAttempt) -> serde_json::Value {
+    json!({
+        "at": crate::telemetry::access_log::rfc3339(last.at),
+        "result": last.result,
+        "errors": last.errors,
+    })
 }
 
 #[async_trait]
@@ -142,6 +171,17 @@ impl ServeHttp for AdminApp {
                 };
                 reply(status, report)
             }
+            "/config" => match self.live.current() {
+                Some(snapshot) => reply(200, self.config_status(&snapshot)),
+                None => reply(503, json!({"status": "starting"})),
+            },
+            "/routes" => match self.live.current() {
+                Some(snapshot) => text(
+                    "text/plain; charset=utf-8",
+                    crate::commands::routes::table(&snapshot.config).into_bytes(),
+                ),
+                None => reply(503, json!({"status": "starting"})),
+            },
             "/signing-keys" => match self.live.current() {
                 Some(snapshot) => match &snapshot.signer {
                     Some(signer) => reply(200, signer.jwks()),
@@ -149,21 +189,23 @@ impl ServeHttp for AdminApp {
                 },
                 None => reply(503, json!({"status": "starting"})),
             },
-            "/metrics" => {
-                let body = METRICS.render();
-                http::Response::builder()
-                    .status(200)
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .header("content-length", body.len())
-                    .body(body)
-                    .expect("static response parts")
-            }
+            "/metrics" => text("text/plain; version=0.0.4", METRICS.render()),
             _ => reply(
                 404,
                 json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
             ),
         }
     }
+}
+
+/// A 200 with `body` as `content_type`.
+fn text(content_type: &str, body: Vec<u8>) -> http::Response<Vec<u8>> {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .body(body)
+        .expect("static response parts")
 }
 
 fn reply(status: u16, body: serde_json::Value) -> http::Response<Vec<u8>> {

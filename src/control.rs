@@ -64,6 +64,7 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// `first` is the configuration prepared at startup from `path`.
     pub fn new(live: Arc<Live>, path: PathBuf, first: Prepared) -> Self {
+        live.set_config_path(path.clone());
         ControlPlane {
             live,
             path,
@@ -172,6 +173,7 @@ impl ControlPlane {
             Compiled::Unreadable(error) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
                 tracing::error!(path = %self.path.display(), %error, "configuration reload failed; keeping the running configuration");
+                self.live.record_reload("unreadable", vec![error]);
                 return;
             }
             Compiled::Invalid(errors) => {
@@ -179,6 +181,8 @@ impl ControlPlane {
                 for error in &errors.0 {
                     tracing::error!(error = %error, "configuration error");
                 }
+                let said = errors.0.iter().map(ToString::to_string).collect();
+                self.live.record_reload("rejected", said);
                 tracing::error!(
                     errors = errors.0.len(),
                     running_version = current.as_ref().map(|s| s.version),
@@ -193,6 +197,8 @@ impl ControlPlane {
         {
             METRICS.config_reloads.with_label_values(&["failure"]).inc();
             tracing::error!(reason = %refusal, "configuration reload rejected; keeping the running configuration");
+            self.live
+                .record_reload("rejected", vec![refusal.to_string()]);
             return;
         }
         if let Some(current) = &current {
@@ -205,6 +211,7 @@ impl ControlPlane {
         let version = current.as_ref().map_or(1, |s| s.version + 1);
         let (snapshot, carried) = running.build(version, prepared, current.as_deref()).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
+        self.live.record_reload("success", Vec::new());
         announce(&snapshot, &carried);
         let kept: HashSet<&str> = snapshot.config.routes.iter().map(|r| &*r.name).collect();
         let retired: Vec<Arc<str>> = current

@@ -101,6 +101,25 @@ pub struct Live {
     current: ArcSwapOption<Snapshot>,
     started: Instant,
     startup_complete: AtomicBool,
+    /// The configuration file, and how the last reload of it went.
+    reloads: std::sync::Mutex<Reloads>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Reloads {
+    /// The file the configuration is read from (none when it is built in, as in tests).
+    pub path: Option<std::path::PathBuf>,
+    pub last: Option<ReloadAttempt>,
+}
+
+/// One reload attempt after startup.
+#[derive(Debug, Clone)]
+pub struct ReloadAttempt {
+    pub at: std::time::SystemTime,
+    /// `success`, `rejected` (invalid, or removing too many routes) or `unreadable`.
+    pub result: &'static str,
+    /// What was wrong, as the log says it (each error with its place).
+    pub errors: Vec<String>,
 }
 
 impl Default for Live {
@@ -109,6 +128,7 @@ impl Default for Live {
             current: ArcSwapOption::empty(),
             started: Instant::now(),
             startup_complete: AtomicBool::new(false),
+            reloads: std::sync::Mutex::default(),
         }
     }
 }
@@ -131,5 +151,27 @@ impl Live {
 
     pub fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    fn reloads_mut(&self) -> std::sync::MutexGuard<'_, Reloads> {
+        self.reloads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Names the file the configuration is read from.
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        self.reloads_mut().path = Some(path);
+    }
+
+    /// Remembers how a reload went.
+    pub fn record_reload(&self, result: &'static str, errors: Vec<String>) {
+        self.reloads_mut().last = Some(ReloadAttempt {
+            at: std::time::SystemTime::now(),
+            result,
+            errors,
+        });
+    }
+
+    pub fn reloads(&self) -> Reloads {
+        self.reloads_mut().clone()
     }
 }

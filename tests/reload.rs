@@ -58,6 +58,19 @@ async fn valid_change_applies_within_a_second_and_invalid_one_is_rejected() {
         metrics.contains(r#"usher_config_info{hash=""#) && metrics.contains(r#"version="2"} 1"#),
         "{metrics}"
     );
+    let status = get(gateway.admin, "/config").await.unwrap().json();
+    assert_eq!(
+        (
+            &status["running"]["version"],
+            &status["file_is_running"],
+            &status["last_reload"]["result"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(true),
+            &serde_json::json!("success")
+        )
+    );
 
     // An invalid file is rejected: the running config stays, the failure is counted and logged.
     gateway.rewrite_config(&config(&a, &b, "tickts"));
@@ -93,6 +106,25 @@ async fn valid_change_applies_within_a_second_and_invalid_one_is_rejected() {
     assert_eq!(service(&gateway).await, "b");
     let health = get(gateway.admin, "/health").await.unwrap().json();
     assert_eq!(health["config"]["version"], 2);
+    // What is running, visible: the file on disk is not it, and the rejection says why.
+    assert_eq!(health["last_reload"]["result"], "rejected");
+    let status = get(gateway.admin, "/config").await.unwrap().json();
+    assert_eq!(status["file_is_running"], false, "{status}");
+    assert_eq!(status["running"]["version"], 2);
+    assert!(
+        status["last_reload"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid YAML")),
+        "{status}"
+    );
+    // The running route table, as `usher routes` prints it: svc still goes to b.
+    let table = get(gateway.admin, "/routes").await.unwrap();
+    let table = String::from_utf8_lossy(&table.body);
+    let row = table
+        .lines()
+        .find(|line| line.starts_with("svc "))
+        .unwrap_or_default();
+    assert!(row.contains(" b "), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
