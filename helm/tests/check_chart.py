@@ -17,11 +17,17 @@ import urllib.request
 from pathlib import Path
 
 import helm_python as helm
+import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "usher"
 USHER = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "usher")
+# The Kubernetes versions the chart supports (docs/operations.md): every object it renders
+# is validated against each one's API schemas, strictly (no unknown fields). The Prometheus
+# Operator's kinds have no schema there.
+KUBERNETES_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 
 def check(condition, message):
@@ -52,6 +58,14 @@ def one(objects, kind, suffix=""):
 
 def check_release(values, label):
     manifests, objects = render(values)
+    for version in KUBERNETES_VERSIONS:
+        for obj in objects:
+            if obj["kind"] in OPERATOR_KINDS:
+                continue
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                check(False, f"{label}: {obj['kind']} {obj['metadata']['name']} is not valid Kubernetes {version}: {error.message}")
     deployment = one(objects, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -213,7 +227,8 @@ def main():
                     ["promtool", "test", "rules", str(ROOT / "helm" / "tests" / "alerts_test.yaml")]):
         result = subprocess.run(command, capture_output=True, text=True)
         check(result.returncode == 0, f"{' '.join(command[:3])}: {result.stdout}{result.stderr}")
-    print(f"chart ok: lint --strict clean, rendered with 2 values files, {len(named)} metrics checked against "
+    print(f"chart ok: lint --strict clean, rendered with 2 values files and valid for Kubernetes "
+          f"{KUBERNETES_VERSIONS[0]} to {KUBERNETES_VERSIONS[-1]}, {len(named)} metrics checked against "
           f"/metrics, which promtool lints clean; the alerts pass promtool check and test rules")
 
 
