@@ -146,6 +146,14 @@ rate_limiting:
         Some(0.0)
     );
     assert!(metrics.contains("usher_config_info{hash="), "{metrics}");
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"usher_http_responses_total{code="200",route="svc"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     // The process and the build, as Prometheus' own client libraries name them.
     for family in [
         "process_cpu_seconds_total",

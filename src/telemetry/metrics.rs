@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
+    pub responses: IntCounterVec,
     pub request_duration: HistogramVec,
     pub in_flight: IntGauge,
     process_cpu: prometheus::Counter,
@@ -166,6 +167,11 @@ impl Metrics {
                 "usher_http_requests_total",
                 "Requests answered, by route, method and status class (2xx, 3xx, 4xx, 5xx).",
                 &["route", "method", "status_class"],
+            ),
+            responses: counter(
+                "usher_http_responses_total",
+                "Requests answered, by route and status code (0: no response was sent).",
+                &["route", "code"],
             ),
             request_duration: histogram(
                 "usher_http_request_duration_seconds",
@@ -351,6 +357,7 @@ impl Metrics {
     /// configuration instead of growing with every route ever loaded.
     pub fn forget_routes(&self, routes: &HashSet<&str>) {
         remove_series(&self.requests, "route", routes);
+        remove_series(&self.responses, "route", routes);
         remove_series(&self.request_duration, "route", routes);
         remove_series(&self.idempotency, "route", routes);
         remove_series(&self.validation_refusals, "route", routes);
@@ -398,7 +405,12 @@ pub struct RouteMetrics {
     route: String,
     duration: OnceCell<Histogram>,
     requests: [[OnceCell<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
+    /// By status code, 0 to 599 (anything else counts as 0), resolved on first use.
+    responses: Vec<OnceCell<IntCounter>>,
 }
+
+/// Status codes a route's counters are kept for: 0 (no response) to 599.
+const STATUS_CODES: usize = 600;
 
 /// The metrics of requests that matched no route.
 pub static UNMATCHED: Lazy<RouteMetrics> = Lazy::new(|| RouteMetrics::new("unmatched"));
@@ -409,6 +421,7 @@ impl RouteMetrics {
             route: route.to_string(),
             duration: OnceCell::new(),
             requests: Default::default(),
+            responses: (0..STATUS_CODES).map(|_| OnceCell::new()).collect(),
         }
     }
 
@@ -420,6 +433,19 @@ impl RouteMetrics {
                 METRICS
                     .requests
                     .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
+            })
+            .inc();
+        let code = if usize::from(status) < STATUS_CODES {
+            status
+        } else {
+            0
+        };
+        self.responses[usize::from(code)]
+            .get_or_init(|| {
+                let mut text = itoa::Buffer::new();
+                METRICS
+                    .responses
+                    .with_label_values(&[&self.route, text.format(code)])
             })
             .inc();
         self.duration
