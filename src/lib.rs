@@ -25,6 +25,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod digest;
 pub mod echo;
 pub mod fetch;
 pub mod filters;

@@ -43,33 +43,13 @@ ROUTES = {
 }
 
 
-def config_with_money_routes(directory, name, upstream, redis=None):
-    """run.py's configuration plus one authenticated POST route per variant."""
-    (directory / "order.json").write_text(json.dumps(SCHEMA))
-    path = run.usher_config(directory, name, run.free_port(), run.free_port(), upstream, redis=redis)
-    text = path.read_text()
-    head, aliases, rest = text.partition("\naliases:")
-    for route, features in ROUTES.items():
-        head = head.rstrip() + (f"\n  - {{ name: {route}, match: {{ path: /bench/{route} }}, upstream: tickets, "
-                                f"max_body: 8KiB, {features}default_rate_limits: false }}\n")
-    path.write_text(head + aliases + rest)
-    return path
-
-
 def start(directory, name, upstream, redis=None):
-    path = config_with_money_routes(directory, name, upstream, redis)
-    text = path.read_text()
-    public = int(text.split('address: "127.0.0.1:', 1)[1].split('"', 1)[0])
-    admin = int(text.split('address: "127.0.0.1:', 2)[2].split('"', 1)[0])
-    log = open(directory / f"{name}-access.log", "wb")
-    process = run.Process(name, [str(run.TARGET / "release" / "usher"), "run", "--config", str(path)],
-                          core=run.PROXY_CORE, stdout=log,
-                          env={**run.os.environ, "USHER_LOG": "warn", "JWT_SECRET": run.JWT_SECRET,
-                               "STRIPE_WEBHOOK_SECRET": "whsec_load-benchmark-0123456789",
-                               "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
-    run.wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
-    process.port, process.admin = public, admin
-    return process
+    """run.py's Usher plus one authenticated POST route per variant."""
+    (directory / "order.json").write_text(json.dumps(SCHEMA))
+    routes = [f"{{ name: {route}, match: {{ path: /bench/{route} }}, upstream: tickets, "
+              f"max_body: 8KiB, {features}default_rate_limits: false }}"
+              for route, features in ROUTES.items()]
+    return run.start_usher(directory, name, upstream, redis=redis, routes=routes)
 
 
 def wrk_script(directory, token):

@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 JWT_SECRET = "load-benchmark-secret-0123456789abcdef"
+# The shipped payment webhooks' signing secret (STRIPE_WEBHOOK_SECRET), for the run.
+WEBHOOK_SECRET = "whsec_load-benchmark-0123456789"
 BODY = '{"id":"8f2c1a","event":"e-42","section":"A","row":7,"seat":12,"price_cents":4500,"status":"held"}'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CORE, LOAD_CORE = "1", "0"
@@ -157,10 +159,11 @@ def start_nginx(directory, name, server_block, core):
     return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], core=core)
 
 
-def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None):
+def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None, routes=()):
     """The shipped routes.yaml with every upstream pointed at the benchmark upstream, one
     worker thread, and public benchmark routes (unlimited, rate-limited, always refused);
-    optionally 1,000 more routes, and Redis as the rate-limit store."""
+    optionally 1,000 more routes, a caller's own `routes` (YAML flow mappings), and Redis as
+    the rate-limit store."""
     shipped = (ROOT / "routes.yaml").read_text()
     # The request-body schemas it names, beside it.
     shutil.copytree(ROOT / "schemas", directory / "schemas", dirs_exist_ok=True)
@@ -202,20 +205,22 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     text += f"  - {{ name: bench-refused, match: {{ path: /bench/refused }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench-refuse] }}\n"
     for n in range(extra_routes):
         text += f"  - {{ name: gen{n}, match: {{ path: /gen/svc{n}/:id }}, upstream: tickets, public: true, {unlimited} }}\n"
+    for route in routes:
+        text += f"  - {route}\n"
     text += aliases + rest
     path = directory / f"{name}.yaml"
     path.write_text(text)
     return path
 
 
-def start_usher(directory, name, upstream, extra_routes=0, redis=None):
+def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=()):
     public, admin = free_port(), free_port()
-    config = usher_config(directory, name, public, admin, upstream, extra_routes, redis)
+    config = usher_config(directory, name, public, admin, upstream, extra_routes, redis, routes)
     access_log = open(directory / f"{name}-access.log", "wb")
     binary = TARGET / "release" / "usher"
     process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
                       env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
-                           "STRIPE_WEBHOOK_SECRET": "whsec_load-benchmark-0123456789",
+                           "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                            "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
     process.port, process.admin = public, admin

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the load benchmark's helpers)
 
-SECRET = "whsec_load-benchmark-0123456789"
+SECRET = run.WEBHOOK_SECRET
 ROUTES = {
     "webhook-plain": "buffer_body: true",
     "webhook-verified": "webhook: { scheme: stripe, secrets: [{ env: STRIPE_WEBHOOK_SECRET }] }",
@@ -35,21 +35,11 @@ ROUTES = {
 
 
 def start(work, name, upstream, redis=None):
-    public, admin = run.free_port(), run.free_port()
-    path = run.usher_config(work, name, public, admin, upstream, redis=redis)
-    head, aliases, rest = path.read_text().partition("\naliases:")
-    for route, feature in ROUTES.items():
-        head = head.rstrip() + (f"\n  - {{ name: {route}, match: {{ path: /bench/{route} }}, upstream: tickets, "
-                                f"public: true, max_body: 8KiB, default_rate_limits: false, {feature} }}\n")
-    path.write_text(head + aliases + rest)
-    process = run.Process(name, [str(run.TARGET / "release" / "usher"), "run", "--config", str(path)],
-                          core=run.PROXY_CORE,
-                          env={**run.os.environ, "USHER_LOG": "warn", "JWT_SECRET": run.JWT_SECRET,
-                               "STRIPE_WEBHOOK_SECRET": SECRET, "USHER_REPLICAS": "1",
-                               "USHER_CORS_ORIGINS": "https://app.bench.example"})
-    run.wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
-    process.port = public
-    return process
+    """run.py's Usher plus a public route per variant."""
+    routes = [f"{{ name: {route}, match: {{ path: /bench/{route} }}, upstream: tickets, "
+              f"public: true, max_body: 8KiB, default_rate_limits: false, {feature} }}"
+              for route, feature in ROUTES.items()]
+    return run.start_usher(work, name, upstream, redis=redis, routes=routes)
 
 
 def deliveries(count, first):

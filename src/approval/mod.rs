@@ -52,24 +52,17 @@ impl Submission<'_> {
     /// The approval's id: a digest of everything it binds (length-prefixed, so no two
     /// bindings share one), the body and the Idempotency-Key (empty without one) included.
     pub fn id(&self, body: &[u8], key: &str) -> String {
-        let mut digest = Sha256::new();
+        let body = Sha256::digest(body);
         let parts: [&[u8]; 7] = [
             self.tenant.as_bytes(),
             self.submitter.as_bytes(),
             self.route.as_bytes(),
             self.method.as_bytes(),
             self.path.as_bytes(),
-            &Sha256::digest(body),
+            &body,
             key.as_bytes(),
         ];
-        for part in parts {
-            digest.update((part.len() as u64).to_be_bytes());
-            digest.update(part);
-        }
-        digest.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::digest::sha256_prefixed_hex(&parts, 16)
     }
 }
 

@@ -9,7 +9,6 @@ use crate::store::redis::{LuaScript, Redis, StoreError};
 use bytes::Bytes;
 use fred::types::Value;
 use http::{HeaderName, HeaderValue};
-use sha2::{Digest, Sha256};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -63,12 +62,8 @@ return 0
 
 /// The Redis key of a caller-scoped idempotency key: hashed, so any key fits, and tagged.
 pub fn record_key(prefix: &str, scoped: &str) -> String {
-    let digest = hex(&Sha256::digest(scoped.as_bytes()).into());
+    let digest = crate::digest::sha256_hex(&[scoped.as_bytes()], 32);
     format!("{prefix}idem:{{{digest}}}")
-}
-
-fn hex(digest: &Fingerprint) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn reserve(
@@ -79,7 +74,7 @@ pub async fn reserve(
     lease: Duration,
     ttl: Duration,
 ) -> Result<Reserved, StoreError> {
-    let fp = hex(fingerprint);
+    let fp = crate::digest::hex(fingerprint, fingerprint.len());
     let reply: Vec<Value> = redis
         .run_script(
             &RESERVE,

@@ -138,7 +138,7 @@ impl RequestCtx {
     }
 
     /// Where a security event about this request happened, as far as it is known.
-    fn event_context(&self) -> events::Context<'_> {
+    pub fn event_context(&self) -> events::Context<'_> {
         events::Context {
             request_id: &self.request_id,
             client: self.client,

@@ -209,6 +209,7 @@ mod tests {
             tier: None,
             token_id: None,
             key_id: None,
+            token_digest: None,
         }
     }
 

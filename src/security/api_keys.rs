@@ -115,6 +115,7 @@ impl ApiKeyStore {
             tier: entry.tier.clone(),
             token_id: None,
             key_id: Some(entry.name.clone()),
+            token_digest: None,
         }))
     }
 }

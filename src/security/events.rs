@@ -33,56 +33,65 @@ pub struct Context<'a> {
 
 /// The caller's fields in a log line: subject, tenant, credential kind, key id and the
 /// digest of the token's `jti` (`-` where there is none).
-struct Caller {
-    subject: String,
-    tenant: String,
+struct Caller<'a> {
+    subject: &'a str,
+    tenant: &'a str,
     credential: &'static str,
-    key_id: String,
-    jti: String,
+    key_id: &'a str,
+    jti: &'a str,
 }
 
-impl Caller {
-    fn of(identity: Option<&crate::security::Identity>) -> Caller {
-        let dash = || "-".to_string();
+impl<'a> Caller<'a> {
+    fn of(identity: Option<&'a crate::security::Identity>) -> Caller<'a> {
         match identity {
             None => Caller {
-                subject: dash(),
-                tenant: dash(),
+                subject: "-",
+                tenant: "-",
                 credential: "-",
-                key_id: dash(),
-                jti: dash(),
+                key_id: "-",
+                jti: "-",
             },
             Some(identity) => Caller {
-                subject: identity.subject.clone(),
-                tenant: identity.tenant.clone(),
+                subject: &identity.subject,
+                tenant: &identity.tenant,
                 credential: identity.source.as_str(),
-                key_id: identity.key_id.clone().unwrap_or_else(dash),
-                jti: identity.jti_digest().unwrap_or_else(dash),
+                key_id: identity.key_id.as_deref().unwrap_or("-"),
+                jti: identity.token_digest.as_deref().unwrap_or("-"),
             },
         }
     }
 }
 
+/// One security event: counted, and logged with where it happened, the caller, and the
+/// fields the kind of event adds.
+macro_rules! security_event {
+    ($reason:expr, $severity:expr, $at:expr $(, $field:ident = $value:expr)*) => {{
+        let (reason, severity, at): (&'static str, Severity, &Context<'_>) = ($reason, $severity, $at);
+        count(reason, severity);
+        let client = at.client.map(|c| c.to_string());
+        let caller = Caller::of(at.caller);
+        tracing::warn!(
+            target: "usher::security",
+            kind = "security_event",
+            reason,
+            severity = severity.as_str(),
+            request_id = at.request_id,
+            client = client.as_deref().unwrap_or("-"),
+            route = at.route.unwrap_or("-"),
+            path = at.path,
+            subject = caller.subject,
+            tenant = caller.tenant,
+            credential = caller.credential,
+            key_id = caller.key_id,
+            jti_sha256 = caller.jti,
+            $($field = $value,)*
+            "security event"
+        );
+    }};
+}
+
 pub fn record(reason: &'static str, severity: Severity, at: &Context<'_>) {
-    count(reason, severity);
-    let client = at.client.map(|c| c.to_string());
-    let caller = Caller::of(at.caller);
-    tracing::warn!(
-        target: "usher::security",
-        kind = "security_event",
-        reason,
-        severity = severity.as_str(),
-        request_id = at.request_id,
-        client = client.as_deref().unwrap_or("-"),
-        route = at.route.unwrap_or("-"),
-        path = at.path,
-        subject = caller.subject,
-        tenant = caller.tenant,
-        credential = caller.credential,
-        key_id = caller.key_id,
-        jti_sha256 = caller.jti,
-        "security event"
-    );
+    security_event!(reason, severity, at);
 }
 
 /// An approval's event: its id, the submitter (when known) and the principal acting
@@ -95,21 +104,13 @@ pub fn record_approval(
     submitter: Option<&str>,
     actor: &str,
 ) {
-    count(reason, severity);
-    let client = at.client.map(|c| c.to_string());
-    tracing::warn!(
-        target: "usher::security",
-        kind = "security_event",
+    security_event!(
         reason,
-        severity = severity.as_str(),
-        request_id = at.request_id,
-        client = client.as_deref().unwrap_or("-"),
-        route = at.route.unwrap_or("-"),
-        path = at.path,
-        approval,
+        severity,
+        at,
+        approval = approval,
         submitter = submitter.unwrap_or("-"),
-        actor,
-        "security event"
+        actor = actor
     );
 }
 

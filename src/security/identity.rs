@@ -36,6 +36,14 @@ pub struct Identity {
     pub token_id: Option<String>,
     /// The API key's name, or the signing key's `keyid`, for the logs.
     pub key_id: Option<String>,
+    /// What the logs say of `token_id` ([`token_digest`]), made once per verified token.
+    pub token_digest: Option<String>,
+}
+
+/// What the logs say of a token's `jti`: 16 hex digits of its SHA-256, never the id itself,
+/// which is enough to follow one token through the logs.
+pub fn token_digest(jti: &str) -> String {
+    crate::digest::sha256_hex(&[jti.as_bytes()], 8)
 }
 
 /// The longest identity value Usher injects, in bytes.
@@ -52,20 +60,6 @@ pub fn is_identity_value(value: &str) -> bool {
 }
 
 impl Identity {
-    /// What the logs say of the credential's token id: a digest of the `jti` (16 hex
-    /// digits of its SHA-256), never the id itself, which is enough to follow one token
-    /// through the logs.
-    pub fn jti_digest(&self) -> Option<String> {
-        use sha2::{Digest, Sha256};
-        let jti = self.token_id.as_ref()?;
-        Some(
-            Sha256::digest(jti.as_bytes())[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
-    }
-
     pub fn has_any_role(&self, roles: &[String]) -> bool {
         roles.iter().any(|role| self.roles.contains(role))
     }

@@ -259,6 +259,7 @@ impl JwtVerifier {
             tier: text(&names.tier).map(Into::into),
             token_id: text("jti").map(str::to_string),
             key_id: None,
+            token_digest: text("jti").map(super::token_digest),
         };
         if !identity.is_injectable() {
             return Err(fail(INVALID_IDENTITY_VALUE, Severity::Medium));
@@ -340,6 +341,7 @@ mod tests {
             tier: None,
             token_id: None,
             key_id: None,
+            token_digest: None,
         })
     }
 

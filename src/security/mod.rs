@@ -15,7 +15,7 @@ mod keys;
 pub mod lookup;
 pub mod revocation;
 
-pub use identity::{is_identity_value, CredentialKind, Identity};
+pub use identity::{is_identity_value, token_digest, CredentialKind, Identity};
 
 use crate::config::{Config, Errors};
 

@@ -8,7 +8,6 @@
 use crate::store::redis::{LuaScript, StoreError};
 use crate::store::Place;
 use fred::types::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -45,8 +44,8 @@ impl Default for Deliveries {
 
 /// The record's name: the route and the delivery's id, hashed (ids are the sender's).
 pub fn record_name(route: &str, delivery: &str) -> String {
-    let digest = Sha256::digest(format!("{}:{route}:{delivery}", route.len()));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let name = format!("{}:{route}:{delivery}", route.len());
+    crate::digest::sha256_hex(&[name.as_bytes()], 16)
 }
 
 impl Deliveries {

@@ -70,19 +70,12 @@ impl WebhookKeys {
 
 /// The scheme and a digest of its keys, sorted (so their order does not matter).
 fn scope(scheme: &str, keys: &[Vec<u8>]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut sorted: Vec<&Vec<u8>> = keys.iter().collect();
+    let mut sorted: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     sorted.sort();
-    let mut digest = Sha256::new();
-    for key in sorted {
-        digest.update((key.len() as u64).to_be_bytes());
-        digest.update(key);
-    }
-    let hex: String = digest.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{scheme}:{hex}")
+    format!(
+        "{scheme}:{}",
+        crate::digest::sha256_prefixed_hex(&sorted, 8)
+    )
 }
 
 fn read(secret: &SecretRef) -> Result<Vec<u8>, String> {

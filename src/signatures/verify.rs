@@ -318,6 +318,7 @@ fn identity(key: &SignatureKeySpec) -> Identity {
         tier: key.tier.as_deref().map(Arc::from),
         token_id: None,
         key_id: Some(key.id.clone()),
+        token_digest: None,
     }
 }
 
@@ -387,6 +388,7 @@ mod tests {
             tier: None,
             token_id: None,
             key_id: None,
+            token_digest: None,
         };
         SignatureKeys {
             keys: HashMap::from([(id.to_string(), (material, Arc::new(identity)))]),

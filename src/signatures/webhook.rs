@@ -134,7 +134,7 @@ pub fn verify(
             // What was signed names the delivery, not the header's text (which a replay
             // could pad with another `v1` or re-case).
             Ok(Verified {
-                delivery: digest_hex(&signed),
+                delivery: crate::digest::sha256_hex(&signed, 16),
             })
         }
         Scheme::Standard => {
@@ -164,7 +164,7 @@ pub fn verify(
             // GitHub signs neither its delivery id nor a time: the body names the delivery
             // (a redelivery carries the same body), within the replay window.
             Ok(Verified {
-                delivery: digest_hex(&[body]),
+                delivery: crate::digest::sha256_hex(&[body], 16),
             })
         }
     }
@@ -187,19 +187,6 @@ fn matches_any(keys: &[Vec<u8>], parts: &[&[u8]], signatures: &[Vec<u8>]) -> Res
         }
     }
     Err(Refusal::Mismatch)
-}
-
-/// A digest of what was signed, to name a delivery by.
-fn digest_hex(parts: &[&[u8]]) -> String {
-    use sha2::Digest;
-    let mut digest = Sha256::new();
-    for part in parts {
-        digest.update(part);
-    }
-    digest.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {

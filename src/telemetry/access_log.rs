@@ -144,7 +144,7 @@ fn write_line(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord, t
     line.extend_from_slice(b",\"key_id\":");
     push_optional_str(line, caller.and_then(|c| c.key_id.as_deref()));
     line.extend_from_slice(b",\"jti_sha256\":");
-    push_optional_str(line, caller.and_then(|c| c.jti_digest()).as_deref());
+    push_optional_str(line, caller.and_then(|c| c.token_digest.as_deref()));
     line.extend_from_slice(b"}\n");
     let _ = out.write_all(line);
 }
@@ -290,6 +290,7 @@ mod tests {
                     tier: None,
                     token_id: Some("jti-1".into()),
                     key_id: None,
+                    token_digest: Some(crate::security::token_digest("jti-1")),
                 })),
             })
             .unwrap();

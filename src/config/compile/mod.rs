@@ -8,7 +8,6 @@
 use super::error::{ConfigErrors, Errors};
 use super::raw::RawConfig;
 use super::{bounds, Config};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,8 +102,7 @@ pub fn compile(source: &str, text: &str, raw: RawConfig) -> Result<Config, Confi
 
 /// First 12 hex digits of the SHA-256 of the file, the configuration's visible version.
 pub fn content_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(&[text.as_bytes()], 6)
 }
 
 /// Collects every error of one compilation; each section's module adds its methods.

@@ -99,7 +99,7 @@ pub async fn run(
     };
     let route = &snapshot.config.routes[route];
     if route.target == RouteTarget::Approvals {
-        return serve_approvals(session.req_header(), snapshot, route, ctx).await;
+        return serve_approvals(session.req_header(), snapshot, ctx).await;
     }
     let refused = |refusal: &Rejection| {
         METRICS
@@ -153,13 +153,7 @@ pub async fn run(
         None => {}
     }
     let head = session.req_header();
-    let at = events::Context {
-        request_id: &ctx.request_id,
-        client: ctx.client,
-        route: Some(&route.name),
-        path: &ctx.path,
-        caller: ctx.identity.as_deref(),
-    };
+    let at = ctx.event_context();
     let asked = approval::Asked {
         head,
         path: &ctx.path,
@@ -208,19 +202,12 @@ pub async fn give_back(snapshot: &Snapshot, ctx: &mut RequestCtx) {
 async fn serve_approvals(
     head: &pingora::http::RequestHeader,
     snapshot: &Snapshot,
-    route: &RouteSpec,
     ctx: &RequestCtx,
 ) -> Result<Verdict, Rejection> {
     let identity = ctx.identity.as_deref().ok_or(Rejection::Unauthenticated)?;
     let tail = crate::router::PathTemplate::literal("/").apply(&ctx.path, ctx.depth, &[]);
     let call = approval_endpoint::call(&head.method, &tail)?;
-    let at = events::Context {
-        request_id: &ctx.request_id,
-        client: ctx.client,
-        route: Some(&route.name),
-        path: &ctx.path,
-        caller: ctx.identity.as_deref(),
-    };
+    let at = ctx.event_context();
     let answer = approval_endpoint::answer(
         &snapshot.kept.approvals,
         Place::of(snapshot),
