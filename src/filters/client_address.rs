@@ -55,7 +55,24 @@ pub fn forwarded_for<'a>(
             return format!("{}, {peer}", chain.join(", "));
         }
     }
-    peer.to_string()
+    text(peer)
+}
+
+/// An address as text, as `Display` writes it; IPv4 without the formatting machinery, which
+/// cost more than a thousand instructions per address on the request path.
+pub fn text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -64,6 +81,21 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "203.0.113.255",
+            "10.20.3.4",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(text(ip), ip.to_string());
+        }
     }
 
     #[test]

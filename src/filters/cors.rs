@@ -86,20 +86,6 @@ pub fn response_headers(policy: &CorsPolicy, request: &RequestHeader) -> Headers
     headers
 }
 
-/// Removes an upstream's own `Access-Control-*` headers: Usher's policy is the only one, so
-/// a permissive upstream cannot open a route that Usher keeps closed.
-pub fn strip_upstream(response: &mut pingora::http::ResponseHeader) {
-    let names: Vec<http::HeaderName> = response
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in names {
-        while response.remove_header(&name).is_some() {}
-    }
-}
-
 fn origin_headers(policy: &CorsPolicy, origin: &str) -> Headers {
     let mut headers = vec![
         (

@@ -187,7 +187,17 @@ impl DeadlineStream {
             }
             return;
         }
-        for &byte in bytes {
+        let mut rest = bytes;
+        while let Some((&byte, after)) = rest.split_first() {
+            rest = after;
+            if self.blank_line == 1 && byte != b'\n' {
+                // Within a line only its end matters: skip to it.
+                match memchr::memchr(b'\n', rest) {
+                    Some(end) => rest = &rest[end..],
+                    None => return,
+                }
+                continue;
+            }
             self.blank_line = match (self.blank_line, byte) {
                 (0, b'\r' | b'\n') => 0,
                 (2 | 3, b'\n') => {
@@ -328,17 +338,26 @@ fn connection_event(
 /// Whether a response head says `Connection: close`.
 fn closes(response: &[u8]) -> bool {
     const NAME: &[u8] = b"connection:";
-    // Every response head passes here: no allocation, and the scan stops at the blank line.
-    response
-        .split(|&b| b == b'\n')
-        .take_while(|line| !matches!(line, [] | [b'\r']))
-        .any(|line| {
-            line.len() > NAME.len()
-                && line[..NAME.len()].eq_ignore_ascii_case(NAME)
-                && line[NAME.len()..]
-                    .windows(5)
-                    .any(|w| w.eq_ignore_ascii_case(b"close"))
-        })
+    // Every response head passes here: no allocation, the scan stops at the blank line,
+    // and only a line that starts like the name is looked at further.
+    let mut rest = response;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..end];
+        if matches!(line, [] | [b'\r']) {
+            return false;
+        }
+        if line.len() > NAME.len()
+            && line[0] | 0x20 == b'c'
+            && line[..NAME.len()].eq_ignore_ascii_case(NAME)
+            && line[NAME.len()..]
+                .windows(5)
+                .any(|w| w.eq_ignore_ascii_case(b"close"))
+        {
+            return true;
+        }
+        rest = &rest[end + 1..];
+    }
+    false
 }
 
 mod delegate;

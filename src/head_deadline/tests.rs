@@ -128,3 +128,21 @@ async fn the_next_head_starts_after_a_final_response() {
     s.read(b"frames");
     assert_eq!(s.phase, Phase::Done);
 }
+
+#[test]
+fn connection_close_is_found_in_the_head_only() {
+    assert!(closes(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    ));
+    assert!(closes(
+        b"HTTP/1.1 200 OK\r\nCONNECTION: keep-alive, Close\r\n\r\n"
+    ));
+    assert!(closes(b"HTTP/1.1 400 Bad\nconnection:close\n\n"));
+    assert!(!closes(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n"
+    ));
+    assert!(!closes(b"HTTP/1.1 200 OK\r\nX-Connection: close\r\n\r\n"));
+    assert!(!closes(b"HTTP/1.1 200 OK\r\nContent-Type: close\r\n\r\n"));
+    // After the blank line is the body.
+    assert!(!closes(b"HTTP/1.1 200 OK\r\n\r\nConnection: close\r\n"));
+}

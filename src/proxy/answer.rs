@@ -20,9 +20,9 @@ pub fn decorate(
     upstream_response: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> Result<()> {
+    security_headers::strip_upstream(upstream_response);
     upstream_response.insert_header("x-request-id", &ctx.request_id)?;
     security_headers::apply(upstream_response, on_tls(ctx))?;
-    cors::strip_upstream(upstream_response);
     if let Some(policy) = ctx.route().and_then(|route| route.cors.as_deref()) {
         for (name, value) in cors::response_headers(policy, session.req_header()) {
             upstream_response.append_header(name, value)?;

@@ -5,9 +5,11 @@
 use super::RequestCtx;
 use crate::config::{HashKey, LoadBalancing};
 use crate::filters::authenticate::forward_verified;
+use crate::filters::client_address;
 use crate::respond::Rejection;
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::Outcome;
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -135,19 +137,18 @@ fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Re
     if let Some(approved) = &ctx.approved {
         upstream_request.insert_header("x-approved-by", approved.approvers.join(","))?;
     }
-    upstream_request.insert_header("x-gateway-forwarded", "true")?;
+    upstream_request.insert_header("x-gateway-forwarded", HeaderValue::from_static("true"))?;
     let Some(snapshot) = &ctx.snapshot else {
         return Ok(());
     };
     if let (Some(client), Some(chain)) = (ctx.client, &ctx.forwarded_for) {
-        upstream_request.insert_header("x-original-ip", client.to_string())?;
+        upstream_request.insert_header("x-original-ip", client_address::text(client))?;
         upstream_request.insert_header("x-forwarded-for", chain.as_str())?;
     }
-    let scheme = if snapshot.config.listeners.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = HeaderValue::from_static(match snapshot.config.listeners.tls {
+        Some(_) => "https",
+        None => "http",
+    });
     upstream_request.insert_header("x-forwarded-proto", scheme)?;
     Ok(())
 }

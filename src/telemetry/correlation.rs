@@ -11,52 +11,59 @@ const MAX_REQUEST_ID: usize = 128;
 
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
         })
-        .map_or_else(|| hex(rand::random::<u128>(), 32), str::to_string)
+        .map_or_else(new_request_id, str::to_string)
 }
 
 pub fn traceparent(headers: &HeaderMap) -> String {
     headers
-        .get("traceparent")
+        .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .filter(|value| is_valid_traceparent(value))
         .map_or_else(new_traceparent, str::to_ascii_lowercase)
 }
+
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// The 32-hex-digit trace id inside a traceparent made or checked by [`traceparent`].
 pub fn trace_id(traceparent: &str) -> &str {
     traceparent.get(3..35).unwrap_or("")
 }
 
-fn new_traceparent() -> String {
-    let trace: u128 = rand::random::<u128>().max(1);
-    let span: u64 = rand::random::<u64>().max(1);
-    let mut value = String::with_capacity(55);
-    value.push_str("00-");
-    value.push_str(&hex(trace, 32));
-    value.push('-');
-    value.push_str(&hex(u128::from(span), 16));
-    value.push_str("-01");
-    value
+fn new_request_id() -> String {
+    let mut id = [0u8; 32];
+    hex_into(&rand::random::<[u8; 16]>(), &mut id);
+    ascii(&id)
 }
 
-/// The low `digits` hex digits of `value`, zero-padded (`format!` costs several times more
-/// on the request path).
-fn hex(value: u128, digits: usize) -> String {
+fn new_traceparent() -> String {
+    // One draw for both ids; neither may be all zeros.
+    let mut random: [u8; 24] = rand::random();
+    random[15] |= 1;
+    random[23] |= 1;
+    let mut value = *b"00-________________________________-________________-01";
+    hex_into(&random[..16], &mut value[3..35]);
+    hex_into(&random[16..], &mut value[36..52]);
+    ascii(&value)
+}
+
+/// `bytes` as lower-case hex into `out` (twice as long): a table lookup per digit, since
+/// ids are made on the request path (`format!` costs several times more).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buffer = [0u8; 32];
-    let mut rest = value;
-    for slot in buffer[..digits].iter_mut().rev() {
-        *slot = DIGITS[(rest & 0xf) as usize];
-        rest >>= 4;
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
-    std::str::from_utf8(&buffer[..digits])
-        .expect("hex digits are ASCII")
-        .to_string()
+}
+
+fn ascii(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("hex digits and dashes are ASCII")
 }
 
 fn is_valid_traceparent(value: &str) -> bool {
@@ -82,10 +89,22 @@ mod tests {
     }
 
     #[test]
-    fn hex_pads_and_truncates() {
-        assert_eq!(hex(0xab, 4), "00ab");
-        assert_eq!(hex(u128::MAX, 32), "f".repeat(32));
-        assert_eq!(hex(0x1234_5678, 4), "5678");
+    fn hex_is_lower_case_and_zero_padded() {
+        let mut out = [0u8; 6];
+        hex_into(&[0x0a, 0xff, 0x10], &mut out);
+        assert_eq!(&out, b"0aff10");
+    }
+
+    #[test]
+    fn made_ids_are_fresh_hex() {
+        let (first, second) = (new_request_id(), new_request_id());
+        assert_ne!(first, second);
+        assert!(first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()));
+        for _ in 0..100 {
+            let made = new_traceparent();
+            assert!(is_valid_traceparent(&made), "{made}");
+            assert!(made.starts_with("00-") && made.ends_with("-01"));
+        }
     }
 
     #[test]

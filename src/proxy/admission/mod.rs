@@ -70,6 +70,8 @@ use idempotency::Begun;
 use pingora::proxy::Session;
 use std::sync::Arc;
 
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// What admission decided, when it did not refuse the request.
 #[derive(Debug)]
 pub enum Verdict {
@@ -233,7 +235,7 @@ pub async fn admit(
             request
                 .head
                 .headers
-                .get_all("x-forwarded-for")
+                .get_all(X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
         };
