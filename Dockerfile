@@ -3,6 +3,8 @@
 #   docker build -t usher .
 #   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... -e STRIPE_WEBHOOK_SECRET=whsec_... -e REDIS_URL=redis://... -e REDIS_PASSWORD=... usher
 
+# Built with the release profile in Cargo.toml (fat LTO, one codegen unit): the profile the
+# load benchmark measures.
 FROM rust:1.95-slim-bookworm AS build
 # cmake builds zlib-ng for Pingora; libssl-dev and pkg-config for its OpenSSL TLS.
 # hadolint ignore=DL3008

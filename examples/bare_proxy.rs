@@ -1,6 +1,8 @@
 //! The floor any Pingora-based proxy pays: a Pingora 0.9 proxy that forwards every request
-//! to one upstream and does nothing else, with Pingora's defaults. The load benchmark runs
-//! it beside Usher and nginx.
+//! to one upstream and does nothing else, with Pingora's defaults and glibc's allocator.
+//! The load benchmark runs it beside Usher and nginx, built with Usher's release profile
+//! (fat LTO, one codegen unit), and `bare_proxy_mimalloc` is the same proxy on mimalloc,
+//! Usher's allocator.
 //!
 //! `bare_proxy <listen addr> <upstream addr> <threads>`
 
@@ -28,7 +30,7 @@ impl ProxyHttp for Forward {
     }
 }
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, listen, upstream, threads] = args.as_slice() else {
         eprintln!("usage: bare_proxy <listen addr> <upstream addr> <threads>");

@@ -12,7 +12,6 @@ Everything runs on 127.0.0.1 and is stopped by its PID. See docs/benchmarks.md.
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +77,7 @@ end
 def measure(process, path, script, duration, connections):
     command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
                "-s", str(script), f"http://127.0.0.1:{process.port}{path}"]
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", run.LOAD_CORE] + command
+    command = run.placed(command, "load")
     before = process.cpu_seconds()
     output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30, check=True).stdout
     result = run.parse_wrk(output)
@@ -104,10 +102,10 @@ def main():
             upstream = run.start_nginx(work, "upstream", f"""
   access_log off;
   server {{ listen 127.0.0.1:{port}; keepalive_requests 100000;
-    location / {{ default_type application/json; return 200 '{run.BODY}'; }} }}""", run.LOAD_CORE)
+    location / {{ default_type application/json; return 200 '{run.BODY}'; }} }}""", "load")
         else:
             upstream = run.Process("upstream", [str(run.TARGET / "release/examples/bench_upstream"),
-                                                f"127.0.0.1:{port}"], core=run.LOAD_CORE)
+                                                f"127.0.0.1:{port}"], role="load")
         processes.append(upstream)
         run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         redis, settings = run.start_redis(work)

@@ -7,8 +7,10 @@ reported as the median over rounds with min and max. CPU time per request is rea
 /proc (the target process and its children), which is steadier than requests/s on a
 shared 2-core machine.
 
-Placement (taskset): the proxy under test runs alone on core 1 with one worker thread; the
-load generator (wrk) and the upstream share core 0.
+Placements: "pinned" (taskset) runs the proxy under test alone on core 1 with one worker
+thread, and the load generator (wrk) and the upstream share core 0; "unpinned" lets the
+kernel place everything, as a deployment does. Both are measured by default, one after the
+other, each with its own processes.
 
 Everything runs on 127.0.0.1, every run is bounded in time, and every process started here
 is stopped by its PID at the end. See docs/benchmarks.md.
@@ -39,7 +41,11 @@ JWT_SECRET = "load-benchmark-secret-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_load-benchmark-0123456789"
 BODY = '{"id":"8f2c1a","event":"e-42","section":"A","row":7,"seat":12,"price_cents":4500,"status":"held"}'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PROXY_CORE, LOAD_CORE = "1", "0"
+# Where each role runs, per placement (None: wherever the kernel puts it).
+# The bare Pingora builds the floor is taken from, by the example that is each.
+BARE_PINGORA = {"bare-pingora": "bare_proxy", "bare-pingora-mimalloc": "bare_proxy_mimalloc"}
+PLACEMENTS = {"pinned": {"proxy": "1", "load": "0"}, "unpinned": {"proxy": None, "load": None}}
+placement = PLACEMENTS["pinned"]
 
 
 def log(message):
@@ -77,12 +83,19 @@ def ensure_tool(command, package):
     return shutil.which(command) is not None
 
 
+def placed(command, role):
+    """`command` on the cores the current placement gives `role` ("proxy" or "load")."""
+    core = placement[role] if role else None
+    if core is not None and shutil.which("taskset"):
+        return ["taskset", "-c", core] + command
+    return command
+
+
 class Process:
     """A started process, measured through /proc together with its children."""
 
-    def __init__(self, name, command, core=None, stdout=None, env=None):
-        if core is not None and shutil.which("taskset"):
-            command = ["taskset", "-c", core] + command
+    def __init__(self, name, command, role=None, stdout=None, env=None):
+        command = placed(command, role)
         self.name = name
         self.popen = subprocess.Popen(
             command, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
@@ -154,9 +167,9 @@ http {{
     return path
 
 
-def start_nginx(directory, name, server_block, core):
+def start_nginx(directory, name, server_block, role):
     conf = nginx_conf(directory, name, server_block)
-    return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], core=core)
+    return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], role=role)
 
 
 def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None, routes=()):
@@ -201,6 +214,7 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     text, aliases, rest = text.partition("\naliases:")
     text = text.rstrip() + f"\n  - {{ name: bench-plain, match: {{ path: /bench/plain }}, upstream: tickets, public: true, {unlimited} }}\n"
     text += f"  - {{ name: bench-auth, match: {{ path: /bench/auth }}, upstream: tickets, {unlimited} }}\n"
+    text += f"  - {{ name: bench-full, match: {{ path: /bench/full }}, upstream: tickets, {unlimited}, rate_limits: [bench] }}\n"
     text += f"  - {{ name: bench-limited, match: {{ path: /bench/limited }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench] }}\n"
     text += f"  - {{ name: bench-refused, match: {{ path: /bench/refused }}, upstream: tickets, public: true, {unlimited}, rate_limits: [bench-refuse] }}\n"
     for n in range(extra_routes):
@@ -213,13 +227,15 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     return path
 
 
-def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=()):
+def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=(), program=None, env=()):
+    """Usher (or `program`, a command the config file's path is appended to) on the
+    benchmark's configuration, with `env` added to its environment."""
     public, admin = free_port(), free_port()
     config = usher_config(directory, name, public, admin, upstream, extra_routes, redis, routes)
     access_log = open(directory / f"{name}-access.log", "wb")
-    binary = TARGET / "release" / "usher"
-    process = Process(name, [str(binary), "run", "--config", str(config)], core=PROXY_CORE, stdout=access_log,
-                      env={**os.environ, "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
+    program = program or [str(TARGET / "release" / "usher"), "run", "--config"]
+    process = Process(name, [*program, str(config)], role="proxy", stdout=access_log,
+                      env={**os.environ, **dict(env), "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
                            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                            "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
     wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
@@ -236,7 +252,7 @@ def start_redis(directory):
     (directory / "redis-password").write_text(REDIS_PASSWORD + "\n")
     process = Process("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                 "--requirepass", REDIS_PASSWORD, "--save", "", "--appendonly", "no",
-                                "--dir", str(directory)], core=LOAD_CORE)
+                                "--dir", str(directory)], role="load")
     process.port = port
     deadline = time.time() + 10
     while redis_cli(port, "PING").strip() != "PONG":
@@ -298,9 +314,7 @@ def wrk_command(port, path, duration, connections, headers=()):
     for header in headers:
         command += ["-H", header]
     command.append(f"http://127.0.0.1:{port}{path}")
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", LOAD_CORE] + command
-    return command
+    return placed(command, "load")
 
 
 def measure(process, port, path, duration, connections, headers=()):
@@ -338,82 +352,72 @@ def summarize(samples, key):
     return statistics.median(values), min(values), max(values)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--json", type=Path, default=TARGET / "load-results.json")
-    parser.add_argument("--no-build", action="store_true")
-    args = parser.parse_args()
-    if args.rounds < 1 or args.duration < 1:
-        parser.error("rounds and duration must be at least 1")
-
-    if not ensure_tool("wrk", "wrk"):
-        sys.exit("wrk is needed: apt-get install wrk")
-    if not ensure_tool("redis-server", "redis-server"):
-        sys.exit("redis-server is needed: apt-get install redis-server")
-    have_nginx = ensure_tool("nginx", "nginx-light")
-    if not have_nginx:
-        log("nginx is not available: the nginx proxy is skipped and the in-repo upstream is used")
-    if not args.no_build:
-        log("building release binaries")
-        subprocess.run(["cargo", "build", "--release", "--bin", "usher", "--example", "bare_proxy",
-                        "--example", "bench_upstream"], cwd=ROOT, check=True)
-
-    work = Path(tempfile.mkdtemp(prefix="usher-load-"))
+def start_targets(work, args, have_nginx):
+    """Every process the current placement measures, and the targets: (name, process, path,
+    headers)."""
     processes = []
-    try:
-        upstream_port = free_port()
-        if have_nginx:
-            upstream = start_nginx(work, "upstream", f"""
+    upstream_port = free_port()
+    if have_nginx:
+        upstream = start_nginx(work, "upstream", f"""
   access_log off;
   server {{ listen 127.0.0.1:{upstream_port}; keepalive_requests 100000;
-    location / {{ default_type application/json; return 200 '{BODY}'; }} }}""", LOAD_CORE)
-        else:
-            upstream = Process("upstream", [str(TARGET / "release/examples/bench_upstream"),
-                                            f"127.0.0.1:{upstream_port}"], core=LOAD_CORE)
-        processes.append(upstream)
-        wait_http(f"http://127.0.0.1:{upstream_port}/health", expect=200)
-        upstream_addr = f"127.0.0.1:{upstream_port}"
+    location / {{ default_type application/json; return 200 '{BODY}'; }} }}""", "load")
+    else:
+        upstream = Process("upstream", [str(TARGET / "release/examples/bench_upstream"),
+                                        f"127.0.0.1:{upstream_port}"], role="load")
+    processes.append(upstream)
+    wait_http(f"http://127.0.0.1:{upstream_port}/health", expect=200)
+    upstream_addr = f"127.0.0.1:{upstream_port}"
 
-        redis, redis_settings = start_redis(work)
-        processes.append(redis)
-        usher = start_usher(work, "usher", upstream_addr)
-        usher_1k = start_usher(work, "usher-1k-routes", upstream_addr, extra_routes=1000)
-        usher_redis = start_usher(work, "usher-redis", upstream_addr, redis=redis_settings)
-        processes += [usher, usher_1k, usher_redis]
-        bare_port = free_port()
-        bare = Process("bare-pingora", [str(TARGET / "release/examples/bare_proxy"), f"127.0.0.1:{bare_port}",
-                                         upstream_addr, "1"], core=PROXY_CORE)
-        bare.port = bare_port
+    redis, redis_settings = start_redis(work)
+    processes.append(redis)
+    usher = start_usher(work, "usher", upstream_addr)
+    usher_1k = start_usher(work, "usher-1k-routes", upstream_addr, extra_routes=1000)
+    usher_redis = start_usher(work, "usher-redis", upstream_addr, redis=redis_settings)
+    processes += [usher, usher_1k, usher_redis]
+    targets = [("usher", usher, "/bench/plain", ())]
+    for name, example in BARE_PINGORA.items():
+        port = free_port()
+        bare = Process(name, [str(TARGET / "release/examples" / example), f"127.0.0.1:{port}", upstream_addr, "1"],
+                       role="proxy")
+        bare.port = port
         processes.append(bare)
-        wait_http(f"http://127.0.0.1:{bare_port}/", expect=200)
-        targets = [("usher", usher, "/bench/plain", ()), ("bare-pingora", bare, "/bench/plain", ())]
-        if have_nginx:
-            nginx_port = free_port()
-            nginx = start_nginx(work, "nginx-proxy", f"""
+        wait_http(f"http://127.0.0.1:{port}/", expect=200)
+        targets.append((name, bare, "/bench/plain", ()))
+    if have_nginx:
+        nginx_port = free_port()
+        nginx = start_nginx(work, "nginx-proxy", f"""
   access_log {work}/nginx-access.log combined buffer=64k flush=1s;
   upstream backend {{ server {upstream_addr}; keepalive 64; }}
   server {{ listen 127.0.0.1:{nginx_port}; keepalive_requests 100000;
     location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""",
-                                PROXY_CORE)
-            nginx.port = nginx_port
-            processes.append(nginx)
-            wait_http(f"http://127.0.0.1:{nginx_port}/", expect=200)
-            targets.append(("nginx", nginx, "/bench/plain", ()))
-        targets += [
-            ("usher-jwt", usher, "/bench/auth", (f"Authorization: Bearer {bench_token()}",)),
-            ("usher-1k-routes", usher_1k, "/bench/plain", ()),
-            ("usher-limited-local", usher, "/bench/limited", ()),
-            ("usher-limited-redis", usher_redis, "/bench/limited", ()),
-            ("usher-redis-unlimited", usher_redis, "/bench/plain", ()),
-            ("usher-jwt-redis", usher_redis, "/bench/auth", (f"Authorization: Bearer {bench_token()}",)),
-            ("usher-429", usher, "/bench/refused", ()),
-            ("usher-401", usher, "/api/v1/venues/7", ()),
-            ("usher-404", usher, "/nope", ()),
-        ]
+                            "proxy")
+        nginx.port = nginx_port
+        processes.append(nginx)
+        wait_http(f"http://127.0.0.1:{nginx_port}/", expect=200)
+        targets.append(("nginx", nginx, "/bench/plain", ()))
+    bearer = (f"Authorization: Bearer {bench_token()}",)
+    targets += [
+        ("usher-jwt", usher, "/bench/auth", bearer),
+        ("usher-full", usher, "/bench/full", bearer),
+        ("usher-1k-routes", usher_1k, "/bench/plain", ()),
+        ("usher-limited-local", usher, "/bench/limited", ()),
+        ("usher-limited-redis", usher_redis, "/bench/limited", ()),
+        ("usher-redis-unlimited", usher_redis, "/bench/plain", ()),
+        ("usher-jwt-redis", usher_redis, "/bench/auth", bearer),
+        ("usher-429", usher, "/bench/refused", ()),
+        ("usher-401", usher, "/api/v1/venues/7", ()),
+        ("usher-404", usher, "/nope", ()),
+    ]
+    return processes, targets, usher, redis
 
+
+def run_placement(work, args, have_nginx):
+    """Starts the current placement's processes, measures every target in alternating
+    rounds, then a reload storm, and stops them all."""
+    processes = []
+    try:
+        processes, targets, usher, redis = start_targets(work, args, have_nginx)
         log("warming up")
         for name, process, path, headers in targets:
             measure(process, process.port, path, 1, args.connections, headers)
@@ -424,9 +428,8 @@ def main():
             for name, process, path, headers in targets:
                 result = measure(process, process.port, path, args.duration, args.connections, headers)
                 samples[name].append(result)
-                log(f"round {round_number} {name:16} {result['rps']:9.0f} req/s  "
+                log(f"round {round_number} {name:21} {result['rps']:9.0f} req/s  "
                     f"{result['cpu_us_per_request']:5.1f} µs CPU/req  p99 {result['p99_ms']:.2f} ms")
-
         round_trips = {
             "evalsha": redis_calls(redis.port, "evalsha"),
             "eval": redis_calls(redis.port, "eval"),
@@ -438,41 +441,97 @@ def main():
     finally:
         for process in processes:
             process.stop()
+    return {"samples": samples, "reload_storm": storm, "peak_rss_mib": peak_rss, "redis_round_trips": round_trips}
 
-    report(args, samples, storm, peak_rss, round_trips)
+
+def main():
+    global placement
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--placements", default="unpinned,pinned",
+                        help="comma-separated, of: " + ", ".join(PLACEMENTS))
+    parser.add_argument("--json", type=Path, default=TARGET / "load-results.json")
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.duration < 1:
+        parser.error("rounds and duration must be at least 1")
+    placements = args.placements.split(",")
+    if not placements or any(p not in PLACEMENTS for p in placements):
+        parser.error(f"--placements takes {', '.join(PLACEMENTS)}")
+
+    if not ensure_tool("wrk", "wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    if not ensure_tool("redis-server", "redis-server"):
+        sys.exit("redis-server is needed: apt-get install redis-server")
+    have_nginx = ensure_tool("nginx", "nginx-light")
+    if not have_nginx:
+        log("nginx is not available: the nginx proxy is skipped and the in-repo upstream is used")
+    if not args.no_build:
+        log("building release binaries (Usher's release profile: fat LTO, one codegen unit)")
+        examples = [arg for name in [*BARE_PINGORA.values(), "bench_upstream"] for arg in ("--example", name)]
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "usher", *examples],
+                       cwd=ROOT, check=True)
+
+    work = Path(tempfile.mkdtemp(prefix="usher-load-"))
+    results = {}
+    for name in placements:
+        placement = PLACEMENTS[name]
+        log(f"placement: {name}")
+        results[name] = run_placement(work, args, have_nginx)
+    report(args, results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"samples": samples, "reload_storm": storm, "peak_rss_mib": peak_rss,
-                                     "redis_round_trips": round_trips}, indent=2))
+    args.json.write_text(json.dumps(results, indent=2))
     log(f"raw results: {args.json}")
     shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args, samples, storm, peak_rss, round_trips):
+def placement_line(name):
+    cores = PLACEMENTS[name]
+    if cores["proxy"] is None:
+        return "nothing pinned: the kernel places the proxy, wrk and the upstream"
+    return f"proxy alone on core {cores['proxy']}, wrk and upstream on core {cores['load']}"
+
+
+def report(args, results):
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = re.search(r"Model name:\s+(.*)", cpu)
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"# Load benchmark, {time.strftime('%Y-%m-%d')}")
     print(f"machine: {os.cpu_count()} cores ({model.group(1) if model else 'unknown'}), {memory_gib:.0f} GiB; "
-          f"{args.rounds} rounds x {args.duration}s, wrk -t1 -c{args.connections}; proxy on core {PROXY_CORE}, "
-          f"wrk and upstream on core {LOAD_CORE}\n")
-    base = {key: summarize(samples["bare-pingora"], key)[0] for key in ("rps", "cpu_us_per_request")}
-    nginx = {key: summarize(samples["nginx"], key)[0] for key in ("rps", "cpu_us_per_request")} if "nginx" in samples else None
+          f"{args.rounds} rounds x {args.duration}s, wrk -t1 -c{args.connections}; one worker thread per proxy; "
+          f"release profile (fat LTO, one codegen unit) for Usher and bare Pingora")
+    for name, result in results.items():
+        report_placement(name, result)
+
+
+def report_placement(name, result):
+    samples = result["samples"]
+    median = {target: {key: summarize(runs, key)[0] for key in ("rps", "cpu_us_per_request")}
+              for target, runs in samples.items()}
+    # Bare Pingora at its best: whichever allocator served more.
+    floor_name = max(BARE_PINGORA, key=lambda target: median[target]["rps"])
+    base = median[floor_name]
+    nginx = median.get("nginx")
+    print(f"\n## {name}: {placement_line(name)}\n")
+    print(f"× bare: against {floor_name}, the better bare Pingora in this run\n")
     print("| target | req/s median (min–max) | p50 ms | p99 ms | CPU µs/req | × bare rps | × bare CPU | × nginx rps |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, results in samples.items():
-        rps, rps_min, rps_max = summarize(results, "rps")
-        cpu_us = summarize(results, "cpu_us_per_request")[0]
+    for target, runs in samples.items():
+        rps, rps_min, rps_max = summarize(runs, "rps")
+        cpu_us = median[target]["cpu_us_per_request"]
         vs_nginx = f"{rps / nginx['rps']:.2f}" if nginx else "–"
-        print(f"| {name} | {rps:,.0f} ({rps_min:,.0f}–{rps_max:,.0f}) | {summarize(results, 'p50_ms')[0]:.2f} | "
-              f"{summarize(results, 'p99_ms')[0]:.2f} | {cpu_us:.1f} | {rps / base['rps']:.2f} | "
+        print(f"| {target} | {rps:,.0f} ({rps_min:,.0f}–{rps_max:,.0f}) | {summarize(runs, 'p50_ms')[0]:.2f} | "
+              f"{summarize(runs, 'p99_ms')[0]:.2f} | {cpu_us:.1f} | {rps / base['rps']:.2f} | "
               f"{cpu_us / base['cpu_us_per_request']:.2f} | {vs_nginx} |")
+    storm, peak_rss, round_trips = result["reload_storm"], result["peak_rss_mib"], result["redis_round_trips"]
     print(f"\nreload storm: {storm['sighups']} SIGHUPs, {storm['reloads']} reloads, {storm['requests']:,} requests, "
           f"{storm['non2xx']} non-2xx, {storm['socket_errors']} socket errors, {storm['rps']:,.0f} req/s")
-    print("peak RSS (MiB): " + ", ".join(f"{name} {mib:.1f}" for name, mib in peak_rss.items()))
-    redis_rps = summarize(samples["usher-limited-redis"], "rps")[0]
-    print(f"rate-limited via Redis: {redis_rps / summarize(samples['usher'], 'rps')[0]:.2f}x the unlimited route's req/s "
-          f"({redis_rps / summarize(samples['usher-redis-unlimited'], 'rps')[0]:.2f}x in the same process); "
-          f"{round_trips['evalsha']:,} EVALSHA and {round_trips['eval']} EVAL for "
+    print("peak RSS (MiB): " + ", ".join(f"{process} {mib:.1f}" for process, mib in peak_rss.items()))
+    redis_rps = median["usher-limited-redis"]["rps"]
+    print(f"rate-limited via Redis: {redis_rps / median['usher-redis-unlimited']['rps']:.2f}x the same process's "
+          f"unlimited route's req/s; {round_trips['evalsha']:,} EVALSHA and {round_trips['eval']} EVAL for "
           f"{round_trips['requests']:,} requests counted by wrk "
           f"({round_trips['evalsha'] / max(round_trips['requests'], 1):.3f} per request)")
 

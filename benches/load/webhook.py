@@ -94,7 +94,7 @@ def main():
     try:
         port = run.free_port()
         upstream = run.Process("upstream", [str(run.TARGET / "release/examples/bench_upstream"),
-                                            f"127.0.0.1:{port}"], core=run.LOAD_CORE)
+                                            f"127.0.0.1:{port}"], role="load")
         processes.append(upstream)
         run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         redis, settings = run.start_redis(work)
