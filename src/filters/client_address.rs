@@ -58,21 +58,29 @@ pub fn forwarded_for<'a>(
     text(peer)
 }
 
-/// An address as text, as `Display` writes it; IPv4 without the formatting machinery, which
-/// cost more than a thousand instructions per address on the request path.
+/// An address as text, as `Display` writes it (see [`write`]).
 pub fn text(ip: IpAddr) -> String {
+    let mut text = Vec::with_capacity(15);
+    write(&mut text, ip);
+    String::from_utf8(text).expect("an address is ASCII")
+}
+
+/// Appends an address as `Display` writes it; IPv4 without the formatting machinery, which
+/// cost more than a thousand instructions per address on the request path and in the
+/// access log.
+pub fn write(out: &mut Vec<u8>, ip: IpAddr) {
     let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
+        use std::io::Write as _;
+        let _ = write!(out, "{ip}");
+        return;
     };
-    let mut text = String::with_capacity(15);
     let mut digits = itoa::Buffer::new();
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            text.push('.');
+            out.push(b'.');
         }
-        text.push_str(digits.format(octet));
+        out.extend_from_slice(digits.format(octet).as_bytes());
     }
-    text
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ fn write_line(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord, t
     line.extend_from_slice(b",\"trace_id\":");
     push_str(line, super::correlation::trace_id(&record.traceparent));
     line.extend_from_slice(b",\"client\":");
-    push_display(line, record.client.as_ref());
+    push_ip(line, record.client);
     line.extend_from_slice(b",\"method\":");
     push_str(line, record.method.as_str());
     line.extend_from_slice(b",\"path\":");
@@ -116,7 +116,7 @@ fn write_line(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord, t
     line.extend_from_slice(b",\"upstream\":");
     push_optional_str(line, record.upstream.as_deref());
     line.extend_from_slice(b",\"peer\":");
-    push_display(line, record.peer.as_ref());
+    push_peer(line, record.peer);
     let micros = record.duration.as_micros();
     let mut number = itoa::Buffer::new();
     line.extend_from_slice(b",\"attempts\":");
@@ -156,11 +156,31 @@ fn push_optional_str(line: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-fn push_display(line: &mut Vec<u8>, value: Option<&impl std::fmt::Display>) {
-    use std::io::Write as _;
-    match value {
-        Some(value) => {
-            let _ = write!(line, "\"{value}\"");
+/// The client's address as a JSON string, as `Display` writes it; `null` without one.
+fn push_ip(line: &mut Vec<u8>, ip: Option<IpAddr>) {
+    let Some(ip) = ip else {
+        line.extend_from_slice(b"null");
+        return;
+    };
+    line.push(b'"');
+    crate::filters::client_address::write(line, ip);
+    line.push(b'"');
+}
+
+/// The upstream peer as a JSON string, as `Display` writes a `SocketAddr`; `null` without
+/// one.
+fn push_peer(line: &mut Vec<u8>, peer: Option<SocketAddr>) {
+    match peer {
+        Some(SocketAddr::V4(v4)) => {
+            line.push(b'"');
+            crate::filters::client_address::write(line, IpAddr::V4(*v4.ip()));
+            line.push(b':');
+            line.extend_from_slice(itoa::Buffer::new().format(v4.port()).as_bytes());
+            line.push(b'"');
+        }
+        Some(v6) => {
+            use std::io::Write as _;
+            let _ = write!(line, "\"{v6}\"");
         }
         None => line.extend_from_slice(b"null"),
     }
@@ -257,6 +277,26 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_354_500_123);
         assert_eq!(rfc3339(t), "2026-11-22T13:35:00.123Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in ["203.0.113.7", "0.0.0.0", "2001:db8::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut line = Vec::new();
+            push_ip(&mut line, Some(ip));
+            assert_eq!(line, format!("\"{ip}\"").into_bytes());
+        }
+        for peer in ["10.1.2.3:65535", "[2001:db8::1]:443", "[fe80::1%2]:80"] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let mut line = Vec::new();
+            push_peer(&mut line, Some(peer));
+            assert_eq!(line, format!("\"{peer}\"").into_bytes());
+        }
+        let mut line = Vec::new();
+        push_peer(&mut line, None);
+        push_ip(&mut line, None);
+        assert_eq!(line, b"nullnull");
     }
 
     #[test]
