@@ -125,7 +125,12 @@ impl AdminApp {
                 .ok()
         });
         json!({
-            "running": { "version": snapshot.version, "hash": snapshot.config.hash },
+            "running": {
+                "version": snapshot.version,
+                "hash": snapshot.config.hash,
+                "routes": snapshot.config.routes.len(),
+                "upstreams": snapshot.config.upstreams.len(),
+            },
             "file": reloads.path.as_ref().map(|p| p.display().to_string()),
             "file_hash": on_disk.clone().flatten(),
             "file_is_running": on_disk.flatten().map(|hash| hash == snapshot.config.hash),
@@ -139,6 +144,7 @@ fn reload_json(last: &crate::snapshot::ReloadAttempt) -> serde_json::Value {
         "at": crate::telemetry::access_log::rfc3339(last.at),
         "result": last.result,
         "errors": last.errors,
+        "took_ms": last.took.as_secs_f64() * 1e3,
     })
 }
 

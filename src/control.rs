@@ -162,6 +162,7 @@ impl ControlPlane {
         forced: bool,
         changes: &mut mpsc::Receiver<Change>,
     ) {
+        let started = std::time::Instant::now();
         let compiled = self.compile_newest(forced, changes).await;
         let current = self.live.current();
         let prepared = match compiled {
@@ -173,7 +174,8 @@ impl ControlPlane {
             Compiled::Unreadable(error) => {
                 METRICS.config_reloads.with_label_values(&["failure"]).inc();
                 tracing::error!(path = %self.path.display(), %error, "configuration reload failed; keeping the running configuration");
-                self.live.record_reload("unreadable", vec![error]);
+                self.live
+                    .record_reload("unreadable", vec![error], started.elapsed());
                 return;
             }
             Compiled::Invalid(errors) => {
@@ -182,7 +184,7 @@ impl ControlPlane {
                     tracing::error!(error = %error, "configuration error");
                 }
                 let said = errors.0.iter().map(ToString::to_string).collect();
-                self.live.record_reload("rejected", said);
+                self.live.record_reload("rejected", said, started.elapsed());
                 tracing::error!(
                     errors = errors.0.len(),
                     running_version = current.as_ref().map(|s| s.version),
@@ -198,7 +200,7 @@ impl ControlPlane {
             METRICS.config_reloads.with_label_values(&["failure"]).inc();
             tracing::error!(reason = %refusal, "configuration reload rejected; keeping the running configuration");
             self.live
-                .record_reload("rejected", vec![refusal.to_string()]);
+                .record_reload("rejected", vec![refusal.to_string()], started.elapsed());
             return;
         }
         if let Some(current) = &current {
@@ -211,7 +213,6 @@ impl ControlPlane {
         let version = current.as_ref().map_or(1, |s| s.version + 1);
         let (snapshot, carried) = running.build(version, prepared, current.as_deref()).await;
         METRICS.config_reloads.with_label_values(&["success"]).inc();
-        self.live.record_reload("success", Vec::new());
         announce(&snapshot, &carried);
         let kept: HashSet<&str> = snapshot.config.routes.iter().map(|r| &*r.name).collect();
         let retired: Vec<Arc<str>> = current
@@ -221,6 +222,8 @@ impl ControlPlane {
             .collect();
         drop(kept); // it borrows the snapshot, which is published next
         self.live.publish(snapshot);
+        self.live
+            .record_reload("success", Vec::new(), started.elapsed());
         running.stop_unused().await;
         METRICS.forget_routes(&retired.iter().map(|name| &**name).collect());
     }

@@ -120,6 +120,9 @@ pub struct ReloadAttempt {
     pub result: &'static str,
     /// What was wrong, as the log says it (each error with its place).
     pub errors: Vec<String>,
+    /// From the signal or the settled change to the new configuration serving (or to its
+    /// refusal): reading, compiling, and building pools and stores.
+    pub took: std::time::Duration,
 }
 
 impl Default for Live {
@@ -163,11 +166,17 @@ impl Live {
     }
 
     /// Remembers how a reload went.
-    pub fn record_reload(&self, result: &'static str, errors: Vec<String>) {
+    pub fn record_reload(
+        &self,
+        result: &'static str,
+        errors: Vec<String>,
+        took: std::time::Duration,
+    ) {
         self.reloads_mut().last = Some(ReloadAttempt {
             at: std::time::SystemTime::now(),
             result,
             errors,
+            took,
         });
     }
 

@@ -71,6 +71,14 @@ async fn valid_change_applies_within_a_second_and_invalid_one_is_rejected() {
             &serde_json::json!("success")
         )
     );
+    // How long the reload took (settled change to serving), and what is running.
+    let took_ms = status["last_reload"]["took_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        took_ms > 0.0 && took_ms < took.as_secs_f64() * 1e3,
+        "{status}"
+    );
+    assert_eq!(status["running"]["routes"], 1, "{status}");
+    assert_eq!(status["running"]["upstreams"], 2, "{status}");
 
     // An invalid file is rejected: the running config stays, the failure is counted and logged.
     gateway.rewrite_config(&config(&a, &b, "tickts"));
