@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -141,8 +142,52 @@ def metric_families(names_from):
     return {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"usher_[a-z_]+", names_from)}
 
 
-def exported_families():
-    """Runs Usher against a tiny scenario that touches every metric family, then reads /metrics."""
+def prometheus_answers(admin, work, queries):
+    """A real Prometheus server (Debian's) scrapes Usher's admin port every second; once it
+    has a few scrapes, each query is evaluated through its HTTP API. Returns, per query,
+    the API's answer (status, and the result or the error)."""
+    port = free_port()
+    config = work / "prometheus.yml"
+    config.write_text(f"""
+global: {{ scrape_interval: 1s, evaluation_interval: 1s }}
+scrape_configs:
+  - job_name: usher
+    static_configs: [{{ targets: ["127.0.0.1:{admin}"] }}]
+""")
+    prometheus = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
+                                   f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api/v1/query?query="
+
+    def query(expr):
+        try:
+            with urllib.request.urlopen(base + urllib.parse.quote(expr), timeout=5) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as e:  # 400 for an expression that does not parse
+            return json.loads(e.read())
+
+    try:
+        deadline = time.time() + 30
+        scrapes = 0
+        while time.time() < deadline and scrapes < 5:
+            time.sleep(0.5)
+            try:
+                result = query('count_over_time(up{job="usher"}[1m])')["data"]["result"]
+                scrapes = int(result[0]["value"][1]) if result else 0
+            except (OSError, KeyError, ValueError):
+                pass
+        check(scrapes >= 5, f"Prometheus scraped Usher {scrapes} times in 30 s")
+        up = query('up{job="usher"}')["data"]["result"]
+        check(up and up[0]["value"][1] == "1", f"Prometheus does not see Usher up: {up}")
+        return {expr: query(expr) for expr in queries}
+    finally:
+        prometheus.kill()
+        prometheus.wait()
+
+
+def exported_families(queries=()):
+    """Runs Usher against a tiny scenario that touches every metric family, then reads
+    /metrics, and has a real Prometheus scrape it and evaluate `queries`."""
     work = Path(tempfile.mkdtemp())
     upstream_port, public, admin, dead, dead_redis = (free_port() for _ in range(5))
     (work / "redis-password").write_text("unused\n")
@@ -189,11 +234,19 @@ rate_limiting:
         time.sleep(1.0)
         usher.send_signal(signal.SIGHUP)
         time.sleep(0.5)
-        return urllib.request.urlopen(admin_base + "/metrics", timeout=5).read().decode()
+        scraped = urllib.request.urlopen(admin_base + "/metrics", timeout=5).read().decode()
+        return scraped, prometheus_answers(admin, work, queries)
     finally:
         for process in (usher, upstream):
             process.kill()
             process.wait()
+
+
+def panels(dashboard):
+    """Every panel of a Grafana dashboard, rows' panels included."""
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panels(panel)
 
 
 def main():
@@ -214,7 +267,17 @@ def main():
     rules = yaml.safe_dump(one(objects, "PrometheusRule")["spec"])
     dashboard = json.loads(one(objects, "ConfigMap", "-dashboard")["data"]["usher.json"])
     named = metric_families(rules) | metric_families(json.dumps(dashboard))
-    scraped = exported_families()
+    panel_queries = [target["expr"] for panel in panels(dashboard) for target in panel.get("targets", [])]
+    alert_rules = [rule for group in yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())["groups"]
+                   for rule in group["rules"]]
+    scraped, answers = exported_families(panel_queries + [rule["expr"] for rule in alert_rules])
+    # Every dashboard panel's query and every alert's expression, evaluated by Prometheus
+    # itself over what it scraped: each parses, and each panel shows data (the scenario
+    # touches every family the panels draw).
+    for expr, answer in answers.items():
+        check(answer.get("status") == "success", f"Prometheus refused {expr!r}: {answer.get('error')}")
+    empty = [expr for expr in panel_queries if not answers[expr]["data"]["result"]]
+    check(not empty, f"dashboard queries with no data after traffic: {empty}")
     exported = {line.split()[2] for line in scraped.splitlines() if line.startswith("# TYPE ")}
     missing = sorted(named - exported)
     check(not missing, f"metrics named by alerts or the dashboard but not exported: {missing}")
@@ -229,7 +292,9 @@ def main():
         check(result.returncode == 0, f"{' '.join(command[:3])}: {result.stdout}{result.stderr}")
     print(f"chart ok: lint --strict clean, rendered with 2 values files and valid for Kubernetes "
           f"{KUBERNETES_VERSIONS[0]} to {KUBERNETES_VERSIONS[-1]}, {len(named)} metrics checked against "
-          f"/metrics, which promtool lints clean; the alerts pass promtool check and test rules")
+          f"/metrics, which promtool lints clean; the alerts pass promtool check and test rules; "
+          f"a Prometheus server evaluated {len(panel_queries)} panel queries (all with data) and "
+          f"{len(alert_rules)} alert expressions")
 
 
 if __name__ == "__main__":
