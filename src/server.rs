@@ -16,6 +16,7 @@ use crate::telemetry::access_log::AccessLog;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
@@ -54,15 +55,19 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
     );
     proxy.threads = Some(threads);
     let public = config.listeners.public.to_string();
+    // Each client connection holds its read buffer while it is open, idle keep-alive ones
+    // too; Pingora's write buffer default (one MSS) stays.
+    let buffers = L4BufferSettings::default().read(config.listeners.read_buffer);
+    let listener = ListenerConfig::tcp(public.clone()).l4_buffer(buffers);
     match &config.listeners.tls {
-        None => proxy.add_tcp(&public),
+        None => proxy.add_listener(listener),
         Some(tls) => {
             let mut settings = TlsSettings::intermediate(&tls.cert_file, &tls.key_file)
                 .map_err(|e| format!("loading the TLS certificate and key: {e}"))?;
             if tls.http2 {
                 settings.enable_h2();
             }
-            proxy.add_tls_with_settings(&public, None, settings);
+            proxy.add_listener(listener.tls(settings));
             // The ClientHello within the head deadline too (Pingora allows 60 s).
             proxy
                 .endpoints()

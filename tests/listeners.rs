@@ -243,3 +243,52 @@ async fn a_launch_on_a_port_held_elsewhere_is_retried_on_new_ports() {
     assert_eq!(gateway.get("/x").await.status, 200);
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_buffer_smaller_than_a_head_or_body_still_reads_them_whole() {
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let gateway = Gateway::launch(|public, admin| {
+        format!(
+            "listeners:\n  public: {{ address: \"{public}\", read_buffer: 512 }}\n  admin: {{ address: \"{admin}\" }}\n{}",
+            upstream_yaml(&upstream)
+        )
+    })
+    .await;
+    let url = format!("http://{}/x", gateway.public);
+    // A head of about 6 KiB and a body of 200 KiB, both far past the 512-byte buffer.
+    let header = format!("x-padding: {}", "p".repeat(6000));
+    let body = "b".repeat(200 * 1024);
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-H",
+            &header,
+            "--data-binary",
+            "@-",
+            &url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(body.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("running curl");
+    let echoed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    assert_eq!(
+        echoed["service"],
+        "svc",
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(echoed["body_bytes"], body.len(), "{echoed}");
+    assert_eq!(
+        echoed["headers"]["x-padding"][0].as_str().map(str::len),
+        Some(6000),
+        "{echoed}"
+    );
+}

@@ -4,6 +4,6 @@
 
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 pub const MAX_ROUTES: usize = 20_000;
-pub const MAX_UPSTREAMS: usize = 1_000;
+pub const MAX_UPSTREAMS: usize = 2_000;
 /// Route and upstream names, in bytes.
 pub const MAX_NAME: usize = 100;

@@ -18,6 +18,13 @@ pub fn threads() -> usize {
 
 /// `listeners.public.tls.http2`: offer h2 through ALPN.
 pub const TLS_HTTP2: bool = true;
+/// `listeners.public.read_buffer`: Pingora's default (64 KiB) on a TLS listener, whose
+/// reads come a 16 KiB record at a time; 4 KiB in plain HTTP, where it is held by every
+/// idle keep-alive connection and reads as fast (docs/benchmarks.md, "Idle connections").
+pub const READ_BUFFER_TLS: u64 = 64 * 1024;
+pub const READ_BUFFER: u64 = 4 * 1024;
+/// The largest `listeners.public.read_buffer`.
+pub const MAX_READ_BUFFER: u64 = 1 << 20;
 
 /// `authentication.jwt.leeway`.
 pub const LEEWAY: Duration = Duration::from_secs(30);

@@ -315,6 +315,7 @@ pub struct RawPublicListener {
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub h2c: bool,
+    pub read_buffer: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -70,6 +70,11 @@ fn the_docs_state_every_built_in_default() {
         ("server", "grace_period", duration(GRACE_PERIOD)),
         ("server", "access_log", code(ACCESS_LOG)),
         ("listeners", "public.tls.http2", code(TLS_HTTP2)),
+        (
+            "listeners",
+            "public.read_buffer",
+            each(&[size(READ_BUFFER), size(READ_BUFFER_TLS)]),
+        ),
         ("authentication", "jwt.leeway", duration(LEEWAY)),
         ("authentication", "jwt.max_lifetime", duration(MAX_LIFETIME)),
         ("authentication", "jwt.token_type", code(TOKEN_TYPE)),

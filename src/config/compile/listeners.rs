@@ -29,10 +29,22 @@ impl Compiler<'_> {
                 http2: merged(tls.http2, None, builtin::TLS_HTTP2),
             }
         });
+        let default_buffer = match tls {
+            Some(_) => builtin::READ_BUFFER_TLS,
+            None => builtin::READ_BUFFER,
+        };
+        let read_buffer = merged(raw.public.read_buffer, None, default_buffer);
+        if read_buffer > builtin::MAX_READ_BUFFER {
+            self.error(
+                "listeners.public.read_buffer",
+                format!("{read_buffer} bytes is more than the 1MiB a connection may hold"),
+            );
+        }
         Some(Listeners {
             public: public?,
             tls,
             h2c: raw.public.h2c,
+            read_buffer: read_buffer.min(builtin::MAX_READ_BUFFER) as usize,
             admin: admin?,
         })
     }
@@ -68,6 +80,15 @@ mod tests {
         assert_eq!(compiled.public, "0.0.0.0:8443".parse().unwrap());
         assert!(!compiled.h2c);
         assert_eq!(compiled.tls.unwrap().http2, builtin::TLS_HTTP2);
+        assert_eq!(compiled.read_buffer as u64, builtin::READ_BUFFER_TLS);
+        let (plain, _) = listeners(
+            "{ public: { address: \"0.0.0.0:80\" }, admin: { address: \"127.0.0.1:9090\" } }",
+        );
+        assert_eq!(plain.unwrap().read_buffer as u64, builtin::READ_BUFFER);
+        let (own, _) = listeners(
+            "{ public: { address: \"0.0.0.0:80\", read_buffer: 4KiB }, admin: { address: \"127.0.0.1:9090\" } }",
+        );
+        assert_eq!(own.unwrap().read_buffer, 4096);
         for (yaml, expected) in [
             (
                 "{ public: { address: \"localhost:80\" }, admin: { address: \"127.0.0.1:9090\" } }",
@@ -80,6 +101,10 @@ mod tests {
             (
                 "{ public: { address: \"0.0.0.0:80\", tls: { cert_file: \"\", key_file: k } }, admin: { address: \"0.0.0.0:81\" } }",
                 &["listeners.public.tls.cert_file: must name a file"],
+            ),
+            (
+                "{ public: { address: \"0.0.0.0:80\", read_buffer: 2MiB }, admin: { address: \"0.0.0.0:81\" } }",
+                &["listeners.public.read_buffer: 2097152 bytes is more than the 1MiB a connection may hold"],
             ),
         ] {
             assert_eq!(listeners(yaml).1, expected, "{yaml}");

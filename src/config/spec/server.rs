@@ -41,6 +41,8 @@ pub struct Listeners {
     pub public: SocketAddr,
     pub tls: Option<TlsSettings>,
     pub h2c: bool,
+    /// Bytes of each client connection's read buffer, held while it is open.
+    pub read_buffer: usize,
     pub admin: SocketAddr,
 }
 
