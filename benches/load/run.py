@@ -126,11 +126,18 @@ class Process:
         return total / CLK_TCK
 
     def peak_rss_mib(self):
+        return self.memory_mib("VmHWM:")
+
+    def rss_mib(self):
+        return self.memory_mib("VmRSS:")
+
+    def memory_mib(self, field):
+        """A memory field of /proc/<pid>/status (in KiB there), summed over the tree."""
         total = 0
         for pid in self.tree():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
             except OSError:
                 pass
@@ -158,7 +165,8 @@ daemon off;
 user root;
 pid {directory}/{name}.pid;
 error_log {directory}/{name}-error.log warn;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile 24000;
+events {{ worker_connections 20000; }}
 http {{
   {server_block}
 }}
@@ -172,11 +180,13 @@ def start_nginx(directory, name, server_block, role):
     return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], role=role)
 
 
-def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None, routes=()):
+def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis=None, routes=(), upstreams=(),
+                 tls=None):
     """The shipped routes.yaml with every upstream pointed at the benchmark upstream, one
     worker thread, and public benchmark routes (unlimited, rate-limited, always refused);
-    optionally 1,000 more routes, a caller's own `routes` (YAML flow mappings), and Redis as
-    the rate-limit store."""
+    optionally 1,000 more routes, a caller's own `routes` and `upstreams` (YAML flow
+    mappings, `name: {...}` for an upstream), Redis as the rate-limit store, and TLS (a
+    `(cert, key)` pair) on the public listener."""
     shipped = (ROOT / "routes.yaml").read_text()
     # The request-body schemas it names, beside it.
     shutil.copytree(ROOT / "schemas", directory / "schemas", dirs_exist_ok=True)
@@ -184,6 +194,11 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     text = re.sub(r'address: "0\.0\.0\.0:8080"', f'address: "127.0.0.1:{public}"', text)
     text = re.sub(r'address: "0\.0\.0\.0:9090"', f'address: "127.0.0.1:{admin}"', text)
     text = text.replace("threads: 2", "threads: 1")
+    if tls:
+        text = text.replace(f'address: "127.0.0.1:{public}"\n',
+                            f'address: "127.0.0.1:{public}"\n    tls: {{ cert_file: "{tls[0]}", key_file: "{tls[1]}" }}\n', 1)
+    if upstreams:
+        text = text.replace("\nupstreams:\n", "\nupstreams:\n" + "".join(f"  {u}\n" for u in upstreams), 1)
     keys = directory / "api-keys.yaml"
     keys.write_text("keys: []\n")
     text = text.replace("/etc/usher/secrets/api-keys.yaml", str(keys))
@@ -227,19 +242,20 @@ def usher_config(directory, name, public, admin, upstream, extra_routes=0, redis
     return path
 
 
-def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=(), program=None, env=()):
+def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=(), program=None, env=(),
+                upstreams=(), tls=None, startup_timeout=20.0):
     """Usher (or `program`, a command the config file's path is appended to) on the
-    benchmark's configuration, with `env` added to its environment."""
+    benchmark's configuration (usher_config), with `env` added to its environment."""
     public, admin = free_port(), free_port()
-    config = usher_config(directory, name, public, admin, upstream, extra_routes, redis, routes)
+    config = usher_config(directory, name, public, admin, upstream, extra_routes, redis, routes, upstreams, tls)
     access_log = open(directory / f"{name}-access.log", "wb")
     program = program or [str(TARGET / "release" / "usher"), "run", "--config"]
     process = Process(name, [*program, str(config)], role="proxy", stdout=access_log,
                       env={**os.environ, **dict(env), "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
                            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                            "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
-    wait_http(f"http://127.0.0.1:{admin}/health/startup", expect=200)
-    process.port, process.admin = public, admin
+    wait_http(f"http://127.0.0.1:{admin}/health/startup", timeout=startup_timeout, expect=200)
+    process.port, process.admin, process.config = public, admin, config
     return process
 
 
