@@ -405,8 +405,10 @@ pub struct RouteMetrics {
     route: String,
     duration: OnceCell<Histogram>,
     requests: [[OnceCell<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
-    /// By status code, 0 to 599 (anything else counts as 0), resolved on first use.
-    responses: Vec<OnceCell<IntCounter>>,
+    /// By status code, 0 to 599 (anything else counts as 0), resolved on first use. The
+    /// table itself is made on the route's first request: 600 slots are 10 KiB, and most
+    /// of a large route table is rarely asked for.
+    responses: OnceCell<Box<[OnceCell<IntCounter>]>>,
 }
 
 /// Status codes a route's counters are kept for: 0 (no response) to 599.
@@ -421,7 +423,7 @@ impl RouteMetrics {
             route: route.to_string(),
             duration: OnceCell::new(),
             requests: Default::default(),
-            responses: (0..STATUS_CODES).map(|_| OnceCell::new()).collect(),
+            responses: OnceCell::new(),
         }
     }
 
@@ -440,7 +442,10 @@ impl RouteMetrics {
         } else {
             0
         };
-        self.responses[usize::from(code)]
+        let responses = self
+            .responses
+            .get_or_init(|| (0..STATUS_CODES).map(|_| OnceCell::new()).collect());
+        responses[usize::from(code)]
             .get_or_init(|| {
                 let mut text = itoa::Buffer::new();
                 METRICS
