@@ -107,6 +107,18 @@ def fixed_rate(oha, url, rate, duration):
             "non2xx": sum(n for code, n in codes.items() if not code.startswith("2"))}
 
 
+def still_open(s):
+    """Whether the server still holds the connection open: nothing to read yet, where a
+    closed one reads end of file."""
+    s.setblocking(False)  # a socket with a timeout would wait for data instead
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def idle_connections(process, port, count):
     """Resident memory per idle keep-alive client connection: `count` connections that
     each sent one request and read its answer, then stay open."""
@@ -129,7 +141,9 @@ def idle_connections(process, port, count):
                 raise RuntimeError(f"unexpected answer: {answer[:200]!r}")
         time.sleep(1.0)
         after = process.rss_mib()
-        open_now = sum(1 for s in sockets if s.fileno() >= 0)
+        open_now = sum(1 for s in sockets if still_open(s))
+        if open_now < count:
+            raise RuntimeError(f"only {open_now} of {count} idle connections were still open")
     finally:
         for s in sockets:
             s.close()
@@ -234,8 +248,9 @@ def main():
         run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         upstream_addr = f"127.0.0.1:{port}"
         usher = run.start_usher(work, "usher", upstream_addr, tls=(cert, key))
+        processes.append(usher)
         usher_plain = run.start_usher(work, "usher-plain", upstream_addr)
-        processes += [usher, usher_plain]
+        processes.append(usher_plain)
         nginx_tls, nginx_plain = run.free_port(), run.free_port()
         nginx = run.start_nginx(work, "nginx-proxy", f"""
   access_log {work}/nginx-access.log combined buffer=64k flush=1s;

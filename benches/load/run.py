@@ -254,7 +254,11 @@ def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=()
                       env={**os.environ, **dict(env), "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
                            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                            "USHER_CORS_ORIGINS": "https://app.bench.example", "USHER_REPLICAS": "1"})
-    wait_http(f"http://127.0.0.1:{admin}/health/startup", timeout=startup_timeout, expect=200)
+    try:
+        wait_http(f"http://127.0.0.1:{admin}/health/startup", timeout=startup_timeout, expect=200)
+    except RuntimeError:
+        process.stop()
+        raise
     process.port, process.admin, process.config = public, admin, config
     return process
 
@@ -273,6 +277,7 @@ def start_redis(directory):
     deadline = time.time() + 10
     while redis_cli(port, "PING").strip() != "PONG":
         if time.time() > deadline:
+            process.stop()
             raise RuntimeError("redis-server did not start")
         time.sleep(0.05)
     settings = f'{{ url: "redis://127.0.0.1:{port}", password_file: "{directory / "redis-password"}", timeout: 50ms }}'
@@ -368,10 +373,10 @@ def summarize(samples, key):
     return statistics.median(values), min(values), max(values)
 
 
-def start_targets(work, args, have_nginx):
-    """Every process the current placement measures, and the targets: (name, process, path,
-    headers)."""
-    processes = []
+def start_targets(work, args, have_nginx, processes):
+    """Starts every process the current placement measures, each added to `processes` as it
+    starts (so the caller stops them all, whatever fails), and returns the targets:
+    (name, process, path, headers)."""
     upstream_port = free_port()
     if have_nginx:
         upstream = start_nginx(work, "upstream", f"""
@@ -388,9 +393,11 @@ def start_targets(work, args, have_nginx):
     redis, redis_settings = start_redis(work)
     processes.append(redis)
     usher = start_usher(work, "usher", upstream_addr)
+    processes.append(usher)
     usher_1k = start_usher(work, "usher-1k-routes", upstream_addr, extra_routes=1000)
+    processes.append(usher_1k)
     usher_redis = start_usher(work, "usher-redis", upstream_addr, redis=redis_settings)
-    processes += [usher, usher_1k, usher_redis]
+    processes.append(usher_redis)
     targets = [("usher", usher, "/bench/plain", ())]
     for name, example in BARE_PINGORA.items():
         port = free_port()
@@ -425,7 +432,7 @@ def start_targets(work, args, have_nginx):
         ("usher-401", usher, "/api/v1/venues/7", ()),
         ("usher-404", usher, "/nope", ()),
     ]
-    return processes, targets, usher, redis
+    return targets, usher, redis
 
 
 def run_placement(work, args, have_nginx):
@@ -433,7 +440,7 @@ def run_placement(work, args, have_nginx):
     rounds, then a reload storm, and stops them all."""
     processes = []
     try:
-        processes, targets, usher, redis = start_targets(work, args, have_nginx)
+        targets, usher, redis = start_targets(work, args, have_nginx, processes)
         log("warming up")
         for name, process, path, headers in targets:
             measure(process, process.port, path, 1, args.connections, headers)

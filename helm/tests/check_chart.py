@@ -142,10 +142,11 @@ def metric_families(names_from):
     return {re.sub(r"_(bucket|count|sum)$", "", m) for m in re.findall(r"usher_[a-z_]+", names_from)}
 
 
-def prometheus_answers(admin, work, queries):
-    """A real Prometheus server (Debian's) scrapes Usher's admin port every second; once it
-    has a few scrapes, each query is evaluated through its HTTP API. Returns, per query,
-    the API's answer (status, and the result or the error)."""
+def prometheus_answers(admin, work, queries, traffic):
+    """A real Prometheus server (Debian's) scrapes Usher's admin port every second while
+    `traffic()` sends a few requests between scrapes; once it has a few scrapes, each query
+    is evaluated through its HTTP API. Returns, per query, the API's answer (status, and
+    the result or the error)."""
     port = free_port()
     config = work / "prometheus.yml"
     config.write_text(f"""
@@ -170,6 +171,7 @@ scrape_configs:
         deadline = time.time() + 30
         scrapes = 0
         while time.time() < deadline and scrapes < 5:
+            traffic()
             time.sleep(0.5)
             try:
                 result = query('count_over_time(up{job="usher"}[1m])')["data"]["result"]
@@ -179,6 +181,9 @@ scrape_configs:
         check(scrapes >= 5, f"Prometheus scraped Usher {scrapes} times in 30 s")
         up = query('up{job="usher"}')["data"]["result"]
         check(up and up[0]["value"][1] == "1", f"Prometheus does not see Usher up: {up}")
+        # The traffic between scrapes shows as a rate, not only as series that exist.
+        live = query('sum(rate(usher_http_requests_total{route="live"}[1m]))')["data"]["result"]
+        check(live and float(live[0]["value"][1]) > 0, f"Prometheus saw no request rate: {live}")
         return {expr: query(expr) for expr in queries}
     finally:
         prometheus.kill()
@@ -235,7 +240,15 @@ rate_limiting:
         usher.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         scraped = urllib.request.urlopen(admin_base + "/metrics", timeout=5).read().decode()
-        return scraped, prometheus_answers(admin, work, queries)
+
+        def traffic():
+            for _ in range(5):
+                try:
+                    urllib.request.urlopen(base + "/live/", timeout=5).read()
+                except urllib.error.HTTPError:
+                    pass  # the upstream's own 404 for a directory it does not have
+
+        return scraped, prometheus_answers(admin, work, queries, traffic)
     finally:
         for process in (usher, upstream):
             process.kill()

@@ -340,24 +340,27 @@ fn closes(response: &[u8]) -> bool {
     const NAME: &[u8] = b"connection:";
     // Every response head passes here: no allocation, the scan stops at the blank line,
     // and only a line that starts like the name is looked at further.
+    let says_close = |line: &[u8]| {
+        line.len() > NAME.len()
+            && line[0] | 0x20 == b'c'
+            && line[..NAME.len()].eq_ignore_ascii_case(NAME)
+            && line[NAME.len()..]
+                .windows(5)
+                .any(|w| w.eq_ignore_ascii_case(b"close"))
+    };
     let mut rest = response;
     while let Some(end) = memchr::memchr(b'\n', rest) {
         let line = &rest[..end];
         if matches!(line, [] | [b'\r']) {
             return false;
         }
-        if line.len() > NAME.len()
-            && line[0] | 0x20 == b'c'
-            && line[..NAME.len()].eq_ignore_ascii_case(NAME)
-            && line[NAME.len()..]
-                .windows(5)
-                .any(|w| w.eq_ignore_ascii_case(b"close"))
-        {
+        if says_close(line) {
             return true;
         }
         rest = &rest[end + 1..];
     }
-    false
+    // A head cut short by the write: its last line counts too.
+    says_close(rest)
 }
 
 mod delegate;

@@ -145,4 +145,6 @@ fn connection_close_is_found_in_the_head_only() {
     assert!(!closes(b"HTTP/1.1 200 OK\r\nContent-Type: close\r\n\r\n"));
     // After the blank line is the body.
     assert!(!closes(b"HTTP/1.1 200 OK\r\n\r\nConnection: close\r\n"));
+    // A head cut short by its write: its last line counts.
+    assert!(closes(b"HTTP/1.1 200 OK\r\nConnection: close"));
 }
