@@ -20,7 +20,7 @@ pub fn threads() -> usize {
 pub const TLS_HTTP2: bool = true;
 /// `listeners.public.read_buffer`: Pingora's default (64 KiB) on a TLS listener, whose
 /// reads come a 16 KiB record at a time; 4 KiB in plain HTTP, where it is held by every
-/// idle keep-alive connection and reads as fast (docs/benchmarks.md, "Idle connections").
+/// idle keep-alive connection and reads as fast (docs/benchmarks.md, "Edge figures").
 pub const READ_BUFFER_TLS: u64 = 64 * 1024;
 pub const READ_BUFFER: u64 = 4 * 1024;
 /// The largest `listeners.public.read_buffer`.
