@@ -171,10 +171,7 @@ async fn a_second_admin_approves_what_the_first_submitted() {
     let mut redis = RedisServer::start().await;
     let upstream = EchoServer::start("svc").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let settings = format!(
-        "rate_limiting:\n  redis: {}",
-        redis.settings(", timeout: 1s")
-    );
+    let settings = redis.section(", timeout: 1s");
     let one = replica(&upstream, &dir, &settings).await;
     let two = replica(&upstream, &dir, &settings).await;
     let alice = bearer("alice", "t1", &["admin"]);

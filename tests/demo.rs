@@ -295,25 +295,13 @@ async fn the_demo_does_what_its_banner_says() {
         ),
         (Some("pending"), Some(150))
     );
-    let own = request(
-        demo.public,
-        "POST",
-        &approve_path,
-        &[("authorization", &admin_bearer)],
-        None,
-    )
-    .await
-    .unwrap();
+    let own = demo
+        .call("POST", &approve_path, &[("authorization", &admin_bearer)])
+        .await;
     assert_eq!(own.error_code(), "approval_self");
-    let approved = request(
-        demo.public,
-        "POST",
-        &approve_path,
-        &[("authorization", &approver)],
-        None,
-    )
-    .await
-    .unwrap();
+    let approved = demo
+        .call("POST", &approve_path, &[("authorization", &approver)])
+        .await;
     assert_eq!(approved.json()["status"], "approved");
     let mut minted = mint(&admin_bearer).await;
     for _ in 0..40 {

@@ -243,10 +243,7 @@ async fn replicas_sharing_redis_share_the_records() {
     let upstream = EchoServer::start("svc").await.unwrap();
     upstream.set_delay(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "rate_limiting:\n  redis: {}",
-        redis.settings(", timeout: 1s")
-    );
+    let extra = redis.section(", timeout: 1s");
     let one = std::sync::Arc::new(gateway_with(&upstream, &dir, &extra).await);
     let two = std::sync::Arc::new(gateway_with(&upstream, &dir, &extra).await);
 

@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::process::Command;
 
 const HMAC_SECRET: &str = "a partner's shared secret, 40 bytes long!";
 
@@ -76,26 +75,8 @@ async fn signed_requests_authenticate_as_their_key() {
     let mut redis = RedisServer::start().await;
     let upstream = EchoServer::start("svc").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let private = dir.path().join("reports.pem");
-    let public = dir.path().join("reports.pub");
-    assert!(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&private)
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&private)
-        .arg("-out")
-        .arg(&public)
-        .status()
-        .unwrap()
-        .success());
-    let settings = format!(
-        "rate_limiting:\n  redis: {}",
-        redis.settings(", timeout: 1s")
-    );
+    let (private, public) = ed25519_keys(dir.path(), "reports");
+    let settings = redis.section(", timeout: 1s");
     let public = public.display().to_string();
     let one = replica(&upstream, &dir, &settings, &public).await;
     let two = replica(&upstream, &dir, &settings, &public).await;

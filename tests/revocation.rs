@@ -50,10 +50,7 @@ async fn tokens_revoked_in_redis_are_refused_and_an_outage_follows_the_route() {
         dir.path(),
         upstream.addr,
         "{ cache_ttl: 0s }",
-        &format!(
-            "rate_limiting:\n  redis: {}",
-            redis.settings(", timeout: 1s, failure_threshold: 1, retry_interval: 200ms")
-        ),
+        &redis.section(", timeout: 1s, failure_threshold: 1, retry_interval: 200ms"),
     ))
     .await;
     let (kept, revoked) = (token(Some("jti-kept")), token(Some("jti-revoked")));
@@ -152,10 +149,7 @@ async fn answers_are_reused_for_cache_ttl() {
         dir.path(),
         upstream.addr,
         "{ cache_ttl: 1m }",
-        &format!(
-            "rate_limiting:\n  redis: {}",
-            redis.settings(", timeout: 1s")
-        ),
+        &redis.section(", timeout: 1s"),
     ))
     .await;
     let valid = token(Some("jti-cached"));

@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::process::Command;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-signing";
 
@@ -22,17 +21,6 @@ fn bearer(subject: &str) -> String {
             &json!({"sub": subject, "tenant_id": "t1", "roles": ["admin"], "type": "access", "iss": "i", "aud": "a", "iat": now, "exp": now + 600}),
         )
     )
-}
-
-fn ed25519_key(dir: &tempfile::TempDir, name: &str) -> String {
-    let path = dir.path().join(name);
-    let made = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&path)
-        .status()
-        .expect("openssl makes an Ed25519 key");
-    assert!(made.success());
-    path.display().to_string()
 }
 
 /// The verdict of the Python verifier on what the upstream received.
@@ -53,7 +41,8 @@ async fn what_usher_forwards_verifies_with_its_published_keys() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
-    let (old, new) = (ed25519_key(&dir, "old.pem"), ed25519_key(&dir, "new.pem"));
+    let key = |name| ed25519_keys(dir.path(), name).0.display().to_string();
+    let (old, new) = (key("old"), key("new"));
     let gateway = Gateway::start_h2c(&format!(
         r#"
 authentication:

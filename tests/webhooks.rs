@@ -90,10 +90,7 @@ async fn providers_signatures_are_verified_before_the_service_sees_anything() {
     let mut redis = RedisServer::start().await;
     let upstream = EchoServer::start("payments").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let settings = format!(
-        "rate_limiting:\n  redis: {}",
-        redis.settings(", timeout: 1s")
-    );
+    let settings = redis.section(", timeout: 1s");
     let one = replica(&upstream, &dir, &settings).await;
     let two = replica(&upstream, &dir, &settings).await;
     let body = br#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"amount":4200}}"#;

@@ -72,17 +72,15 @@ def main():
     examples = run.TARGET / "release" / "examples"
     processes = []
     try:
-        port = run.free_port()
-        upstream = run.Process("upstream", [str(examples / "bench_upstream"), f"127.0.0.1:{port}"], role="load")
+        upstream = run.start_upstream(work, nginx=False)
         processes.append(upstream)
-        run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         usher_counter, bare_counter = work / "usher.count", work / "bare.count"
-        usher = run.start_usher(work, "usher", f"127.0.0.1:{port}", program=[str(examples / "usher_counting")],
+        usher = run.start_usher(work, "usher", upstream.address, program=[str(examples / "usher_counting")],
                                 env={"COUNT_ALLOCATIONS_TO": str(usher_counter)})
         processes.append(usher)
         bare_port = run.free_port()
         bare = run.Process("bare", [str(examples / "bare_proxy_counting"), f"127.0.0.1:{bare_port}",
-                                    f"127.0.0.1:{port}", "1"], role="proxy",
+                                    upstream.address, "1"], role="proxy",
                            env={**os.environ, "COUNT_ALLOCATIONS_TO": str(bare_counter)})
         processes.append(bare)
         run.wait_http(f"http://127.0.0.1:{bare_port}/", expect=200)

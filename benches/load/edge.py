@@ -239,14 +239,9 @@ def main():
     processes = []
     results = {"placement": args.placement}
     try:
-        port = run.free_port()
-        upstream = run.start_nginx(work, "upstream", f"""
-  access_log off;
-  server {{ listen 127.0.0.1:{port}; keepalive_requests 100000;
-    location / {{ default_type application/json; return 200 '{run.BODY}'; }} }}""", "load")
+        upstream = run.start_upstream(work)
         processes.append(upstream)
-        run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
-        upstream_addr = f"127.0.0.1:{port}"
+        upstream_addr = upstream.address
         usher = run.start_usher(work, "usher", upstream_addr, tls=(cert, key))
         processes.append(usher)
         usher_plain = run.start_usher(work, "usher-plain", upstream_addr)

@@ -97,21 +97,12 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="usher-money-"))
     processes = []
     try:
-        port = run.free_port()
-        if have_nginx:
-            upstream = run.start_nginx(work, "upstream", f"""
-  access_log off;
-  server {{ listen 127.0.0.1:{port}; keepalive_requests 100000;
-    location / {{ default_type application/json; return 200 '{run.BODY}'; }} }}""", "load")
-        else:
-            upstream = run.Process("upstream", [str(run.TARGET / "release/examples/bench_upstream"),
-                                                f"127.0.0.1:{port}"], role="load")
+        upstream = run.start_upstream(work, nginx=have_nginx)
         processes.append(upstream)
-        run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         redis, settings = run.start_redis(work)
         processes.append(redis)
-        local = start(work, "usher-local", f"127.0.0.1:{port}")
-        shared = start(work, "usher-redis", f"127.0.0.1:{port}", redis=settings)
+        local = start(work, "usher-local", upstream.address)
+        shared = start(work, "usher-redis", upstream.address, redis=settings)
         processes += [local, shared]
         script = wrk_script(work, run.bench_token())
         targets = [(route, local, f"/bench/{route}") for route in ROUTES]

@@ -175,6 +175,27 @@ http {{
     return path
 
 
+def start_upstream(directory, nginx=True):
+    """The benchmark's upstream on the load cores, answering every request with BODY: nginx,
+    or the in-repo `bench_upstream` (`nginx=False`). Its `address` is set once it answers."""
+    port = free_port()
+    if nginx:
+        upstream = start_nginx(directory, "upstream", f"""
+  access_log off;
+  server {{ listen 127.0.0.1:{port}; keepalive_requests 100000;
+    location / {{ default_type application/json; return 200 '{BODY}'; }} }}""", "load")
+    else:
+        upstream = Process("upstream", [str(TARGET / "release/examples/bench_upstream"), f"127.0.0.1:{port}"],
+                           role="load")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", expect=200)
+    except RuntimeError:
+        upstream.stop()
+        raise
+    upstream.address = f"127.0.0.1:{port}"
+    return upstream
+
+
 def start_nginx(directory, name, server_block, role):
     conf = nginx_conf(directory, name, server_block)
     return Process(name, ["nginx", "-c", str(conf), "-p", str(directory)], role=role)
@@ -377,18 +398,9 @@ def start_targets(work, args, have_nginx, processes):
     """Starts every process the current placement measures, each added to `processes` as it
     starts (so the caller stops them all, whatever fails), and returns the targets:
     (name, process, path, headers)."""
-    upstream_port = free_port()
-    if have_nginx:
-        upstream = start_nginx(work, "upstream", f"""
-  access_log off;
-  server {{ listen 127.0.0.1:{upstream_port}; keepalive_requests 100000;
-    location / {{ default_type application/json; return 200 '{BODY}'; }} }}""", "load")
-    else:
-        upstream = Process("upstream", [str(TARGET / "release/examples/bench_upstream"),
-                                        f"127.0.0.1:{upstream_port}"], role="load")
+    upstream = start_upstream(work, nginx=have_nginx)
     processes.append(upstream)
-    wait_http(f"http://127.0.0.1:{upstream_port}/health", expect=200)
-    upstream_addr = f"127.0.0.1:{upstream_port}"
+    upstream_addr = upstream.address
 
     redis, redis_settings = start_redis(work)
     processes.append(redis)

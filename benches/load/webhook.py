@@ -92,15 +92,12 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="usher-webhook-"))
     processes = []
     try:
-        port = run.free_port()
-        upstream = run.Process("upstream", [str(run.TARGET / "release/examples/bench_upstream"),
-                                            f"127.0.0.1:{port}"], role="load")
+        upstream = run.start_upstream(work, nginx=False)
         processes.append(upstream)
-        run.wait_http(f"http://127.0.0.1:{port}/health", expect=200)
         redis, settings = run.start_redis(work)
         processes.append(redis)
-        local = start(work, "usher-local", f"127.0.0.1:{port}")
-        shared = start(work, "usher-redis", f"127.0.0.1:{port}", redis=settings)
+        local = start(work, "usher-local", upstream.address)
+        shared = start(work, "usher-redis", upstream.address, redis=settings)
         processes += [local, shared]
         targets = [("plain (body buffered, no check)", local, "/bench/webhook-plain"),
                    ("verified, deliveries in process", local, "/bench/webhook-verified"),

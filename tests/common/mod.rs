@@ -526,6 +526,11 @@ impl RedisServer {
         )
     }
 
+    /// A `rate_limiting` section whose store is this server, `extra` added to its settings.
+    pub fn section(&self, extra: &str) -> String {
+        format!("rate_limiting:\n  redis: {}", self.settings(extra))
+    }
+
     /// (Re)starts the server on its port and waits until it answers.
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
@@ -724,4 +729,26 @@ pub fn hs256_jwt(secret: &str, claims: &serde_json::Value) -> String {
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
         claims,
     )
+}
+
+/// An Ed25519 key pair made by openssl in `dir`: the PKCS#8 private key `<name>.pem` and its
+/// public key `<name>.pub`.
+pub fn ed25519_keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&private)
+        .status()
+        .expect("running openssl");
+    assert!(made.success(), "openssl genpkey");
+    let made = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .expect("running openssl");
+    assert!(made.success(), "openssl pkey -pubout");
+    (private, public)
 }
