@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 GET on a fresh connection, for the few requests Usher makes itself:
-//! JWKS fetches, user-status and venue lookups, and `usher probe`.
+//! JWKS fetches, user-status and venue lookups, and `usher probe`; and the connections the
+//! trace exporter posts over.
 //!
 //! `https://` URLs are verified against the system's CA certificates, plus the file in
 //! `SSL_CERT_FILE` or the directory in `SSL_CERT_DIR` (for a private CA), and the URL's host
@@ -19,6 +20,16 @@ pub async fn get(url: &str) -> Result<http::StatusCode, String> {
 /// A GET on a fresh connection; the status and up to `max_body` bytes of body.
 pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, Bytes), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    exchange(open(&uri).await?, &uri, max_body).await
+}
+
+/// A connection that carries HTTP: a TCP stream, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// A connection to `uri`'s host and port, verified as this module says when it is
+/// `https://`. The OTLP exporter keeps one open (`telemetry::traces::client`).
+pub async fn open(uri: &http::Uri) -> Result<Box<dyn Stream>, String> {
     let host = uri.host().ok_or("no host")?;
     let tls = match uri.scheme_str() {
         Some("https") => true,
@@ -31,46 +42,43 @@ pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, B
     let stream = tokio::net::TcpStream::connect((address, port))
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    if tls {
-        // Loading the CA certificates is the costly part: once per process.
-        static CONNECTOR: OnceLock<Result<tokio_native_tls::TlsConnector, String>> =
-            OnceLock::new();
-        let connector = CONNECTOR
-            .get_or_init(|| {
-                native_tls::TlsConnector::new()
-                    .map(tokio_native_tls::TlsConnector::from)
-                    .map_err(|e| format!("tls: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)?;
-        let stream = connector
-            .connect(address, stream)
-            .await
-            .map_err(|e| format!("tls handshake: {e}"))?;
-        exchange(stream, &uri, max_body).await
-    } else {
-        exchange(stream, &uri, max_body).await
+    if !tls {
+        return Ok(Box::new(stream));
     }
+    // Loading the CA certificates is the costly part: once per process.
+    static CONNECTOR: OnceLock<Result<tokio_native_tls::TlsConnector, String>> = OnceLock::new();
+    let connector = CONNECTOR
+        .get_or_init(|| {
+            native_tls::TlsConnector::new()
+                .map(tokio_native_tls::TlsConnector::from)
+                .map_err(|e| format!("tls: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let stream = connector
+        .connect(address, stream)
+        .await
+        .map_err(|e| format!("tls handshake: {e}"))?;
+    Ok(Box::new(stream))
 }
 
-async fn exchange<S>(
-    stream: S,
+/// The `Host` a request to `uri` names: never user information, should a URL carry any.
+pub fn host_header(uri: &http::Uri) -> &str {
+    uri.authority()
+        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or_default())
+}
+
+async fn exchange(
+    stream: Box<dyn Stream>,
     uri: &http::Uri,
     max_body: usize,
-) -> Result<(http::StatusCode, Bytes), String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> Result<(http::StatusCode, Bytes), String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let connection = tokio::spawn(connection);
-    // Never user information, should a URL carry any.
-    let authority = uri
-        .authority()
-        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or_default());
     let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(http::header::HOST, authority)
+        .header(http::header::HOST, host_header(uri))
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::CONNECTION, "close")
         .header(http::header::USER_AGENT, "usher")

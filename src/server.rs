@@ -29,6 +29,9 @@ use tokio::signal::unix::{signal, SignalKind};
 /// Pingora's keep-alive timeout for HTTP/1, applied to idle HTTP/2 connections too.
 const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The longest an exit waits for the spans still queued to reach the collector.
+const TRACE_FLUSH: Duration = Duration::from_secs(2);
+
 /// Serves `config` (already validated, read from `path`) until a shutdown signal.
 pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
     let config = &prepared.config;
@@ -42,6 +45,7 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
+    crate::telemetry::traces::start()?;
 
     let live = Arc::new(Live::default());
     let access_log = config.server.access_log.then(AccessLog::start);
@@ -98,6 +102,8 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainingShutdown { grace }),
     });
+    // The grace period ended with requests in flight: their spans still go out.
+    crate::telemetry::traces::flush(TRACE_FLUSH);
     Ok(())
 }
 
@@ -153,8 +159,10 @@ fn exit_when_drained(grace: Duration) {
                 drained_in_ms = started.elapsed().as_millis() as u64,
                 "drained; exiting"
             );
-            // Give the access log writer its moment to flush.
+            // Give the access log writer its moment to flush, and the trace exporter its
+            // batch in progress.
             std::thread::sleep(Duration::from_millis(50));
+            crate::telemetry::traces::flush(TRACE_FLUSH);
             clean_up();
             std::process::exit(0);
         }

@@ -130,10 +130,35 @@ def check_release(values, label):
     if origins_env:
         origins = (values.get("cors") or {}).get("allowedOrigins", ["http://frontend:5173"])
         check(plain.get(origins_env) == ",".join(origins), f"{label}: {origins_env} is {plain.get(origins_env)}")
+    # Traces: the values' endpoint and sampler in the standard variables Usher reads, or
+    # none of them without an endpoint.
+    tracing = {"endpoint": "", "sampler": "parentbased_traceidratio", "samplerArg": "0.1", "env": [],
+               **(values.get("tracing") or {})}
+    otel = {name: value for name, value in plain.items() if name.startswith("OTEL_")}
+    if tracing["endpoint"]:
+        check(otel.get("OTEL_EXPORTER_OTLP_ENDPOINT") == tracing["endpoint"], f"{label}: trace endpoint {otel}")
+        check(otel.get("OTEL_TRACES_SAMPLER") == tracing["sampler"], f"{label}: sampler {otel}")
+        check(otel.get("OTEL_TRACES_SAMPLER_ARG") == tracing["samplerArg"], f"{label}: sampler argument {otel}")
+        check("k8s.pod.name=$(K8S_POD_NAME)" in otel.get("OTEL_RESOURCE_ATTRIBUTES", ""), f"{label}: resource {otel}")
+        names = [e["name"] for e in container["env"]]
+        for extra in tracing["env"]:
+            check(extra["name"] in names, f"{label}: {extra['name']} from tracing.env is not set")
+    else:
+        check(not otel, f"{label}: tracing is off, yet {sorted(otel)} are set")
     # Secrets only by reference.
     check(not [o for o in objects if o["kind"] == "Secret"], f"{label}: a Secret is rendered")
+    # The tracing settings the chart writes are configuration, the pod's name and namespace
+    # come from the API, and a variable from tracing.env is the operator's (its headers,
+    # which may hold a collector's key, only from a Secret).
+    rendered = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+                "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
+    operators = {e["name"] for e in tracing["env"] if not e["name"].endswith("_HEADERS")}
     for env in container.get("env", []):
-        is_config = env["name"] in (redis.get("replicas_env"), origins_env)
+        if env["name"].endswith("_HEADERS"):
+            check("secretKeyRef" in env.get("valueFrom", {}), f"{label}: {env['name']} is not from a Secret")
+        is_tracing = (env["name"] in rendered | operators and "value" in env
+                      or env["name"] in ("K8S_POD_NAME", "K8S_NAMESPACE") and "fieldRef" in env.get("valueFrom", {}))
+        is_config = env["name"] in (redis.get("replicas_env"), origins_env) or is_tracing
         check(is_config or ("value" not in env and "secretKeyRef" in env.get("valueFrom", {})), f"{label}: env {env['name']} is not a secret reference")
     return manifests, objects
 

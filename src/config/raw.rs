@@ -429,6 +429,15 @@ pub struct RawRoute {
     #[serde(default)]
     pub rate_limits: Vec<String>,
     pub default_rate_limits: Option<bool>,
+    pub tracing: Option<RawRouteTracing>,
+}
+
+/// A route's own trace sampler, in place of `OTEL_TRACES_SAMPLER`'s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteTracing {
+    pub sampler: String,
+    pub ratio: Option<f64>,
 }
 
 /// Another spelling of paths that routes serve: a request it matches is routed again with

@@ -7,6 +7,7 @@ use crate::config::{HashKey, LoadBalancing};
 use crate::filters::authenticate::forward_verified;
 use crate::filters::client_address;
 use crate::respond::Rejection;
+use crate::telemetry::correlation;
 use crate::telemetry::metrics::METRICS;
 use crate::upstream::Outcome;
 use http::HeaderValue;
@@ -52,6 +53,9 @@ pub fn peer(session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     };
     ctx.tried.push(peer);
     ctx.attempt_started = Some(now);
+    if let Some(trace) = &mut ctx.trace {
+        trace.attempt(peer);
+    }
     // A retry sends the body again from Pingora's retry buffer, through
     // request_body_filter: count this attempt's bytes only, or a retried body would count
     // twice against the route's limit.
@@ -69,11 +73,12 @@ pub fn peer(session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
 
 /// The request as the upstream gets it, on every attempt (retries included): the client's
 /// URI unless normalization, a rewrite or a token taken out of the query changed it; the
-/// verified credential alone; correlation ids; and what upstreams may trust.
+/// verified credential alone; correlation ids (with tracing on, the attempt's span as the
+/// parent); and what upstreams may trust.
 pub fn prepare_request(
     session: &Session,
     upstream_request: &mut RequestHeader,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
 ) -> Result<()> {
     let route = ctx.route();
     let rewrite = route.and_then(|route| route.rewrite.as_ref());
@@ -110,7 +115,17 @@ pub fn prepare_request(
         upstream_request.remove_header(&http::header::EXPECT);
     }
     upstream_request.insert_header("x-request-id", &ctx.request_id)?;
-    upstream_request.insert_header("traceparent", &ctx.traceparent)?;
+    match &mut ctx.trace {
+        Some(trace) => {
+            trace.sent(upstream_request.uri.path());
+            upstream_request.insert_header("traceparent", trace.upstream_traceparent())?;
+        }
+        None => upstream_request.insert_header("traceparent", &ctx.traceparent)?,
+    }
+    if !ctx.trace_continued {
+        // The client's tracestate belongs to a trace this request does not continue.
+        upstream_request.remove_header(&correlation::TRACESTATE);
+    }
     inject_identity(upstream_request, ctx)?;
     let signs = ctx
         .pool
@@ -145,10 +160,7 @@ fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Re
         upstream_request.insert_header("x-original-ip", client_address::text(client))?;
         upstream_request.insert_header("x-forwarded-for", chain.as_str())?;
     }
-    let scheme = HeaderValue::from_static(match snapshot.config.listeners.tls {
-        Some(_) => "https",
-        None => "http",
-    });
+    let scheme = HeaderValue::from_static(snapshot.config.listeners.scheme());
     upstream_request.insert_header("x-forwarded-proto", scheme)?;
     Ok(())
 }
@@ -221,6 +233,9 @@ pub fn answered(
         || length == Some(b"0");
     if bodiless && code != 101 {
         ctx.slot = None;
+    }
+    if let Some(trace) = &mut ctx.trace {
+        trace.attempt_answered(code, bodiless || code == 101);
     }
     if let (Some(pool), Some(started)) = (&ctx.pool, ctx.attempt_started) {
         pool.observe_attempt(started.elapsed());
@@ -322,6 +337,9 @@ fn may_retry(session: &Session, ctx: &RequestCtx) -> bool {
 fn note_failure(ctx: &mut RequestCtx, error: &Error) {
     let kind = failure_kind(error);
     ctx.outcome.upstream_failure = Some(kind);
+    if let Some(trace) = &mut ctx.trace {
+        trace.attempt_failed(kind);
+    }
     if let Some(pool) = &ctx.pool {
         METRICS
             .upstream_errors

@@ -11,6 +11,7 @@ use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
+use crate::telemetry::traces::{self, RequestTrace};
 use crate::upstream::{BreakerPass, Pool, Slot};
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -21,6 +22,10 @@ pub struct RequestCtx {
     pub started: Instant,
     pub request_id: String,
     pub traceparent: String,
+    /// Whether `traceparent` is the client's, whose `tracestate` then goes on with it.
+    pub trace_continued: bool,
+    /// This request's spans, when tracing is on.
+    pub trace: Option<RequestTrace>,
     /// Loaded once in `request_filter`; every later phase reads this same snapshot.
     pub snapshot: Option<Arc<Snapshot>>,
     pub route: Option<usize>,
@@ -96,6 +101,8 @@ impl RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
             traceparent: String::new(),
+            trace_continued: false,
+            trace: None,
             snapshot: None,
             route: None,
             path: String::new(),
@@ -151,6 +158,18 @@ impl RequestCtx {
     /// Records a security event about this request.
     pub fn event(&self, reason: &'static str, severity: Severity) {
         events::record(reason, severity, &self.event_context());
+    }
+
+    /// Decides whether this request is traced, once: by its route's sampler where it has
+    /// one, else the process's. Called when the route is known, or at the end.
+    pub fn sample(&mut self) {
+        let (Some(trace), Some(tracer)) = (&mut self.trace, traces::tracer()) else {
+            return;
+        };
+        let route = (self.snapshot.as_ref()).and_then(|s| Some(&s.config.routes[self.route?]));
+        let sampler = route.and_then(|r| r.trace_sampler.as_ref());
+        let name = route.map_or("unmatched", |r| &*r.name);
+        trace.decide(sampler.unwrap_or(&tracer.sampler), name);
     }
 
     pub fn upstream_name(&self) -> Option<&str> {

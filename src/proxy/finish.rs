@@ -1,5 +1,6 @@
 //! What a finished request leaves behind: its breaker outcome and bulkhead slot settled,
-//! its route's metrics, a log line when it failed, and its access-log record.
+//! its route's metrics, its spans when it is traced, a log line when it failed, and its
+//! access-log record.
 
 use super::admission::{self, budget};
 use super::attempt;
@@ -8,6 +9,7 @@ use crate::idempotency::Ending;
 use crate::store::Place;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::metrics::UNMATCHED;
+use crate::telemetry::traces::{self, Finished, RequestTrace};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -57,6 +59,48 @@ pub async fn settle_spent(ctx: &mut RequestCtx, error: Option<&Error>) {
     }
 }
 
+/// The request's spans, when tracing is on and it was sampled (nothing is built otherwise).
+fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Error>) {
+    let (Some(tracer), true) = (traces::tracer(), ctx.trace.is_some()) else {
+        return;
+    };
+    ctx.sample();
+    let Some(trace) = ctx.trace.take().filter(RequestTrace::sampled) else {
+        return;
+    };
+    let head = session.req_header();
+    let host = head.headers.get(http::header::HOST);
+    tracer.finish(
+        trace,
+        &Finished {
+            method: &head.method,
+            route: ctx
+                .route()
+                .map(|route| (Arc::clone(&route.name), route.pattern.to_string())),
+            status,
+            error: (ctx.outcome.rejection_code)
+                .or(ctx.outcome.upstream_failure)
+                .or(error
+                    .filter(|e| *e.esource() == ErrorSource::Downstream)
+                    .map(|_| "client_closed")),
+            path: match ctx.path.as_str() {
+                "" => head.uri.path(),
+                path => path,
+            },
+            scheme: (ctx.snapshot.as_ref()).map_or("http", |s| s.config.listeners.scheme()),
+            version: head.version,
+            client: ctx.client,
+            peer: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            host: host
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| head.uri.authority().map(|a| a.as_str())),
+            upstream: ctx.pool.as_ref().map(|pool| Arc::clone(&pool.spec.name)),
+            request_id: &ctx.request_id,
+            tenant: ctx.identity.as_ref().map(|i| i.tenant.as_str()),
+        },
+    );
+}
+
 pub async fn finish(
     session: &Session,
     error: Option<&Error>,
@@ -86,6 +130,7 @@ pub async fn finish(
     };
     route_metrics.observe(&session.req_header().method, status, elapsed);
 
+    trace(session, ctx, status, error);
     if let Some(e) = error {
         tracing::warn!(
             request_id = %ctx.request_id,

@@ -3,14 +3,16 @@
 //!
 //! ```text
 //! (before any phase)  the request head within its deadline (head_deadline: 408)
-//! request_filter      correlation ids → snapshot (loaded once; 503 before the first)
-//!                     → admission (admission/mod.rs: route, identify, limit, confirm,
-//!                     body, validate, idempotency, reserve; a CORS preflight is answered
-//!                     there, an idempotent replay too)
+//! request_filter      correlation ids and the request's trace → snapshot (loaded once;
+//!                     503 before the first) → admission (admission/mod.rs: route,
+//!                     identify, limit, confirm, body, validate, idempotency, reserve; a
+//!                     CORS preflight is answered there, an idempotent replay too)
 //! request_body_filter body limit for chunked bodies (413)
-//! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline
-//! upstream_request_filter  rewritten path, x-request-id, traceparent, identity and
-//!                     forwarding headers, the verified credential alone (every attempt)
+//! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline;
+//!                     the attempt's client span begins
+//! upstream_request_filter  rewritten path, x-request-id, traceparent (with tracing on,
+//!                     the attempt's span as parent), identity and forwarding headers,
+//!                     the verified credential alone (every attempt)
 //! fail_to_connect     count, eject a refusing peer, retry another (idempotent only)
 //! error_while_proxy   a read timeout while the client's body is incomplete is the
 //!                     client's (408), not the upstream's; count, retry stale connections
@@ -24,7 +26,7 @@
 //! fail_to_proxy       what a request never sent spent is given back; every failure
 //!                     → one JSON error shape (respond/)
 //! logging             breaker outcome if still open, the slot (parked while the upstream
-//!                     works if the client left first), metrics, access log
+//!                     works if the client left first), metrics, spans, access log
 //! ```
 //!
 //! Files: `request.rs` (what admission reads of a request), `admission/` (its stages),
@@ -44,6 +46,7 @@ use crate::respond::Rejection;
 use crate::snapshot::Live;
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::correlation;
+use crate::telemetry::traces::{self, RequestTrace};
 use admission::Verdict;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -79,7 +82,14 @@ impl ProxyHttp for UsherProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let headers = &session.req_header().headers;
         ctx.request_id = correlation::request_id(headers);
-        ctx.traceparent = correlation::traceparent(headers);
+        (ctx.traceparent, ctx.trace_continued) = correlation::traceparent(headers);
+        if traces::tracer().is_some() {
+            let state = headers
+                .get(correlation::TRACESTATE)
+                .and_then(|v| v.to_str().ok());
+            let continued = ctx.trace_continued;
+            ctx.trace = Some(RequestTrace::begin(&ctx.traceparent, continued, state));
+        }
         let verdict = match self.live.current() {
             Some(snapshot) => admission::run(session, &snapshot, ctx).await,
             None => Err(Rejection::NotReady),
@@ -200,12 +210,18 @@ impl ProxyHttp for UsherProxy {
                 pending.record_end();
             }
         }
+        if let (true, Some(trace)) = (end_of_stream, &mut ctx.trace) {
+            trace.attempt_done();
+        }
         if end_of_stream && !ctx.upgraded {
             // The upstream's part is done, whatever the client's reading speed.
             ctx.slot = None;
         }
         if !end_of_stream && !ctx.upgraded && ctx.deadline.is_some_and(|d| Instant::now() > d) {
             ctx.outcome.upstream_failure = Some("deadline");
+            if let Some(trace) = &mut ctx.trace {
+                trace.attempt_failed("deadline");
+            }
             return Error::e_explain(
                 ErrorType::ReadTimedout,
                 "the route's deadline passed mid-response",

@@ -1,9 +1,10 @@
 //! Request correlation: `x-request-id` and W3C `traceparent`.
 //!
 //! A client's request id is kept when it is short and printable, so a caller can follow its
-//! own id through our logs; otherwise Usher makes one. A valid `traceparent` is forwarded as
-//! it came (Usher does not take part in the trace); a missing or malformed one is replaced by
-//! a new trace, so every upstream request can be correlated.
+//! own id through our logs; otherwise Usher makes one. A valid `traceparent` continues the
+//! client's trace; a missing or malformed one is replaced by a new trace, so every upstream
+//! request can be correlated. With tracing off it is forwarded as it came; with tracing on,
+//! Usher's spans join it (`telemetry::traces`).
 
 use http::HeaderMap;
 
@@ -19,16 +20,23 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(new_request_id, str::to_string)
 }
 
-pub fn traceparent(headers: &HeaderMap) -> String {
-    headers
+/// The client's `traceparent` when it is valid, else a new one; and whether it is the
+/// client's (only then does its `tracestate` belong to it).
+pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
+    let valid = headers
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .filter(|value| is_valid_traceparent(value))
-        .map_or_else(new_traceparent, str::to_ascii_lowercase)
+        .filter(|value| is_valid_traceparent(value));
+    match valid {
+        Some(value) => (value.to_ascii_lowercase(), true),
+        None => (new_traceparent(), false),
+    }
 }
 
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+/// Vendors' trace state, which goes with the client's `traceparent`.
+pub const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 /// The 32-hex-digit trace id inside a traceparent made or checked by [`traceparent`].
 pub fn trace_id(traceparent: &str) -> &str {
@@ -46,9 +54,18 @@ fn new_traceparent() -> String {
     let mut random: [u8; 24] = rand::random();
     random[15] |= 1;
     random[23] |= 1;
-    let mut value = *b"00-________________________________-________________-01";
-    hex_into(&random[..16], &mut value[3..35]);
-    hex_into(&random[16..], &mut value[36..52]);
+    let (trace_id, parent) = random.split_at(16);
+    traceparent_text(trace_id, parent, true)
+}
+
+/// A version-00 `traceparent`: 16 bytes of trace id and 8 of parent id, as hex.
+pub fn traceparent_text(trace_id: &[u8], parent: &[u8], sampled: bool) -> String {
+    let mut value = *b"00-________________________________-________________-00";
+    hex_into(trace_id, &mut value[3..35]);
+    hex_into(parent, &mut value[36..52]);
+    if sampled {
+        value[54] = b'1';
+    }
     ascii(&value)
 }
 
@@ -120,9 +137,12 @@ mod tests {
     #[test]
     fn traceparent_is_propagated_or_made() {
         let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(traceparent(&headers("traceparent", valid)), valid);
-        let made = traceparent(&headers("traceparent", "00-0000-bad"));
-        assert!(is_valid_traceparent(&made), "{made}");
+        assert_eq!(
+            traceparent(&headers("traceparent", valid)),
+            (valid.to_string(), true)
+        );
+        let (made, continued) = traceparent(&headers("traceparent", "00-0000-bad"));
+        assert!(is_valid_traceparent(&made) && !continued, "{made}");
         assert_eq!(trace_id(valid), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }

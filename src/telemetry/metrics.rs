@@ -50,6 +50,7 @@ pub struct Metrics {
     pub signature_verifications: IntCounterVec,
     pub shed_level: IntGauge,
     pub revocation_checks: IntCounterVec,
+    pub trace_spans: IntCounterVec,
 }
 
 /// Store call buckets from 50 µs to the longest deadline a Redis call may have (1 s).
@@ -63,6 +64,14 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(Metrics::new);
+
+/// How a finished span ended: the `outcome` of `usher_trace_spans_total`.
+pub mod span_outcome {
+    pub const EXPORTED: &str = "exported";
+    pub const QUEUE_FULL: &str = "queue_full";
+    pub const EXPORT_FAILED: &str = "export_failed";
+    pub const ALL: [&str; 3] = [EXPORTED, QUEUE_FULL, EXPORT_FAILED];
+}
 
 impl Metrics {
     fn new() -> Self {
@@ -162,7 +171,7 @@ impl Metrics {
         registry
             .register(Box::new(access_log_dropped.clone()))
             .expect("unique metric");
-        Metrics {
+        let metrics = Metrics {
             requests: counter(
                 "usher_http_requests_total",
                 "Requests answered, by route, method and status class (2xx, 3xx, 4xx, 5xx).",
@@ -307,8 +316,18 @@ impl Metrics {
                 "Token revocation checks by result (valid, revoked, unavailable) and by where the answer came from (file, cache, redis, stale: an older answer while Redis cannot answer).",
                 &["result", "source"],
             ),
+            trace_spans: counter(
+                "usher_trace_spans_total",
+                "Finished spans of sampled requests, by outcome (exported; queue_full: dropped because the export queue was full; export_failed: the collector refused them or could not be reached in time).",
+                &["outcome"],
+            ),
             registry,
+        };
+        // Families whose label values are all known from the start, zero-valued.
+        for outcome in span_outcome::ALL {
+            metrics.trace_spans.with_label_values(&[outcome]);
         }
+        metrics
     }
 
     /// The registry in Prometheus text format.

@@ -116,7 +116,12 @@ impl Gateway {
         std::fs::write(&config_path, text(public, admin)).expect("writing the config");
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_usher"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_usher"));
+        // The OpenTelemetry settings of whoever runs the tests are not the test's.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")) {
+            command.env_remove(name);
+        }
+        let child = command
             .args(["run", "--config"])
             .arg(&config_path)
             .env("USHER_LOG", log_filter)

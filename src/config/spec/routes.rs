@@ -44,6 +44,8 @@ pub struct RouteSpec {
     pub approval: Option<ApprovalSpec>,
     /// Deliveries must carry a provider's signature over the body.
     pub webhook: Option<WebhookSpec>,
+    /// Its own trace sampler, in place of the process's (`OTEL_TRACES_SAMPLER`).
+    pub trace_sampler: Option<crate::telemetry::traces::sampler::Sampler>,
 }
 
 impl crate::router::Routable for RouteSpec {

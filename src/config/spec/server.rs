@@ -46,6 +46,16 @@ pub struct Listeners {
     pub admin: SocketAddr,
 }
 
+impl Listeners {
+    /// The scheme clients reach the public listener with.
+    pub fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsSettings {
     pub cert_file: String,

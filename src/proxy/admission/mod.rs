@@ -49,6 +49,7 @@ mod reserve;
 mod route;
 #[cfg(test)]
 mod tests;
+mod trace_events;
 mod webhook;
 
 use super::request::Request;
@@ -149,7 +150,9 @@ pub async fn run(
             return Err(Rejection::Forbidden);
         }
     }
-    match idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await? {
+    let begun = idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await;
+    trace_events::idempotency(&mut ctx.trace, &begun);
+    match begun? {
         Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
         Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
         None => {}
@@ -240,6 +243,9 @@ pub async fn admit(
                 .filter_map(|v| v.to_str().ok())
         };
         let trusted = &config.identity.trusted_proxies;
+        if let Some(trace) = &mut ctx.trace {
+            trace.trust_caller(trusted.iter().any(|net| net.contains(&peer.ip())));
+        }
         ctx.client = Some(client_address::client_address(
             peer.ip(),
             forwarded(),
@@ -273,6 +279,7 @@ pub async fn admit(
         }
     };
     ctx.route = Some(routed.route);
+    ctx.sample();
     ctx.depth = routed.depth;
     ctx.params = routed.params;
     if let Some(via) = routed.via {
@@ -295,8 +302,10 @@ pub async fn admit(
         path: &ctx.path,
         caller: None,
     };
-    let caller =
-        identify::identify(request.head, snapshot, spec, &ctx.path, &ctx.params, &at).await?;
+    let identified =
+        identify::identify(request.head, snapshot, spec, &ctx.path, &ctx.params, &at).await;
+    trace_events::auth(&mut ctx.trace, &identified);
+    let caller = identified?;
     let identity = caller.as_ref().map(|caller| &*caller.identity);
     // Events from here on name the caller.
     let at = events::Context {
@@ -316,9 +325,12 @@ pub async fn admit(
     )
     .await;
     ctx.quotas = counted.quotas;
+    trace_events::rate_limit(&mut ctx.trace, &ctx.quotas, &counted.verdict);
     counted.verdict?;
     if let Some(identity) = identity {
-        confirm::confirm(snapshot, spec, identity, &ctx.params, &at).await?;
+        let confirmed = confirm::confirm(snapshot, spec, identity, &ctx.params, &at).await;
+        trace_events::confirm(&mut ctx.trace, &confirmed);
+        confirmed?;
     }
     if let Some(caller) = caller {
         ctx.identity = Some(caller.identity);
@@ -344,7 +356,9 @@ pub fn reserve(
     let pool = Arc::clone(&snapshot.pools[upstream]);
     ctx.pool = Some(Arc::clone(&pool));
     let trusted = &snapshot.config.identity.trusted_proxies;
-    let reserved = reserve::reserve(request, trusted, &pool)?;
+    let reserved = reserve::reserve(request, trusted, &pool);
+    trace_events::reserve(&mut ctx.trace, pool.name(), reserved.as_ref().err());
+    let reserved = reserved?;
     ctx.slot = Some(reserved.slot);
     ctx.breaker = Some(reserved.breaker);
     // A WebSocket lives as long as its peers want; the route's deadline applies to the

@@ -3,12 +3,13 @@
 //! routes that can never match) are [`unreachable`]'s.
 
 use super::{closest, is_label, merged, Compiler, METHODS};
-use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults};
+use crate::config::raw::{RawMatch, RawRoute, RawRouteDefaults, RawRouteTracing};
 use crate::config::{
     bounds, builtin, Access, AuthenticationSpec, CorsPolicy, IdempotencySpec, PublicPath,
     RateLimiting, RouteSpec, RouteTarget, StoreFailure, UpstreamSpec,
 };
 use crate::router::{PathPattern, PathTemplate};
+use crate::telemetry::traces::sampler::{self, Sampler};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -239,6 +240,10 @@ impl Compiler<'_> {
             Some(own) => Some(Arc::new(self.cors(&format!("{at}.cors"), own))),
             None => global_cors.clone(),
         };
+        let trace_sampler = raw
+            .tracing
+            .as_ref()
+            .and_then(|tracing| self.route_sampler(&at, tracing));
         if self.errors.count() > errors_before {
             return None;
         }
@@ -269,7 +274,28 @@ impl Compiler<'_> {
             has_budgets: budgets,
             approval,
             webhook,
+            trace_sampler,
         })
+    }
+
+    /// A route's `tracing`: a sampler the specification names, and a ratio for those that
+    /// take one.
+    fn route_sampler(&mut self, at: &str, tracing: &RawRouteTracing) -> Option<Sampler> {
+        let name = tracing.sampler.as_str();
+        if !sampler::NAMES.contains(&name) {
+            let hint = closest(name, sampler::NAMES.into_iter())
+                .map(|name| format!(" (did you mean \"{name}\"?)"))
+                .unwrap_or_default();
+            let names = sampler::NAMES.join(", ");
+            self.error(
+                format!("{at}.tracing.sampler"),
+                format!("unknown sampler \"{name}\"{hint}: expected one of {names}"),
+            );
+            return None;
+        }
+        sampler::parse(name, tracing.ratio)
+            .map_err(|message| self.error(format!("{at}.tracing.ratio"), message))
+            .ok()
     }
 
     /// A feature that reads the whole body before the upstream (idempotency, a body schema)
@@ -434,6 +460,9 @@ mod tests {
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true"), &["routes[0].buffer_body: a buffered body may be at most 64 KiB (max_body is 1048576 bytes): Pingora forwards it from its retry buffer"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, buffer_body: true, max_body: 64KiB"), &[]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, max_body: 1KiB, idempotency: {}"), &["routes[0].idempotency: needs an authenticated route: keys are scoped to the caller"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, tracing: { sampler: alway_on }"), &["routes[0].tracing.sampler: unknown sampler \"alway_on\" (did you mean \"always_on\"?): expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, tracing: { sampler: always_on, ratio: 0.5 }"), &["routes[0].tracing.ratio: a ratio applies to traceidratio and parentbased_traceidratio only, not always_on"]),
+            (&one("name: a, match: { path: /a }, upstream: tickets, tracing: { sampler: traceidratio, ratio: 2 }"), &["routes[0].tracing.ratio: ratio 2: expected a number from 0 to 1"]),
             (&one("name: a, match: { path: /a }, upstream: tickets, public: true, idempotency: { ttl: 1h }, buffer_body: false, auth: {}"), &[
                 "routes[0].idempotency: needs an authenticated route: keys are scoped to the caller",
                 "routes[0].idempotency: needs the whole body before the upstream; remove buffer_body: false",

@@ -1,0 +1,420 @@
+//! One request's trace, kept in its context and turned into spans when it ends: the server
+//! span, named by the route (`GET /api/v1/tickets/*`, never the raw path), with the HTTP
+//! semantic conventions' attributes; a client span for each attempt at an upstream, whose
+//! id the upstream receives as its parent; and what admission decided, as the server
+//! span's events. Until the request is sampled nothing is recorded, so an unsampled request
+//! costs its ids and its `traceparent` only.
+
+use super::sampler::Sampler;
+use crate::telemetry::{correlation, VERSION};
+use once_cell::sync::Lazy;
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample, SpanData, SpanEvents, SpanLinks};
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+static SCOPE: Lazy<InstrumentationScope> = Lazy::new(|| {
+    InstrumentationScope::builder("usher")
+        .with_version(VERSION)
+        .build()
+});
+
+pub struct RequestTrace {
+    trace_id: TraceId,
+    /// The server span's id; each attempt's client span is its child.
+    span_id: SpanId,
+    /// The caller's span, when the request came with a valid `traceparent`.
+    remote_parent: Option<(SpanId, TraceFlags)>,
+    /// The caller's `tracestate`, as the sampler left it.
+    state: TraceState,
+    /// `None` until the route is known (a route may choose its own sampler).
+    sampled: Option<bool>,
+    /// Whether the caller's sampled flag counts: it came through a trusted proxy.
+    caller_trusted: bool,
+    started: SystemTime,
+    events: Vec<Event>,
+    attempts: Vec<Attempt>,
+}
+
+/// One try at an upstream: its client span.
+struct Attempt {
+    span_id: SpanId,
+    started: SystemTime,
+    ended: Option<SystemTime>,
+    peer: SocketAddr,
+    /// The path it was sent, without the query.
+    path: String,
+    status: Option<u16>,
+    failure: Option<&'static str>,
+}
+
+/// What the server span says of a finished request.
+pub struct Finished<'a> {
+    pub method: &'a http::Method,
+    /// The route's name and its path pattern (`http.route`).
+    pub route: Option<(Arc<str>, String)>,
+    pub status: u16,
+    /// The stable code of Usher's refusal, or the kind of the upstream's failure.
+    pub error: Option<&'static str>,
+    /// The normalized path (never the query, where tokens may travel).
+    pub path: &'a str,
+    pub scheme: &'static str,
+    pub version: http::Version,
+    pub client: Option<IpAddr>,
+    pub peer: Option<SocketAddr>,
+    pub host: Option<&'a str>,
+    pub upstream: Option<Arc<str>>,
+    pub request_id: &'a str,
+    pub tenant: Option<&'a str>,
+}
+
+fn new_span_id() -> SpanId {
+    SpanId::from(rand::random::<u64>() | 1)
+}
+
+impl RequestTrace {
+    /// A request's trace from its `traceparent` (valid: the client's, or one Usher made):
+    /// the client's continues, and its span becomes the server span's parent; a made one
+    /// starts a trace whose server span takes the made id.
+    pub fn begin(traceparent: &str, continued: bool, tracestate: Option<&str>) -> RequestTrace {
+        let field = |range: std::ops::Range<usize>| traceparent.get(range).unwrap_or("");
+        let trace_id = TraceId::from_hex(field(3..35)).unwrap_or(TraceId::INVALID);
+        let parent = SpanId::from_hex(field(36..52)).unwrap_or(SpanId::INVALID);
+        let flags = u8::from_str_radix(field(53..55), 16).unwrap_or(0);
+        let (span_id, remote_parent) = match continued {
+            true => (new_span_id(), Some((parent, TraceFlags::new(flags)))),
+            false => (parent, None),
+        };
+        let state = tracestate
+            .filter(|_| continued)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_default();
+        RequestTrace {
+            trace_id,
+            span_id,
+            remote_parent,
+            state,
+            sampled: None,
+            caller_trusted: false,
+            started: SystemTime::now(),
+            events: Vec::new(),
+            attempts: Vec::new(),
+        }
+    }
+
+    /// The connection comes from one of `identity.trusted_proxies`: the caller's sampled
+    /// flag counts. From anyone else the trace is continued but sampled as a new one would
+    /// be, so that no client can make Usher trace (and queue) every request it sends.
+    pub fn trust_caller(&mut self, trusted: bool) {
+        self.caller_trusted = trusted;
+    }
+
+    /// Decides, once, whether this request is sampled: by the route's sampler or the
+    /// process's, from the trace id and a trusted caller's decision (the samplers Usher
+    /// offers read nothing else).
+    pub fn decide(&mut self, sampler: &Sampler, route: &str) {
+        if self.sampled.is_some() {
+            return;
+        }
+        let parent =
+            match self.remote_parent.filter(|_| self.caller_trusted) {
+                Some((span_id, flags)) => Context::new().with_remote_span_context(
+                    SpanContext::new(self.trace_id, span_id, flags, true, self.state.clone()),
+                ),
+                None => Context::new(),
+            };
+        let result = sampler.should_sample(
+            Some(&parent),
+            self.trace_id,
+            route,
+            &SpanKind::Server,
+            &[],
+            &[],
+        );
+        self.sampled = Some(result.decision == SamplingDecision::RecordAndSample);
+        self.state = result.trace_state;
+    }
+
+    pub fn sampled(&self) -> bool {
+        self.sampled == Some(true)
+    }
+
+    /// Records a decision as an event on the server span, when the request is sampled.
+    pub fn event(&mut self, name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if self.sampled() {
+            let event = Event::new(name, SystemTime::now(), attributes(), 0);
+            self.events.push(event);
+        }
+    }
+
+    /// A new attempt at `peer`: its client span starts. An unsampled request records
+    /// none; its upstream gets the server span's id as the parent.
+    pub fn attempt(&mut self, peer: SocketAddr) {
+        if !self.sampled() {
+            return;
+        }
+        self.attempts.push(Attempt {
+            span_id: new_span_id(),
+            started: SystemTime::now(),
+            ended: None,
+            peer,
+            path: String::new(),
+            status: None,
+            failure: None,
+        });
+    }
+
+    /// The current attempt's request went out with `path`.
+    pub fn sent(&mut self, path: &str) {
+        if let Some(attempt) = self.open_attempt() {
+            path.clone_into(&mut attempt.path);
+        }
+    }
+
+    /// The current attempt failed (`kind` as `usher_upstream_errors_total` names it).
+    pub fn attempt_failed(&mut self, kind: &'static str) {
+        if let Some(attempt) = self.open_attempt() {
+            attempt.failure = Some(kind);
+            attempt.ended = Some(SystemTime::now());
+        }
+    }
+
+    /// The current attempt's answer has a head; it ends here when `complete`, else at the
+    /// end of its body ([`RequestTrace::attempt_done`]).
+    pub fn attempt_answered(&mut self, status: u16, complete: bool) {
+        if let Some(attempt) = self.open_attempt() {
+            attempt.status = Some(status);
+            if complete {
+                attempt.ended = Some(SystemTime::now());
+            }
+        }
+    }
+
+    /// The current attempt's answer is all in.
+    pub fn attempt_done(&mut self) {
+        if let Some(attempt) = self.open_attempt() {
+            attempt.ended = Some(SystemTime::now());
+        }
+    }
+
+    fn open_attempt(&mut self) -> Option<&mut Attempt> {
+        self.attempts.last_mut().filter(|a| a.ended.is_none())
+    }
+
+    /// The `traceparent` the upstream gets: this trace, the current attempt's span as its
+    /// parent, and whether it is sampled.
+    pub fn upstream_traceparent(&self) -> String {
+        let parent = self.attempts.last().map_or(self.span_id, |a| a.span_id);
+        let (trace_id, parent) = (self.trace_id.to_bytes(), parent.to_bytes());
+        correlation::traceparent_text(&trace_id, &parent, self.sampled())
+    }
+
+    /// The spans of a sampled request, each handed to `export`.
+    pub fn finish(mut self, request: &Finished<'_>, mut export: impl FnMut(SpanData)) {
+        if !self.sampled() {
+            return;
+        }
+        let ended = SystemTime::now();
+        if let Some(attempt) = self.open_attempt() {
+            // Neither answered nor failed: the request ended first (the client left, or
+            // the route's deadline passed).
+            if attempt.status.is_none() && attempt.failure.is_none() {
+                attempt.failure = Some(request.error.unwrap_or("abandoned"));
+            }
+            attempt.ended = Some(ended);
+        }
+        let flags = TraceFlags::SAMPLED;
+        let method = known_method(request.method);
+        for (number, attempt) in self.attempts.iter().enumerate() {
+            let mut attributes = vec![
+                KeyValue::new("http.request.method", method.unwrap_or("_OTHER")),
+                KeyValue::new("server.address", address(attempt.peer.ip())),
+                KeyValue::new("server.port", i64::from(attempt.peer.port())),
+                KeyValue::new("usher.attempt", number as i64 + 1),
+            ];
+            // Pingora hands over the request it sends once connected: an attempt that
+            // never connected has no URL.
+            if !attempt.path.is_empty() {
+                let url = format!("http://{}{}", attempt.peer, attempt.path);
+                attributes.push(KeyValue::new("url.full", url));
+            }
+            if number > 0 {
+                attributes.push(KeyValue::new("http.request.resend_count", number as i64));
+            }
+            if let Some(upstream) = &request.upstream {
+                attributes.push(KeyValue::new("usher.upstream", shared(upstream)));
+            }
+            if let Some(status) = attempt.status {
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+            }
+            // A client span's error: the failure, else a 4xx or 5xx answer.
+            let error: Option<Cow<'static, str>> = match (attempt.failure, attempt.status) {
+                (Some(kind), _) => Some(kind.into()),
+                (None, Some(status)) if status >= 400 => Some(status.to_string().into()),
+                _ => None,
+            };
+            if let Some(error) = &error {
+                attributes.push(KeyValue::new("error.type", error.clone()));
+            }
+            export(SpanData {
+                span_context: SpanContext::new(
+                    self.trace_id,
+                    attempt.span_id,
+                    flags,
+                    false,
+                    self.state.clone(),
+                ),
+                parent_span_id: self.span_id,
+                parent_span_is_remote: false,
+                span_kind: SpanKind::Client,
+                name: Cow::Borrowed(method.unwrap_or("HTTP")),
+                start_time: attempt.started,
+                end_time: attempt.ended.unwrap_or(ended),
+                attributes,
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: error.map_or(Status::Unset, Status::error),
+                instrumentation_scope: SCOPE.clone(),
+            });
+        }
+        let mut events = SpanEvents::default();
+        events.events = std::mem::take(&mut self.events);
+        let (parent_span_id, parent_span_is_remote) = match self.remote_parent {
+            Some((parent, _)) => (parent, true),
+            None => (SpanId::INVALID, false),
+        };
+        export(SpanData {
+            span_context: SpanContext::new(self.trace_id, self.span_id, flags, false, self.state),
+            parent_span_id,
+            parent_span_is_remote,
+            span_kind: SpanKind::Server,
+            name: server_span_name(method, request.route.as_ref().map(|(_, p)| p.as_str())),
+            start_time: self.started,
+            end_time: ended,
+            attributes: server_attributes(request, method),
+            dropped_attributes_count: 0,
+            events,
+            links: SpanLinks::default(),
+            // A server span's error is Usher's failure to answer (5xx), not a refusal.
+            status: match request.status {
+                0 | 500.. => Status::error(request.error.unwrap_or("")),
+                _ => Status::Unset,
+            },
+            instrumentation_scope: SCOPE.clone(),
+        });
+    }
+}
+
+/// `{method} {route}`, as the semantic conventions name server spans; `HTTP` for a method
+/// they do not know, the method alone for a request no route matched.
+fn server_span_name(method: Option<&'static str>, route: Option<&str>) -> Cow<'static, str> {
+    match (method, route) {
+        (Some(method), Some(route)) => format!("{method} {route}").into(),
+        (None, Some(route)) => format!("HTTP {route}").into(),
+        (Some(method), None) => method.into(),
+        (None, None) => "HTTP".into(),
+    }
+}
+
+fn server_attributes(request: &Finished<'_>, method: Option<&'static str>) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method.unwrap_or("_OTHER")),
+        KeyValue::new("url.path", request.path.to_string()),
+        KeyValue::new("url.scheme", request.scheme),
+        KeyValue::new(
+            "network.protocol.version",
+            protocol_version(request.version),
+        ),
+        KeyValue::new("usher.request_id", request.request_id.to_string()),
+    ];
+    if method.is_none() {
+        let original = request.method.as_str().to_string();
+        attributes.push(KeyValue::new("http.request.method_original", original));
+    }
+    if request.status != 0 {
+        let status = i64::from(request.status);
+        attributes.push(KeyValue::new("http.response.status_code", status));
+    }
+    if let Some((name, pattern)) = &request.route {
+        attributes.push(KeyValue::new("http.route", pattern.clone()));
+        attributes.push(KeyValue::new("usher.route", shared(name)));
+    }
+    if let Some(client) = request.client {
+        attributes.push(KeyValue::new("client.address", address(client)));
+    }
+    if let Some(peer) = request.peer {
+        attributes.push(KeyValue::new("network.peer.address", address(peer.ip())));
+        attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
+    }
+    if let Some(authority) = request
+        .host
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    {
+        let default_port = if request.scheme == "https" { 443 } else { 80 };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        attributes.push(KeyValue::new("server.address", host.to_string()));
+        let port = authority.port_u16().unwrap_or(default_port);
+        attributes.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    if let Some(upstream) = &request.upstream {
+        attributes.push(KeyValue::new("usher.upstream", shared(upstream)));
+    }
+    if let Some(tenant) = request.tenant {
+        attributes.push(KeyValue::new("usher.tenant", tenant.to_string()));
+    }
+    if let Some(code) = request.error {
+        attributes.push(KeyValue::new("usher.code", code));
+    }
+    // A server span's error is Usher failing to answer (5xx, or no answer); a refusal
+    // (401, 429) is not one, as the semantic conventions say.
+    let error: Option<Cow<'static, str>> = match (request.error, request.status) {
+        (_, 1..=499) => None,
+        (Some(code), _) => Some(code.into()),
+        (None, 0) => Some("no_response".into()),
+        (None, status) => Some(status.to_string().into()),
+    };
+    if let Some(error) = error {
+        attributes.push(KeyValue::new("error.type", error));
+    }
+    attributes
+}
+
+/// A name the configuration holds, shared rather than copied.
+fn shared(name: &Arc<str>) -> Value {
+    Value::String(StringValue::from(Arc::clone(name)))
+}
+
+fn address(ip: IpAddr) -> String {
+    crate::filters::client_address::text(ip)
+}
+
+/// The method as the semantic conventions spell it; `None` for one they do not know
+/// (then `_OTHER`, with the method itself in `http.request.method_original`).
+fn known_method(method: &http::Method) -> Option<&'static str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|known| *known == method.as_str())
+}
+
+fn protocol_version(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
