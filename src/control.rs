@@ -272,6 +272,7 @@ fn mass_removal(running: &config::Config, next: &config::Config) -> Option<Strin
 }
 
 fn announce(snapshot: &Snapshot, carried: &CarryOver) {
+    METRICS.present(&snapshot.config);
     METRICS.config_info.reset();
     METRICS
         .config_info

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, free_port, get, request, Response};
+use common::{documented_metric_families, eventually, free_port, get, request, Response};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -109,6 +109,30 @@ async fn the_demo_does_what_its_banner_says() {
     let admin_token = format!("eyJ{}", demo.printed("Bearer eyJ", '"'));
     let api_key = demo.printed("x-api-key: ", '\'');
     let bearer = format!("Bearer {token}");
+
+    // Before any request, on the shipped configuration: every family docs/metrics.md
+    // documents is there, zero-valued where nothing happened yet.
+    let metrics = get(demo.admin, "/metrics").await.unwrap();
+    let metrics = String::from_utf8(metrics.body).unwrap();
+    let missing: Vec<String> = documented_metric_families()
+        .into_iter()
+        .filter(|name| !metrics.contains(&format!("# TYPE {name} ")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented, not exported at start: {missing:?}"
+    );
+    for series in [
+        r#"usher_upstream_errors_total{kind="connect_refused",upstream="tickets"} 0"#,
+        r#"usher_idempotency_total{outcome="replayed",route="ticket-purchase"} 0"#,
+        r#"usher_budget_amount_total{outcome="spent",policy="mint-tenant-daily"} 0"#,
+        r#"usher_signature_verifications_total{result="mismatch",route="payment-webhooks",scheme="stripe"} 0"#,
+        r#"usher_security_events_total{reason="bad_signature",severity="high"} 0"#,
+        r#"usher_shed_requests_total{tier="free"} 0"#,
+        r#"usher_trace_spans_total{outcome="queue_full"} 0"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing at start");
+    }
 
     let login = request(
         demo.public,

@@ -133,6 +133,11 @@ pub fn view(id: &str, record: &Record) -> serde_json::Value {
 }
 
 pub fn count(outcome: &str) {
+    crate::telemetry::metrics::labels::check(
+        "approvals",
+        &crate::telemetry::metrics::labels::APPROVALS,
+        outcome,
+    );
     METRICS.approvals.with_label_values(&[outcome]).inc();
 }
 

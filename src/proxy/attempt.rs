@@ -336,6 +336,11 @@ fn may_retry(session: &Session, ctx: &RequestCtx) -> bool {
 
 fn note_failure(ctx: &mut RequestCtx, error: &Error) {
     let kind = failure_kind(error);
+    crate::telemetry::metrics::labels::check(
+        "upstream_errors",
+        &crate::telemetry::metrics::labels::UPSTREAM_ERRORS,
+        kind,
+    );
     ctx.outcome.upstream_failure = Some(kind);
     if let Some(trace) = &mut ctx.trace {
         trace.attempt_failed(kind);

@@ -157,6 +157,8 @@ pub async fn admit(
                 (result, store.as_str())
             }
         };
+        let listed = &crate::telemetry::metrics::labels::RATELIMIT_RESULTS;
+        crate::telemetry::metrics::labels::check("ratelimit_decisions", listed, result);
         METRICS
             .ratelimit_decisions
             .with_label_values(&[name, result, store])

@@ -130,6 +130,11 @@ fn counted(status: Status, source: &str) -> Status {
         Status::Revoked => "revoked",
         Status::Unavailable => "unavailable",
     };
+    crate::telemetry::metrics::labels::check(
+        "revocation_checks",
+        &crate::telemetry::metrics::labels::REVOCATION_SOURCES,
+        source,
+    );
     METRICS
         .revocation_checks
         .with_label_values(&[result, source])

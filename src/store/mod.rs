@@ -162,6 +162,11 @@ impl SharedStore {
     }
 
     fn failed(&self, spec: &RedisSpec, error: &StoreError) {
+        crate::telemetry::metrics::labels::check(
+            "ratelimit_store_errors",
+            &crate::telemetry::metrics::labels::STORE_ERRORS,
+            error.kind(),
+        );
         METRICS
             .ratelimit_store_errors
             .with_label_values(&[error.kind()])

@@ -73,6 +73,114 @@ pub mod span_outcome {
     pub const ALL: [&str; 3] = [EXPORTED, QUEUE_FULL, EXPORT_FAILED];
 }
 
+/// The label values the code gives each family, so that every series a configuration can
+/// produce exists from the start at zero rather than at its first event (a `rate()` over a
+/// series that appears mid-incident reads nothing). Each counting site checks its value
+/// against its list in debug builds ([`labels::check`]), so the lists cannot drift from
+/// the code without a test failing; docs/metrics.md describes the same values.
+pub mod labels {
+    /// `usher_upstream_errors_total{kind}`.
+    pub const UPSTREAM_ERRORS: [&str; 8] = [
+        "connect_refused",
+        "connect_timeout",
+        "connect_error",
+        "read_timeout",
+        "write_timeout",
+        "read_error",
+        "write_error",
+        "status_5xx",
+    ];
+    /// `usher_upstream_rejected_total{reason}`.
+    pub const UPSTREAM_REJECTIONS: [&str; 4] = [
+        "circuit_open",
+        "bulkhead_full",
+        "connection_share",
+        "no_healthy_peer",
+    ];
+    /// `usher_config_reloads_total{result}`.
+    pub const RELOADS: [&str; 2] = ["success", "failure"];
+    /// `usher_ratelimit_decisions_total{result}`.
+    pub const RATELIMIT_RESULTS: [&str; 5] =
+        ["allowed", "limited", "blocked", "unlimited", "unavailable"];
+    /// `usher_ratelimit_store_errors_total{kind}`.
+    pub const STORE_ERRORS: [&str; 3] = ["timeout", "error", "circuit_open"];
+    /// `usher_revocation_checks_total{result}` and `{source}`.
+    pub const REVOCATION_RESULTS: [&str; 3] = ["valid", "revoked", "unavailable"];
+    pub const REVOCATION_SOURCES: [&str; 4] = ["file", "cache", "redis", "stale"];
+    /// `usher_idempotency_total{outcome}`.
+    pub const IDEMPOTENCY: [&str; 10] = [
+        "reserved",
+        "replayed",
+        "in_flight",
+        "outcome_unknown",
+        "not_replayable",
+        "key_reused",
+        "key_missing",
+        "key_invalid",
+        "unavailable",
+        "unrecorded",
+    ];
+    /// `usher_validation_refusals_total{code}`.
+    pub const VALIDATION: [&str; 4] = [
+        "invalid_parameter",
+        "unsupported_media_type",
+        "malformed_json",
+        "invalid_body",
+    ];
+    /// `usher_budget_requests_total{outcome}`.
+    pub const BUDGET_REQUESTS: [&str; 7] = [
+        "spent",
+        "refused",
+        "over_cap",
+        "invalid",
+        "unavailable",
+        "refunded",
+        "refund_failed",
+    ];
+    /// `usher_budget_amount_total{outcome}`.
+    pub const BUDGET_AMOUNTS: [&str; 3] = ["spent", "refused", "refunded"];
+    /// `usher_approvals_total{outcome}`.
+    pub const APPROVALS: [&str; 8] = [
+        "requested",
+        "pending",
+        "approved",
+        "granted",
+        "used",
+        "restored",
+        "expired",
+        "refused",
+    ];
+    /// `usher_signature_verifications_total{result}` for webhook schemes.
+    pub const WEBHOOK_RESULTS: [&str; 7] = [
+        "valid",
+        "missing",
+        "stale",
+        "mismatch",
+        "replayed",
+        "unavailable",
+        "unrecorded",
+    ];
+    /// `usher_signature_verifications_total{result}` for `rfc9421`.
+    pub const SIGNATURE_RESULTS: [&str; 8] = [
+        "valid",
+        "malformed",
+        "unknown_key",
+        "incomplete",
+        "stale",
+        "mismatch",
+        "replayed",
+        "unavailable",
+    ];
+
+    /// In debug builds (the tests), that `value` is one of `family`'s listed values.
+    pub fn check(family: &str, listed: &[&str], value: &str) {
+        debug_assert!(
+            listed.contains(&value),
+            "{family}: \"{value}\" is not in its list in telemetry::metrics::labels"
+        );
+    }
+}
+
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
@@ -323,9 +431,31 @@ impl Metrics {
             ),
             registry,
         };
-        // Families whose label values are all known from the start, zero-valued.
+        // Families whose label values are all known from the start, zero-valued; those
+        // that name what the configuration holds follow each load ([`Metrics::present`]).
         for outcome in span_outcome::ALL {
             metrics.trace_spans.with_label_values(&[outcome]);
+        }
+        for result in labels::RELOADS {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
+        for kind in labels::STORE_ERRORS {
+            metrics.ratelimit_store_errors.with_label_values(&[kind]);
+        }
+        for result in labels::REVOCATION_RESULTS {
+            for source in labels::REVOCATION_SOURCES {
+                metrics
+                    .revocation_checks
+                    .with_label_values(&[result, source]);
+            }
+        }
+        for outcome in labels::APPROVALS {
+            metrics.approvals.with_label_values(&[outcome]);
+        }
+        for (reason, severity) in crate::security::events::REASONS {
+            metrics
+                .security_events
+                .with_label_values(&[reason, severity.as_str()]);
         }
         metrics
     }
@@ -351,6 +481,87 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding of gathered metrics");
         buffer
+    }
+
+    /// Makes every series `config` can produce, at zero where it is new: per upstream, per
+    /// route with idempotency, validation or signatures, per budget, per policy that
+    /// blocks or watches for bots, per tier that is shed. On every load, before the
+    /// configuration serves.
+    pub fn present(&self, config: &crate::config::Config) {
+        for upstream in &config.upstreams {
+            let name = &*upstream.name;
+            self.upstream_abandoned.with_label_values(&[name]);
+            for kind in labels::UPSTREAM_ERRORS {
+                self.upstream_errors.with_label_values(&[name, kind]);
+            }
+            for reason in labels::UPSTREAM_REJECTIONS {
+                self.upstream_rejections.with_label_values(&[name, reason]);
+            }
+        }
+        for route in &config.routes {
+            let name = &*route.name;
+            if route.idempotency.is_some() {
+                for outcome in labels::IDEMPOTENCY {
+                    self.idempotency.with_label_values(&[name, outcome]);
+                }
+            }
+            if route.body_schema.is_some() || !route.param_patterns.is_empty() {
+                for code in labels::VALIDATION {
+                    self.validation_refusals.with_label_values(&[name, code]);
+                }
+            }
+            if let Some(webhook) = &route.webhook {
+                for result in labels::WEBHOOK_RESULTS {
+                    let scheme = webhook.scheme.as_str();
+                    self.signature_verifications
+                        .with_label_values(&[name, scheme, result]);
+                }
+            }
+            if route.auth.signatures {
+                for result in labels::SIGNATURE_RESULTS {
+                    self.signature_verifications
+                        .with_label_values(&[name, "rfc9421", result]);
+                }
+            }
+        }
+        // Decisions are counted in Redis where the file configures it, else in process.
+        let store = match config.rate_limiting.redis {
+            Some(_) => "redis",
+            None => "local",
+        };
+        for store in ["local", store] {
+            self.ratelimit_store_duration.with_label_values(&[store]);
+        }
+        for policy in &config.rate_limiting.policies {
+            let name = &*policy.name;
+            for result in labels::RATELIMIT_RESULTS {
+                self.ratelimit_decisions
+                    .with_label_values(&[name, result, store]);
+            }
+            if policy.amount.is_some() {
+                for outcome in labels::BUDGET_REQUESTS {
+                    self.budget_requests.with_label_values(&[name, outcome]);
+                }
+                for outcome in labels::BUDGET_AMOUNTS {
+                    self.budget_amount.with_label_values(&[name, outcome]);
+                }
+            }
+            if policy.block.is_some() {
+                self.ratelimit_blocks.with_label_values(&[name]);
+            }
+            if policy.bot_after.is_some() {
+                self.ratelimit_bot_signals.with_label_values(&[name]);
+            }
+        }
+        for tier in &config.rate_limiting.tiers.levels {
+            if tier.shed_at.is_some() {
+                self.shed_requests.with_label_values(&[&tier.name]);
+            }
+        }
+        // A route's request series appear with its first request (a table of 10,000 routes
+        // would otherwise hold hundreds of thousands); the families are there from the start
+        // through the requests no route matches, whose first is usually a 404.
+        UNMATCHED.series(&Method::GET, 404);
     }
 
     /// Removes every series of the upstreams a reload removed.
@@ -448,14 +659,20 @@ impl RouteMetrics {
 
     /// Counts one answered request and its duration. `status` 0: no response was sent.
     pub fn observe(&self, method: &Method, status: u16, elapsed: Duration) {
+        let (requests, responses, duration) = self.series(method, status);
+        requests.inc();
+        responses.inc();
+        duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The series a request with `method` answered `status` counts in, made on first use.
+    fn series(&self, method: &Method, status: u16) -> (&IntCounter, &IntCounter, &Histogram) {
         let (m, c) = (method_index(method), status_class_index(status));
-        self.requests[m][c]
-            .get_or_init(|| {
-                METRICS
-                    .requests
-                    .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
-            })
-            .inc();
+        let requests = self.requests[m][c].get_or_init(|| {
+            METRICS
+                .requests
+                .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
+        });
         let code = if usize::from(status) < STATUS_CODES {
             status
         } else {
@@ -464,17 +681,16 @@ impl RouteMetrics {
         let responses = self
             .responses
             .get_or_init(|| (0..STATUS_CODES).map(|_| OnceCell::new()).collect());
-        responses[usize::from(code)]
-            .get_or_init(|| {
-                let mut text = itoa::Buffer::new();
-                METRICS
-                    .responses
-                    .with_label_values(&[&self.route, text.format(code)])
-            })
-            .inc();
-        self.duration
-            .get_or_init(|| METRICS.request_duration.with_label_values(&[&self.route]))
-            .observe(elapsed.as_secs_f64());
+        let responses = responses[usize::from(code)].get_or_init(|| {
+            let mut text = itoa::Buffer::new();
+            METRICS
+                .responses
+                .with_label_values(&[&self.route, text.format(code)])
+        });
+        let duration = self
+            .duration
+            .get_or_init(|| METRICS.request_duration.with_label_values(&[&self.route]));
+        (requests, responses, duration)
     }
 }
 

@@ -409,6 +409,25 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The metric families docs/metrics.md documents (`usher_*` names in backquotes).
+pub fn documented_metric_families() -> Vec<String> {
+    let documented =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let mut names: Vec<String> = documented
+        .split('`')
+        .filter(|word| {
+            word.len() > "usher_".len()
+                && word.starts_with("usher_")
+                && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 12, "{names:?}");
+    names
+}
+
 /// A stand-in service: answers each request with whatever `answer(path)` returns
 /// (status, body), and records the paths it was asked for.
 pub struct StubServer {

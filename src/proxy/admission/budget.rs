@@ -68,6 +68,11 @@ pub struct Measured<'a> {
 }
 
 fn count(policy: &PolicySpec, outcome: &str) {
+    crate::telemetry::metrics::labels::check(
+        "budget_requests",
+        &crate::telemetry::metrics::labels::BUDGET_REQUESTS,
+        outcome,
+    );
     METRICS
         .budget_requests
         .with_label_values(&[&policy.name, outcome])
@@ -198,6 +203,11 @@ pub async fn spend(
 }
 
 fn add_amount(policy: &str, outcome: &str, amount: u64) {
+    crate::telemetry::metrics::labels::check(
+        "budget_amount",
+        &crate::telemetry::metrics::labels::BUDGET_AMOUNTS,
+        outcome,
+    );
     METRICS
         .budget_amount
         .with_label_values(&[policy, outcome])

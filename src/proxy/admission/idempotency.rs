@@ -46,6 +46,11 @@ pub async fn begin(
         return Ok(None);
     }
     let count = |outcome: &str| {
+        crate::telemetry::metrics::labels::check(
+            "idempotency",
+            &crate::telemetry::metrics::labels::IDEMPOTENCY,
+            outcome,
+        );
         METRICS
             .idempotency
             .with_label_values(&[&route.name, outcome])

@@ -112,6 +112,11 @@ async fn signed(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let count = |result: &str| {
+        crate::telemetry::metrics::labels::check(
+            "signature_verifications",
+            &crate::telemetry::metrics::labels::SIGNATURE_RESULTS,
+            result,
+        );
         METRICS
             .signature_verifications
             .with_label_values(&[&route.name, "rfc9421", result])

@@ -105,6 +105,11 @@ pub async fn run(
         return serve_approvals(session.req_header(), snapshot, ctx).await;
     }
     let refused = |refusal: &Rejection| {
+        crate::telemetry::metrics::labels::check(
+            "validation_refusals",
+            &crate::telemetry::metrics::labels::VALIDATION,
+            refusal.code(),
+        );
         METRICS
             .validation_refusals
             .with_label_values(&[&route.name, refusal.code()])

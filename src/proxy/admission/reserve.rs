@@ -42,6 +42,11 @@ pub fn reserve(
     pool: &Arc<Pool>,
 ) -> Result<Reserved, Rejection> {
     let reject = |reason: &str| {
+        crate::telemetry::metrics::labels::check(
+            "upstream_rejections",
+            &crate::telemetry::metrics::labels::UPSTREAM_REJECTIONS,
+            reason,
+        );
         METRICS
             .upstream_rejections
             .with_label_values(&[pool.name(), reason])

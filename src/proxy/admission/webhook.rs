@@ -28,6 +28,11 @@ pub async fn check(
         return Ok(None);
     };
     let count = |result: &str| {
+        crate::telemetry::metrics::labels::check(
+            "signature_verifications",
+            &crate::telemetry::metrics::labels::WEBHOOK_RESULTS,
+            result,
+        );
         METRICS
             .signature_verifications
             .with_label_values(&[&route.name, spec.scheme.as_str(), result])
