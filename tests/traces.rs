@@ -39,6 +39,11 @@ struct Collector {
 
 impl Collector {
     async fn start(delay: Duration) -> Collector {
+        Self::start_at(delay, "/v1/traces").await
+    }
+
+    /// A collector that takes exports at `path` only.
+    async fn start_at(delay: Duration, path: &'static str) -> Collector {
         use hyper::service::service_fn;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -54,7 +59,7 @@ impl Collector {
                             let (kept, wrong) = (Arc::clone(&kept), Arc::clone(&wrong));
                             async move {
                                 let head = format!("{} {:?}", request.uri(), request.headers());
-                                let proper = request.uri().path() == "/v1/traces"
+                                let proper = request.uri().path() == path
                                     && request.headers()["content-type"]
                                         == "application/x-protobuf";
                                 // Only exports that carry OTEL_EXPORTER_OTLP_HEADERS count.
@@ -138,14 +143,14 @@ impl Drop for Collector {
     }
 }
 
-/// The first span received after the first `after`, within 10 s.
-async fn eventually_span(collector: &Collector, after: usize) -> Span {
+/// The first span received that `wanted` says is the one, within 10 s.
+async fn span_where(collector: &Collector, wanted: impl Fn(&Span) -> bool) -> Span {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some((span, _)) = collector.spans().into_iter().nth(after) {
+        if let Some((span, _)) = collector.spans().into_iter().find(|(s, _)| wanted(s)) {
             return span;
         }
-        assert!(Instant::now() < deadline, "no span after the first {after}");
+        assert!(Instant::now() < deadline, "no such span");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -222,7 +227,9 @@ async fn start_gateway(collector: SocketAddr, upstream: &EchoServer, setup: Setu
 authentication:
   jwt: {{ issuer: i, audiences: [a], keys: [{{ algorithm: HS256, secret_file: "{secret}" }}] }}
 rate_limiting:
-  policies: {{ per-user: {{ limit: 100, window: 1m, key: [user] }} }}
+  policies:
+    per-user: {{ limit: 100, window: 1m, key: [user] }}
+    tight: {{ limit: 1, window: 1h, key: [client] }}
 upstreams:
   svc: {{ targets: ["{upstream}"], health_check: {{ type: tcp, interval: 10s }} }}
   flaky:
@@ -237,6 +244,7 @@ routes:
   - {{ name: flaky, match: {{ path: /flaky }}, upstream: flaky, public: true }}
   - {{ name: money, match: {{ path: /money }}, upstream: svc, public: true, tracing: {{ sampler: always_on }} }}
   - {{ name: stall, match: {{ path: /stall }}, upstream: stall, public: true, timeout: 500ms }}
+  - {{ name: tight, match: {{ path: /tight }}, upstream: svc, public: true, rate_limits: [tight] }}
 "#,
             secret = secret.display(),
             upstream = upstream.addr,
@@ -370,10 +378,12 @@ async fn admission_decisions_are_events_and_each_attempt_a_span() {
 
     // Refused at authentication: the refusal is the event, and no attempt was made. Usher's
     // own trace, since the caller sent none.
-    let started = collector.spans().len();
     let response = call(&gateway, "GET", "/orders", &[]).await;
     assert_eq!(response.status, 401);
-    let refused = eventually_span(&collector, started).await;
+    let refused = span_where(&collector, |span| {
+        attributes(&span.attributes).get("http.response.status_code") == Some(&"401".to_string())
+    })
+    .await;
     assert_eq!(refused.name, "GET /orders");
     assert!(refused.parent_span_id.is_empty());
     let attrs = attributes(&refused.attributes);
@@ -389,10 +399,27 @@ async fn admission_decisions_are_events_and_each_attempt_a_span() {
     );
     assert_eq!(refused.status.as_ref().map_or(0, |s| s.code), 0);
 
+    // Refused by a rate limit: the refusal is the event.
+    assert_eq!(call(&gateway, "GET", "/tight", &[]).await.status, 200);
+    assert_eq!(call(&gateway, "GET", "/tight", &[]).await.status, 429);
+    let limited = span_where(&collector, |span| {
+        attributes(&span.attributes).get("http.response.status_code") == Some(&"429".to_string())
+    })
+    .await;
+    let event = (limited.events.iter())
+        .find(|e| e.name == "usher.rate_limit")
+        .expect("a rate-limit event");
+    let attrs = attributes(&event.attributes);
+    assert_eq!(attrs["usher.outcome"], "refused");
+    assert_eq!(attrs["usher.code"], "rate_limited");
+    assert_eq!(attrs["usher.rate_limit.policies"], "tight");
+
     // No route: the span is named by the method alone, and has no http.route.
-    let started = collector.spans().len();
     assert_eq!(call(&gateway, "GET", "/nope/42", &[]).await.status, 404);
-    let unmatched = eventually_span(&collector, started).await;
+    let unmatched = span_where(&collector, |span| {
+        attributes(&span.attributes).get("url.path") == Some(&"/nope/42".to_string())
+    })
+    .await;
     assert_eq!(unmatched.name, "GET");
     let attrs = attributes(&unmatched.attributes);
     assert!(!attrs.contains_key("http.route"), "{attrs:?}");
@@ -697,6 +724,29 @@ async fn spans_still_queued_are_exported_at_shutdown() {
     assert!(collector.spans().is_empty());
     gateway.signal("TERM");
     assert!(gateway.wait_exit(Duration::from_secs(10)).is_some());
+    collector.trace(TRACE, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_traces_endpoint_is_used_as_given() {
+    // The signal's own endpoint, as written, over the base one (which would add /v1/traces).
+    let collector = Collector::start_at(Duration::ZERO, "/custom/traces").await;
+    let upstream = EchoServer::start("svc").await.unwrap();
+    let endpoint = format!("http://{}/custom/traces", collector.addr);
+    let setup = Setup {
+        env: &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)],
+        ..Setup::default()
+    };
+    let unused = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway = start_gateway(unused, &upstream, setup).await;
+    let response = call(
+        &gateway,
+        "GET",
+        "/items/8",
+        &[("traceparent", &traceparent("01"))],
+    )
+    .await;
+    assert_eq!(response.status, 200);
     collector.trace(TRACE, 2).await;
 }
 

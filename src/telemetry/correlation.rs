@@ -83,11 +83,17 @@ fn ascii(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("hex digits and dashes are ASCII")
 }
 
+/// Version 00 has exactly these four fields; a later version (not `ff`) may add more after
+/// them, and is read as 00 is (W3C Trace Context, "versioning of traceparent").
 fn is_valid_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    parts.len() == 4
-        && parts[0] == "00"
+    let fields = match parts.first() {
+        Some(&"00") => parts.len() == 4,
+        Some(version) => hex(version, 2) && !version.eq_ignore_ascii_case("ff") && parts.len() >= 4,
+        None => false,
+    };
+    fields
         && hex(parts[1], 32)
         && hex(parts[2], 16)
         && hex(parts[3], 2)
@@ -143,6 +149,19 @@ mod tests {
         );
         let (made, continued) = traceparent(&headers("traceparent", "00-0000-bad"));
         assert!(is_valid_traceparent(&made) && !continued, "{made}");
+        // A later version continues the trace; ff, or 00 with more fields, does not.
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
+        assert!(traceparent(&headers("traceparent", later)).1);
+        for invalid in [
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more",
+            "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(
+                !traceparent(&headers("traceparent", invalid)).1,
+                "{invalid}"
+            );
+        }
         assert_eq!(trace_id(valid), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }
