@@ -14,10 +14,12 @@
 mod client;
 mod export;
 pub mod sampler;
+mod semantics;
 mod settings;
 mod span;
 
-pub use span::{Finished, RequestTrace};
+pub use semantics::Finished;
+pub use span::RequestTrace;
 
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithHttpConfig;
