@@ -9,6 +9,9 @@
 pub mod bounds;
 pub(crate) mod builtin;
 mod compile;
+/// Compiling test files, for the tests of what reads a compiled configuration.
+#[cfg(test)]
+pub(crate) use compile::testing;
 pub mod environment;
 mod error;
 mod locate;

@@ -157,8 +157,13 @@ pub async fn admit(
                 (result, store.as_str())
             }
         };
-        let listed = &crate::telemetry::metrics::labels::RATELIMIT_RESULTS;
-        crate::telemetry::metrics::labels::check("ratelimit_decisions", listed, result);
+        use crate::telemetry::metrics::labels;
+        debug_assert!(
+            labels::RATELIMIT_DECIDED.contains(&result)
+                || labels::RATELIMIT_UNDECIDED.contains(&result),
+            "ratelimit_decisions: {result} is not in its lists"
+        );
+        labels::check("ratelimit_decisions", &labels::RATELIMIT_STORES, store);
         METRICS
             .ratelimit_decisions
             .with_label_values(&[name, result, store])

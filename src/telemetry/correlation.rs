@@ -3,8 +3,9 @@
 //! A client's request id is kept when it is short and printable, so a caller can follow its
 //! own id through our logs; otherwise Usher makes one. A valid `traceparent` continues the
 //! client's trace; a missing or malformed one is replaced by a new trace, so every upstream
-//! request can be correlated. With tracing off it is forwarded as it came; with tracing on,
-//! Usher's spans join it (`telemetry::traces`).
+//! request can be correlated. With tracing off it is forwarded as it came (a later
+//! version's as version 00, the fields Usher knows); with tracing on, Usher's spans join it
+//! (`telemetry::traces`).
 
 use http::HeaderMap;
 
@@ -28,6 +29,14 @@ pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
         .and_then(|v| v.to_str().ok())
         .filter(|value| is_valid_traceparent(value));
     match valid {
+        // A later version's fields beyond these four are its own: what goes on is 00.
+        Some(value) if !value.starts_with("00") => {
+            let value = value.to_ascii_lowercase();
+            (
+                format!("00-{}-{}-{}", &value[3..35], &value[36..52], &value[53..55]),
+                true,
+            )
+        }
         Some(value) => (value.to_ascii_lowercase(), true),
         None => (new_traceparent(), false),
     }
@@ -151,7 +160,13 @@ mod tests {
         assert!(is_valid_traceparent(&made) && !continued, "{made}");
         // A later version continues the trace; ff, or 00 with more fields, does not.
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
-        assert!(traceparent(&headers("traceparent", later)).1);
+        assert_eq!(
+            traceparent(&headers("traceparent", later)),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+                true
+            )
+        );
         for invalid in [
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more",

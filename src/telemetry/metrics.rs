@@ -1,13 +1,14 @@
 //! Every Prometheus metric Usher exports, in one registry served on the admin `/metrics`.
 //! Each is documented in docs/metrics.md; keep the two in step.
 
+use crate::config::StoreFailure;
 use http::Method;
 use once_cell::sync::{Lazy, OnceCell};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 pub struct Metrics {
@@ -99,9 +100,13 @@ pub mod labels {
     ];
     /// `usher_config_reloads_total{result}`.
     pub const RELOADS: [&str; 2] = ["success", "failure"];
-    /// `usher_ratelimit_decisions_total{result}`.
-    pub const RATELIMIT_RESULTS: [&str; 5] =
-        ["allowed", "limited", "blocked", "unlimited", "unavailable"];
+    /// `usher_ratelimit_decisions_total{result}`: decided in a store, or, with the store
+    /// down, let through uncounted (`unlimited`) or refused (`unavailable`) under `store`
+    /// `none`.
+    pub const RATELIMIT_DECIDED: [&str; 3] = ["allowed", "limited", "blocked"];
+    pub const RATELIMIT_UNDECIDED: [&str; 2] = ["unlimited", "unavailable"];
+    /// `usher_ratelimit_decisions_total{store}` and `usher_ratelimit_store_duration_seconds`.
+    pub const RATELIMIT_STORES: [&str; 3] = ["redis", "local", "none"];
     /// `usher_ratelimit_store_errors_total{kind}`.
     pub const STORE_ERRORS: [&str; 3] = ["timeout", "error", "circuit_open"];
     /// `usher_revocation_checks_total{result}` and `{source}`.
@@ -387,7 +392,7 @@ impl Metrics {
             ),
             idempotency: counter(
                 "usher_idempotency_total",
-                "Requests on routes with Idempotency-Key handling, by route and outcome (reserved, replayed, in_flight, outcome_unknown, not_replayable, key_reused, key_missing, key_invalid, unavailable).",
+                "Requests on routes with Idempotency-Key handling, by route and outcome (reserved, replayed, in_flight, outcome_unknown, not_replayable, key_reused, key_missing, key_invalid, unavailable, unrecorded).",
                 &["route", "outcome"],
             ),
             budget_requests: counter(
@@ -488,6 +493,7 @@ impl Metrics {
     /// blocks or watches for bots, per tier that is shed. On every load, before the
     /// configuration serves.
     pub fn present(&self, config: &crate::config::Config) {
+        self.retire_unconfigured(config);
         for upstream in &config.upstreams {
             let name = &*upstream.name;
             self.upstream_abandoned.with_label_values(&[name]);
@@ -505,10 +511,8 @@ impl Metrics {
                     self.idempotency.with_label_values(&[name, outcome]);
                 }
             }
-            if route.body_schema.is_some() || !route.param_patterns.is_empty() {
-                for code in labels::VALIDATION {
-                    self.validation_refusals.with_label_values(&[name, code]);
-                }
+            for code in route.validation_codes() {
+                self.validation_refusals.with_label_values(&[name, code]);
             }
             if let Some(webhook) = &route.webhook {
                 for result in labels::WEBHOOK_RESULTS {
@@ -524,19 +528,38 @@ impl Metrics {
                 }
             }
         }
-        // Decisions are counted in Redis where the file configures it, else in process.
-        let store = match config.rate_limiting.redis {
-            Some(_) => "redis",
-            None => "local",
+        // Decisions are counted in Redis where the file configures it, and in process
+        // without it or while it is down (`on_store_failure: local`); with Redis down, an
+        // open policy lets requests through uncounted, a closed one refuses them.
+        let redis = config.rate_limiting.redis.is_some();
+        let stores: &[&str] = if redis {
+            &["redis", "local"]
+        } else {
+            &["local"]
         };
-        for store in ["local", store] {
+        for store in stores {
             self.ratelimit_store_duration.with_label_values(&[store]);
         }
         for policy in &config.rate_limiting.policies {
             let name = &*policy.name;
-            for result in labels::RATELIMIT_RESULTS {
+            // Budgets are counted by their own family, once the body is in.
+            for result in labels::RATELIMIT_DECIDED
+                .iter()
+                .filter(|_| policy.amount.is_none())
+            {
+                for store in stores {
+                    self.ratelimit_decisions
+                        .with_label_values(&[name, result, store]);
+                }
+            }
+            let undecided = match policy.on_store_failure {
+                StoreFailure::Open => Some("unlimited"),
+                StoreFailure::Closed => Some("unavailable"),
+                StoreFailure::Local => None,
+            };
+            if let (true, true, Some(result)) = (redis, policy.amount.is_none(), undecided) {
                 self.ratelimit_decisions
-                    .with_label_values(&[name, result, store]);
+                    .with_label_values(&[name, result, "none"]);
             }
             if policy.amount.is_some() {
                 for outcome in labels::BUDGET_REQUESTS {
@@ -562,6 +585,58 @@ impl Metrics {
         // would otherwise hold hundreds of thousands); the families are there from the start
         // through the requests no route matches, whose first is usually a 404.
         UNMATCHED.series(&Method::GET, 404);
+    }
+
+    /// Removes the series that name what `config` no longer counts: a route that lost its
+    /// idempotency, validation or signatures (or changed its webhook's scheme), a policy
+    /// that went or lost its budget, block or bot watch, a tier no longer shed. Removed
+    /// routes and upstreams are [`Metrics::forget_routes`] and [`Metrics::forget_upstreams`].
+    fn retire_unconfigured(&self, config: &crate::config::Config) {
+        let routes = |has: &dyn Fn(&crate::config::RouteSpec) -> bool| -> HashSet<&str> {
+            config
+                .routes
+                .iter()
+                .filter(|r| has(r))
+                .map(|r| &*r.name)
+                .collect()
+        };
+        let policies = |has: &dyn Fn(&crate::config::PolicySpec) -> bool| -> HashSet<&str> {
+            let all = config.rate_limiting.policies.iter();
+            all.filter(|p| has(p)).map(|p| &*p.name).collect()
+        };
+        remove_where(
+            &self.idempotency,
+            outside("route", routes(&|r| r.idempotency.is_some())),
+        );
+        let validating = routes(&|r| r.validation_codes().next().is_some());
+        remove_where(&self.validation_refusals, outside("route", validating));
+        let schemes: HashMap<&str, Vec<&str>> = (config.routes.iter())
+            .map(|r| {
+                let webhook = r.webhook.as_ref().map(|w| w.scheme.as_str());
+                let signed = r.auth.signatures.then_some("rfc9421");
+                (&*r.name, webhook.into_iter().chain(signed).collect())
+            })
+            .collect();
+        remove_where(&self.signature_verifications, |labels| {
+            let (route, scheme) = (labels.get("route"), labels.get("scheme"));
+            let current = route.and_then(|route| schemes.get(route));
+            !current.is_some_and(|schemes| scheme.is_some_and(|s| schemes.contains(s)))
+        });
+        let budgets = || policies(&|p| p.amount.is_some());
+        remove_where(&self.budget_requests, outside("policy", budgets()));
+        remove_where(&self.budget_amount, outside("policy", budgets()));
+        let counted = policies(&|p| p.amount.is_none());
+        remove_where(&self.ratelimit_decisions, outside("policy", counted));
+        let blocking = policies(&|p| p.block.is_some());
+        remove_where(&self.ratelimit_blocks, outside("policy", blocking));
+        let watching = policies(&|p| p.bot_after.is_some());
+        remove_where(&self.ratelimit_bot_signals, outside("policy", watching));
+        let tiers = config.rate_limiting.tiers.levels.iter();
+        let shed: HashSet<&str> = tiers
+            .filter(|t| t.shed_at.is_some())
+            .map(|t| &*t.name)
+            .collect();
+        remove_where(&self.shed_requests, outside("tier", shed));
     }
 
     /// Removes every series of the upstreams a reload removed.
@@ -602,22 +677,38 @@ fn remove_series<T: prometheus::core::MetricVecBuilder>(
     label: &str,
     values: &HashSet<&str>,
 ) {
-    use prometheus::core::Collector;
     if values.is_empty() {
         return;
     }
+    remove_where(vec, |labels| {
+        labels.get(label).is_some_and(|v| values.contains(v))
+    });
+}
+
+/// Picks the series whose `label` is not one of `kept`.
+fn outside<'a>(
+    label: &'static str,
+    kept: HashSet<&'a str>,
+) -> impl Fn(&HashMap<&str, &str>) -> bool + 'a {
+    move |labels| labels.get(label).is_some_and(|v| !kept.contains(v))
+}
+
+/// Removes the series of `vec` whose labels `unwanted` picks.
+fn remove_where<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    unwanted: impl Fn(&HashMap<&str, &str>) -> bool,
+) {
+    use prometheus::core::Collector;
     for family in vec.collect() {
         for metric in family.get_metric() {
-            let pairs = metric.get_label();
-            if !pairs
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
                 .iter()
-                .any(|p| p.name() == label && values.contains(p.value()))
-            {
-                continue;
+                .map(|p| (p.name(), p.value()))
+                .collect();
+            if unwanted(&labels) {
+                let _ = vec.remove(&labels);
             }
-            let labels: std::collections::HashMap<&str, &str> =
-                pairs.iter().map(|p| (p.name(), p.value())).collect();
-            let _ = vec.remove(&labels);
         }
     }
 }
@@ -717,6 +808,34 @@ fn status_class_index(status: u16) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The series a file warrants are made on its load, and those of what the next load
+    /// took away (a feature or a policy) are removed.
+    #[test]
+    fn series_follow_what_the_configuration_counts() {
+        use crate::config::testing::file;
+        let exported = |name: &str| String::from_utf8(METRICS.render()).unwrap().contains(name);
+        let first = file(
+            "upstreams: { pres: { targets: [\"127.0.0.1:1\"] } }\n\
+             rate_limiting: { policies: { pres-policy: { limit: 1, window: 1s, key: [client], block: { after: 2, duration: 1m } } } }\n\
+             routes: [{ name: pres-route, match: { path: /p }, upstream: pres, public: true, rate_limits: [pres-policy] }]",
+        );
+        METRICS.present(&first);
+        let blocks = r#"usher_ratelimit_blocks_total{policy="pres-policy"} 0"#;
+        let errors = r#"usher_upstream_errors_total{kind="connect_refused",upstream="pres"} 0"#;
+        let decided = r#"usher_ratelimit_decisions_total{policy="pres-policy",result="limited",store="local"} 0"#;
+        assert!(exported(blocks) && exported(errors) && exported(decided));
+        let second = file(
+            "upstreams: { pres: { targets: [\"127.0.0.1:1\"] } }\n\
+             routes: [{ name: pres-route, match: { path: /p }, upstream: pres, public: true }]",
+        );
+        METRICS.present(&second);
+        assert!(
+            !exported(blocks) && !exported(decided),
+            "a removed policy's series stay"
+        );
+        assert!(exported(errors));
+    }
 
     #[test]
     fn route_metrics_count_by_method_and_status_class() {

@@ -22,7 +22,7 @@ mod routes;
 mod server;
 mod signing;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod upstreams;
 
 pub use cors::origins as cors_origins;

@@ -7,7 +7,7 @@ use crate::config::Config;
 use serde::de::DeserializeOwned;
 
 /// Compiles one section, parsed from `yaml`, with `compile`.
-pub fn section<R: DeserializeOwned, T>(
+pub(in crate::config::compile) fn section<R: DeserializeOwned, T>(
     yaml: &str,
     compile: impl FnOnce(&mut Compiler, &R) -> T,
 ) -> (T, Vec<String>) {

@@ -48,6 +48,29 @@ pub struct RouteSpec {
     pub trace_sampler: Option<crate::telemetry::traces::sampler::Sampler>,
 }
 
+impl RouteSpec {
+    /// Whether admission reads the body as a JSON document: for its schema, its budgets'
+    /// amounts, a venue in the body, or the amount an approval is above.
+    pub fn reads_document(&self) -> bool {
+        self.body_schema.is_some()
+            || self.has_budgets
+            || self.auth.venue_field.is_some()
+            || self.approval.is_some()
+    }
+
+    /// The codes `usher_validation_refusals_total` can count for this route.
+    pub fn validation_codes(&self) -> impl Iterator<Item = &'static str> {
+        let params = (!self.param_patterns.is_empty()).then_some("invalid_parameter");
+        let document = self.reads_document();
+        let read = [
+            document.then_some("unsupported_media_type"),
+            document.then_some("malformed_json"),
+        ];
+        let schema = self.body_schema.is_some().then_some("invalid_body");
+        [params].into_iter().chain(read).chain([schema]).flatten()
+    }
+}
+
 impl crate::router::Routable for RouteSpec {
     fn host(&self) -> Option<&str> {
         self.host.as_deref()

@@ -135,10 +135,7 @@ pub async fn run(
         .route
         .and_then(|index| snapshot.schemas.for_route(index));
     let head = session.req_header();
-    let reads_document = schema.is_some()
-        || route.has_budgets
-        || route.auth.venue_field.is_some()
-        || route.approval.is_some();
+    let reads_document = route.reads_document();
     let document = match reads_document {
         true => validation::document(&head.method, &head.headers, &body).inspect_err(refused)?,
         false => None,
