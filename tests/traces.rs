@@ -245,6 +245,7 @@ routes:
   - {{ name: money, match: {{ path: /money }}, upstream: svc, public: true, tracing: {{ sampler: always_on }} }}
   - {{ name: stall, match: {{ path: /stall }}, upstream: stall, public: true, timeout: 500ms }}
   - {{ name: tight, match: {{ path: /tight }}, upstream: svc, public: true, rate_limits: [tight] }}
+  - {{ name: rare, match: {{ path: /rare }}, upstream: svc, public: true, tracing: {{ sampler: traceidratio, ratio: 0 }} }}
 "#,
             secret = secret.display(),
             upstream = upstream.addr,
@@ -541,6 +542,19 @@ async fn samplers_the_process_a_route_and_the_caller() {
     assert!(spans.iter().any(|s| s.name == "GET /money"));
     let upstream_got = traceparent_seen(&money);
     assert!(upstream_got.ends_with("-01"), "{upstream_got}");
+    // A route's ratio of 0 samples nothing, whatever the process samples.
+    drop(gateway);
+    let collector = Collector::start(Duration::ZERO).await;
+    let gateway = start_gateway(collector.addr, &upstream, Setup::default()).await;
+    let rare = call(&gateway, "GET", "/rare", &[]).await;
+    assert!(traceparent_seen(&rare).ends_with("-00"));
+    let sampled = call(&gateway, "GET", "/items/9", &[]).await;
+    collector.trace(&traceparent_seen(&sampled)[3..35], 2).await;
+    let rare_trace = traceparent_seen(&rare)[3..35].to_string();
+    assert!(collector
+        .spans()
+        .iter()
+        .all(|(s, _)| hex(&s.trace_id) != rare_trace));
     drop(gateway);
 
     // The default sampler follows a caller behind a trusted proxy: its unsampled trace
