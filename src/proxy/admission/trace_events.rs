@@ -1,8 +1,8 @@
 //! Admission's decisions as events of the request's server span (`telemetry::traces`):
 //! who the caller is and whether the services asked about callers confirmed them, what the
 //! rate limits said, what became of an Idempotency-Key, and whether the circuit breaker
-//! let the request through. Each records nothing unless the
-//! request is sampled, and never a credential.
+//! let the request through. Each records nothing unless the request is sampled, and never
+//! a credential.
 
 use super::idempotency::Begun;
 use super::identify::Caller;
