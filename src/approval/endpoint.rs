@@ -14,7 +14,7 @@ use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::security::Identity;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use http::Method;
 
 /// What a request to the endpoint asks.
@@ -133,11 +133,7 @@ pub fn view(id: &str, record: &Record) -> serde_json::Value {
 }
 
 pub fn count(outcome: &str) {
-    crate::telemetry::metrics::labels::check(
-        "approvals",
-        &crate::telemetry::metrics::labels::APPROVALS,
-        outcome,
-    );
+    labels::check("approvals", &labels::APPROVALS, outcome);
     METRICS.approvals.with_label_values(&[outcome]).inc();
 }
 

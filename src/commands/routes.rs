@@ -38,7 +38,7 @@ pub fn table(config: &Config) -> String {
             [
                 route.name.to_string(),
                 route.host.clone().unwrap_or_else(|| "*".into()),
-                route.pattern.to_string(),
+                route.pattern_text.to_string(),
                 route.methods.as_ref().map_or("*".into(), |m| {
                     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
                 }),

@@ -8,7 +8,7 @@ use crate::filters::authenticate::forward_verified;
 use crate::filters::client_address;
 use crate::respond::Rejection;
 use crate::telemetry::correlation;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use crate::upstream::Outcome;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -336,11 +336,7 @@ fn may_retry(session: &Session, ctx: &RequestCtx) -> bool {
 
 fn note_failure(ctx: &mut RequestCtx, error: &Error) {
     let kind = failure_kind(error);
-    crate::telemetry::metrics::labels::check(
-        "upstream_errors",
-        &crate::telemetry::metrics::labels::UPSTREAM_ERRORS,
-        kind,
-    );
+    labels::check("upstream_errors", &labels::UPSTREAM_ERRORS, kind);
     ctx.outcome.upstream_failure = Some(kind);
     if let Some(trace) = &mut ctx.trace {
         trace.attempt_failed(kind);

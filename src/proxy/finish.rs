@@ -76,7 +76,7 @@ fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Er
             method: &head.method,
             route: ctx
                 .route()
-                .map(|route| (Arc::clone(&route.name), route.pattern.to_string())),
+                .map(|route| (Arc::clone(&route.name), Arc::clone(&route.pattern_text))),
             status,
             error: (ctx.outcome.rejection_code)
                 .or(ctx.outcome.upstream_failure)

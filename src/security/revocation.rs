@@ -12,7 +12,7 @@
 use crate::cache::Cache;
 use crate::config::{Errors, RedisSpec, RevocationSpec};
 use crate::store::SharedStore;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,11 +130,7 @@ fn counted(status: Status, source: &str) -> Status {
         Status::Revoked => "revoked",
         Status::Unavailable => "unavailable",
     };
-    crate::telemetry::metrics::labels::check(
-        "revocation_checks",
-        &crate::telemetry::metrics::labels::REVOCATION_SOURCES,
-        source,
-    );
+    labels::check("revocation_checks", &labels::REVOCATION_SOURCES, source);
     METRICS
         .revocation_checks
         .with_label_values(&[result, source])

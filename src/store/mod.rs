@@ -14,7 +14,7 @@
 pub mod redis;
 
 use crate::config::RedisSpec;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use redis::{Redis, RedisSettings, StoreError};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Weak;
@@ -162,9 +162,9 @@ impl SharedStore {
     }
 
     fn failed(&self, spec: &RedisSpec, error: &StoreError) {
-        crate::telemetry::metrics::labels::check(
+        labels::check(
             "ratelimit_store_errors",
-            &crate::telemetry::metrics::labels::STORE_ERRORS,
+            &labels::STORE_ERRORS,
             error.kind(),
         );
         METRICS

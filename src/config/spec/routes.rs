@@ -8,6 +8,8 @@ pub struct RouteSpec {
     /// Lower-cased, without port.
     pub host: Option<String>,
     pub pattern: PathPattern,
+    /// `pattern` as text, made once: what spans name the route by (`http.route`).
+    pub pattern_text: Arc<str>,
     /// `None` accepts every method.
     pub methods: Option<Vec<Method>>,
     /// Matches `pattern` itself only, not the paths under it.

@@ -137,7 +137,7 @@ fn status_path(snapshot: &Snapshot, id: &str) -> String {
         .routes
         .iter()
         .find(|route| route.target == RouteTarget::Approvals)
-        .map(|route| route.pattern.to_string())
+        .map(|route| route.pattern_text.to_string())
         .unwrap_or_default();
     format!("{}/{id}", base.trim_end_matches('/'))
 }

@@ -13,7 +13,7 @@ use crate::ratelimit::Quota;
 use crate::respond::Rejection;
 use crate::snapshot::Snapshot;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use std::sync::Arc;
 
 /// An amount spent on a request that is on its way, to give back if it does not happen.
@@ -68,11 +68,7 @@ pub struct Measured<'a> {
 }
 
 fn count(policy: &PolicySpec, outcome: &str) {
-    crate::telemetry::metrics::labels::check(
-        "budget_requests",
-        &crate::telemetry::metrics::labels::BUDGET_REQUESTS,
-        outcome,
-    );
+    labels::check("budget_requests", &labels::BUDGET_REQUESTS, outcome);
     METRICS
         .budget_requests
         .with_label_values(&[&policy.name, outcome])
@@ -203,11 +199,7 @@ pub async fn spend(
 }
 
 fn add_amount(policy: &str, outcome: &str, amount: u64) {
-    crate::telemetry::metrics::labels::check(
-        "budget_amount",
-        &crate::telemetry::metrics::labels::BUDGET_AMOUNTS,
-        outcome,
-    );
+    labels::check("budget_amount", &labels::BUDGET_AMOUNTS, outcome);
     METRICS
         .budget_amount
         .with_label_values(&[policy, outcome])

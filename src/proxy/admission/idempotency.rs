@@ -11,7 +11,7 @@ use crate::respond::Rejection;
 use crate::security::events::Severity;
 use crate::snapshot::Snapshot;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -46,11 +46,7 @@ pub async fn begin(
         return Ok(None);
     }
     let count = |outcome: &str| {
-        crate::telemetry::metrics::labels::check(
-            "idempotency",
-            &crate::telemetry::metrics::labels::IDEMPOTENCY,
-            outcome,
-        );
+        labels::check("idempotency", &labels::IDEMPOTENCY, outcome);
         METRICS
             .idempotency
             .with_label_values(&[&route.name, outcome])

@@ -13,7 +13,7 @@ use crate::security::{jwt, revocation, CredentialKind, Identity};
 use crate::signatures::deliveries::{record_name, Begun};
 use crate::snapshot::Snapshot;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -112,9 +112,9 @@ async fn signed(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let count = |result: &str| {
-        crate::telemetry::metrics::labels::check(
+        labels::check(
             "signature_verifications",
-            &crate::telemetry::metrics::labels::SIGNATURE_RESULTS,
+            &labels::SIGNATURE_RESULTS,
             result,
         );
         METRICS

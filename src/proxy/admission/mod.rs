@@ -65,7 +65,7 @@ use crate::security::events::{self, Severity};
 use crate::signatures::verify::digest_matches;
 use crate::snapshot::Snapshot;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use crate::validation;
 use idempotency::Begun;
 use pingora::proxy::Session;
@@ -105,11 +105,7 @@ pub async fn run(
         return serve_approvals(session.req_header(), snapshot, ctx).await;
     }
     let refused = |refusal: &Rejection| {
-        crate::telemetry::metrics::labels::check(
-            "validation_refusals",
-            &crate::telemetry::metrics::labels::VALIDATION,
-            refusal.code(),
-        );
+        labels::check("validation_refusals", &labels::VALIDATION, refusal.code());
         METRICS
             .validation_refusals
             .with_label_values(&[&route.name, refusal.code()])

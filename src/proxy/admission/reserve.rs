@@ -4,7 +4,7 @@
 use crate::config::RouteSpec;
 use crate::proxy::request::Request;
 use crate::respond::Rejection;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use crate::upstream::{BreakerPass, Pool, Slot};
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
@@ -42,11 +42,7 @@ pub fn reserve(
     pool: &Arc<Pool>,
 ) -> Result<Reserved, Rejection> {
     let reject = |reason: &str| {
-        crate::telemetry::metrics::labels::check(
-            "upstream_rejections",
-            &crate::telemetry::metrics::labels::UPSTREAM_REJECTIONS,
-            reason,
-        );
+        labels::check("upstream_rejections", &labels::UPSTREAM_REJECTIONS, reason);
         METRICS
             .upstream_rejections
             .with_label_values(&[pool.name(), reason])

@@ -11,7 +11,7 @@ use crate::signatures::deliveries::{record_name, Begun};
 use crate::signatures::webhook::{self, Refusal};
 use crate::snapshot::Snapshot;
 use crate::store::Place;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
 use http::HeaderMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,11 +28,7 @@ pub async fn check(
         return Ok(None);
     };
     let count = |result: &str| {
-        crate::telemetry::metrics::labels::check(
-            "signature_verifications",
-            &crate::telemetry::metrics::labels::WEBHOOK_RESULTS,
-            result,
-        );
+        labels::check("signature_verifications", &labels::WEBHOOK_RESULTS, result);
         METRICS
             .signature_verifications
             .with_label_values(&[&route.name, spec.scheme.as_str(), result])

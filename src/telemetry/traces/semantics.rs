@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub struct Finished<'a> {
     pub method: &'a http::Method,
     /// The route's name and its path pattern (`http.route`).
-    pub route: Option<(Arc<str>, String)>,
+    pub route: Option<(Arc<str>, Arc<str>)>,
     pub status: u16,
     /// The stable code of Usher's refusal, or the kind of the upstream's failure.
     pub error: Option<&'static str>,
@@ -118,7 +118,7 @@ pub(super) fn server_attributes(
         attributes.push(KeyValue::new("http.response.status_code", status));
     }
     if let Some((name, pattern)) = &request.route {
-        attributes.push(KeyValue::new("http.route", pattern.clone()));
+        attributes.push(KeyValue::new("http.route", shared(pattern)));
         attributes.push(KeyValue::new("usher.route", shared(name)));
     }
     if let Some(client) = request.client {

@@ -34,12 +34,15 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
         return Ok(None);
     }
-    let endpoint = [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .into_iter()
-    .find_map(|name| set(name).map(|value| (name, value)));
+    // An exporter setting: the traces' own variable, else the one for every signal; with
+    // the name it was read from.
+    let otlp = |setting: &str| {
+        ["OTEL_EXPORTER_OTLP_TRACES_", "OTEL_EXPORTER_OTLP_"]
+            .into_iter()
+            .map(|prefix| format!("{prefix}{setting}"))
+            .find_map(|name| set(&name).map(|value| (name, value)))
+    };
+    let endpoint = otlp("ENDPOINT");
     // Values are case-insensitive; the exporter variable takes a list.
     let exporters = set("OTEL_TRACES_EXPORTER").map(|value| value.to_ascii_lowercase());
     let exporters: Vec<&str> = exporters
@@ -70,19 +73,16 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>
             ));
         }
     }
-    for signal in ["", "TRACES_"] {
-        for setting in [
-            "CERTIFICATE",
-            "CLIENT_CERTIFICATE",
-            "CLIENT_KEY",
-            "INSECURE",
-        ] {
-            let name = format!("OTEL_EXPORTER_OTLP_{signal}{setting}");
-            if set(&name).is_some() {
-                return Err(format!(
-                    "{name}: Usher does not read it; it trusts the collector's certificate through SSL_CERT_FILE or SSL_CERT_DIR, and has no client certificate"
-                ));
-            }
+    for setting in [
+        "CERTIFICATE",
+        "CLIENT_CERTIFICATE",
+        "CLIENT_KEY",
+        "INSECURE",
+    ] {
+        if let Some((name, _)) = otlp(setting) {
+            return Err(format!(
+                "{name}: Usher does not read it; it trusts the collector's certificate through SSL_CERT_FILE or SSL_CERT_DIR, and has no client certificate"
+            ));
         }
     }
     if let Some(propagators) = set("OTEL_PROPAGATORS") {
@@ -95,10 +95,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>
             ));
         }
     }
-    let protocol = set("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .map(|p| ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", p))
-        .or_else(|| set("OTEL_EXPORTER_OTLP_PROTOCOL").map(|p| ("OTEL_EXPORTER_OTLP_PROTOCOL", p)));
-    if let Some((name, protocol)) = protocol {
+    if let Some((name, protocol)) = otlp("PROTOCOL") {
         if protocol.trim() != "http/protobuf" {
             return Err(format!(
                 "{name}: \"{protocol}\": Usher exports http/protobuf only"
@@ -140,9 +137,9 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: {max_batch} is more than OTEL_BSP_MAX_QUEUE_SIZE ({max_queue})"
         ));
     }
-    let request_timeout = match set("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") {
-        Some(_) => number("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", 0)?,
-        None => number("OTEL_EXPORTER_OTLP_TIMEOUT", 10000)?,
+    let request_timeout = match otlp("TIMEOUT") {
+        Some((name, _)) => number(&name, 0)?,
+        None => 10000,
     };
     Ok(Some(Settings {
         sampler,

@@ -245,10 +245,7 @@ impl RequestTrace {
             parent_span_id,
             parent_span_is_remote,
             span_kind: SpanKind::Server,
-            name: semantics::server_span_name(
-                method,
-                request.route.as_ref().map(|(_, p)| p.as_str()),
-            ),
+            name: semantics::server_span_name(method, request.route.as_ref().map(|(_, p)| &**p)),
             start_time: self.started,
             end_time: ended,
             attributes: semantics::server_attributes(request, method),

@@ -255,6 +255,7 @@ impl Compiler<'_> {
         Some(RouteSpec {
             name: Arc::from(raw.name.as_str()),
             host,
+            pattern_text: Arc::from(pattern.as_ref()?.to_string()),
             pattern: pattern?,
             methods,
             exact: raw.matcher.exact,
