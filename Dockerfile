@@ -13,8 +13,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
-# Dependencies first, in their own layer: rebuilt only when Cargo.toml or Cargo.lock change.
+# Dependencies first, in their own layer: rebuilt only when Cargo.toml, Cargo.lock or the
+# patched Pingora crate (patches/) change.
 COPY Cargo.toml Cargo.lock ./
+COPY patches ./patches
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \

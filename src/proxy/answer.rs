@@ -7,6 +7,7 @@ use crate::filters::cors;
 use crate::idempotency::Stored;
 use crate::ratelimit::headers as ratelimit_headers;
 use crate::respond::{self, security_headers, Rejection};
+use crate::telemetry::correlation;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -21,14 +22,22 @@ pub fn decorate(
     ctx: &RequestCtx,
 ) -> Result<()> {
     security_headers::strip_upstream(upstream_response);
-    upstream_response.insert_header("x-request-id", &ctx.request_id)?;
-    security_headers::apply(upstream_response, on_tls(ctx))?;
-    if let Some(policy) = ctx.route().and_then(|route| route.cors.as_deref()) {
-        for (name, value) in cors::response_headers(policy, session.req_header()) {
-            upstream_response.append_header(name, value)?;
-        }
+    let tls = on_tls(ctx);
+    let cors = match ctx.route().and_then(|route| route.cors.as_deref()) {
+        Some(policy) => cors::response_headers(policy, session.req_header()),
+        None => Vec::new(),
+    };
+    let fields = ratelimit_fields(ctx);
+    // Room for all of them at once: Pingora sizes its two header maps to the upstream's
+    // headers, and would otherwise grow (and rehash) both on the way.
+    upstream_response.reserve(1 + security_headers::count(tls) + cors.len() + fields.len())?;
+    let request_id = ctx.request_id.as_str();
+    upstream_response.insert_header_static(&correlation::X_REQUEST_ID, request_id)?;
+    security_headers::apply(upstream_response, tls)?;
+    for (name, value) in cors {
+        upstream_response.append_header(name, value)?;
     }
-    for (name, value) in ratelimit_fields(ctx) {
+    for (name, value) in fields {
         upstream_response.insert_header(name, value)?;
     }
     Ok(())
@@ -40,7 +49,7 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cor
     let answer = async {
         let mut response = ResponseHeader::build(204, Some(headers.len() + 4))?;
         security_headers::apply(&mut response, on_tls(ctx))?;
-        response.insert_header("x-request-id", &ctx.request_id)?;
+        response.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
         for (name, value) in &headers {
             response.append_header(*name, value.as_str())?;
         }

@@ -10,7 +10,7 @@ use crate::respond::Rejection;
 use crate::telemetry::correlation;
 use crate::telemetry::metrics::{labels, METRICS};
 use crate::upstream::Outcome;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -114,13 +114,21 @@ pub fn prepare_request(
         // The body was read at the edge, after Usher answered any `Expect` itself.
         upstream_request.remove_header(&http::header::EXPECT);
     }
-    upstream_request.insert_header("x-request-id", &ctx.request_id)?;
+    // Room for every header written below at once: Pingora's two header maps are sized to
+    // the client's headers, and would otherwise grow (and rehash) on the way.
+    let written = ALWAYS_WRITTEN
+        + ctx.identity.as_ref().map_or(0, |_| IDENTITY_WRITTEN)
+        + usize::from(ctx.approved.is_some());
+    upstream_request.reserve(written)?;
+    upstream_request.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
     match &mut ctx.trace {
         Some(trace) => {
             trace.sent(upstream_request.uri.path());
-            upstream_request.insert_header("traceparent", trace.upstream_traceparent())?;
+            let traceparent = trace.upstream_traceparent();
+            upstream_request.insert_header_static(&correlation::TRACEPARENT, traceparent)?;
         }
-        None => upstream_request.insert_header("traceparent", &ctx.traceparent)?,
+        None => upstream_request
+            .insert_header_static(&correlation::TRACEPARENT, ctx.traceparent.as_str())?,
     }
     if !ctx.trace_continued {
         // The client's tracestate belongs to a trace this request does not continue.
@@ -139,29 +147,48 @@ pub fn prepare_request(
     Ok(())
 }
 
+/// How many headers every forwarded request gets: `x-request-id` and `traceparent`, and
+/// the four of [`inject_identity`] that do not depend on a caller.
+const ALWAYS_WRITTEN: usize = 6;
+/// How many more [`inject_identity`] writes for a verified caller (and one more for an
+/// approval).
+const IDENTITY_WRITTEN: usize = 4;
+
+static X_TENANT_ID: HeaderName = HeaderName::from_static("x-tenant-id");
+static X_TENANT_SOURCE: HeaderName = HeaderName::from_static("x-tenant-source");
+static X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+static X_USER_ROLES: HeaderName = HeaderName::from_static("x-user-roles");
+static X_APPROVED_BY: HeaderName = HeaderName::from_static("x-approved-by");
+static X_GATEWAY_FORWARDED: HeaderName = HeaderName::from_static("x-gateway-forwarded");
+static X_ORIGINAL_IP: HeaderName = HeaderName::from_static("x-original-ip");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// The verified identity, the client's address, and forwarding headers written by Usher
 /// alone. The client's copies were stripped at admission; Pingora has already removed the
 /// headers named in `Connection`, so nothing can remove these.
 fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     if let Some(identity) = &ctx.identity {
-        upstream_request.insert_header("x-tenant-id", &identity.tenant)?;
-        upstream_request.insert_header("x-tenant-source", identity.source.as_str())?;
-        upstream_request.insert_header("x-user-id", &identity.subject)?;
-        upstream_request.insert_header("x-user-roles", identity.roles.join(","))?;
+        upstream_request.insert_header_static(&X_TENANT_ID, identity.tenant.as_str())?;
+        upstream_request.insert_header_static(&X_TENANT_SOURCE, identity.source.as_str())?;
+        upstream_request.insert_header_static(&X_USER_ID, identity.subject.as_str())?;
+        upstream_request.insert_header_static(&X_USER_ROLES, identity.roles.join(","))?;
     }
     if let Some(approved) = &ctx.approved {
-        upstream_request.insert_header("x-approved-by", approved.approvers.join(","))?;
+        upstream_request.insert_header_static(&X_APPROVED_BY, approved.approvers.join(","))?;
     }
-    upstream_request.insert_header("x-gateway-forwarded", HeaderValue::from_static("true"))?;
+    let forwarded = HeaderValue::from_static("true");
+    upstream_request.insert_header_static(&X_GATEWAY_FORWARDED, forwarded)?;
     let Some(snapshot) = &ctx.snapshot else {
         return Ok(());
     };
     if let (Some(client), Some(chain)) = (ctx.client, &ctx.forwarded_for) {
-        upstream_request.insert_header("x-original-ip", client_address::text(client))?;
-        upstream_request.insert_header("x-forwarded-for", chain.as_str())?;
+        let client = client_address::text(client);
+        upstream_request.insert_header_static(&X_ORIGINAL_IP, client)?;
+        upstream_request.insert_header_static(&X_FORWARDED_FOR, chain.as_str())?;
     }
     let scheme = HeaderValue::from_static(snapshot.config.listeners.scheme());
-    upstream_request.insert_header("x-forwarded-proto", scheme)?;
+    upstream_request.insert_header_static(&X_FORWARDED_PROTO, scheme)?;
     Ok(())
 }
 

@@ -3,11 +3,27 @@
 //! upstreams, which only tell attackers what to try. Gateway-made responses also carry a
 //! strict Content-Security-Policy (they are JSON, never meant to run anything).
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 
-const HSTS: &str = "max-age=31536000; includeSubDomains";
+/// Every response's, whatever its listener.
+static EVERY_RESPONSE: [(HeaderName, HeaderValue); 3] = [
+    (
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    ),
+    (
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    ),
+];
+static STRICT_TRANSPORT_SECURITY: HeaderName = HeaderName::from_static("strict-transport-security");
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
 pub const GATEWAY_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Headers an upstream's answer loses at the edge: those above, and its own
@@ -31,15 +47,17 @@ pub fn strip_upstream(response: &mut ResponseHeader) {
     }
 }
 
+/// How many headers [`apply`] writes.
+pub fn count(tls: bool) -> usize {
+    EVERY_RESPONSE.len() + usize::from(tls)
+}
+
 pub fn apply(response: &mut ResponseHeader, tls: bool) -> Result<()> {
-    response.insert_header(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    )?;
-    response.insert_header("x-frame-options", HeaderValue::from_static("DENY"))?;
-    response.insert_header("referrer-policy", HeaderValue::from_static("no-referrer"))?;
+    for (name, value) in &EVERY_RESPONSE {
+        response.insert_header_static(name, value.clone())?;
+    }
     if tls {
-        response.insert_header("strict-transport-security", HeaderValue::from_static(HSTS))?;
+        response.insert_header_static(&STRICT_TRANSPORT_SECURITY, HSTS)?;
     }
     Ok(())
 }

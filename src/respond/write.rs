@@ -4,6 +4,7 @@
 
 use super::security_headers::{self, GATEWAY_CSP};
 use super::Rejection;
+use crate::telemetry::correlation;
 use bytes::Bytes;
 use http::Method;
 use pingora::http::ResponseHeader;
@@ -85,7 +86,7 @@ impl Rejection {
         header.insert_header("content-type", "application/json")?;
         header.insert_header("content-length", body_length.to_string())?;
         header.insert_header("cache-control", "no-store")?;
-        header.insert_header("x-request-id", request_id)?;
+        header.insert_header_static(&correlation::X_REQUEST_ID, request_id)?;
         if let Some(seconds) = self.retry_after() {
             header.insert_header("retry-after", seconds.to_string())?;
         }

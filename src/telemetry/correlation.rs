@@ -13,7 +13,7 @@ const MAX_REQUEST_ID: usize = 128;
 
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get(X_REQUEST_ID)
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
@@ -25,7 +25,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
 /// client's (only then does its `tracestate` belong to it).
 pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
     let valid = headers
-        .get(TRACEPARENT)
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .filter(|value| is_valid_traceparent(value));
     match valid {
@@ -42,8 +42,10 @@ pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+// Statics, not constants: Pingora inserts a `&'static` name without parsing or copying it
+// (`insert_header_static`, patches/README.md).
+pub static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+pub static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 /// Vendors' trace state, which goes with the client's `traceparent`.
 pub const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
