@@ -18,9 +18,13 @@ pub async fn get(url: &str) -> Result<http::StatusCode, String> {
 }
 
 /// A GET on a fresh connection; the status and up to `max_body` bytes of body.
+///
+/// Boxed, like a Redis call (`store::redis`): lookups and key refreshes are awaited inside
+/// each request's admission, and the connect, TLS and hyper futures would otherwise be part
+/// of every request's state, fetching or not.
 pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, Bytes), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    exchange(open(&uri).await?, &uri, max_body).await
+    Box::pin(async { exchange(open(&uri).await?, &uri, max_body).await }).await
 }
 
 /// A connection that carries HTTP: a TCP stream, or TLS over one.

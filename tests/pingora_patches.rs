@@ -73,6 +73,38 @@ fn reserved_room_takes_the_inserts_without_growing() {
     }
 }
 
+#[test]
+fn later_changes_keep_the_maps_in_step() {
+    // What decorate does after its static inserts: a route's CORS headers appended, an
+    // upstream's header removed; in the name-by-text version and the static one alike.
+    let run = |by_static: bool| {
+        let mut response = ResponseHeader::build(200, None).unwrap();
+        response
+            .append_header("X-Request-Id", "upstream's")
+            .unwrap();
+        response.append_header("Vary", "Origin").unwrap();
+        let set_id = |response: &mut ResponseHeader, id: &'static str| match by_static {
+            true => response.insert_header_static(&X_REQUEST_ID, id).unwrap(),
+            false => response.insert_header("x-request-id", id).unwrap(),
+        };
+        set_id(&mut response, "r1");
+        response.append_header("vary", "Accept").unwrap();
+        response.remove_header("vary");
+        set_id(&mut response, "r2");
+        response
+            .append_header("Access-Control-Allow-Origin", "https://app.example")
+            .unwrap();
+        let mut out = Vec::new();
+        response.header_to_h1_wire(&mut out);
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(run(true), run(false));
+    assert_eq!(
+        run(true),
+        "x-request-id: r2\r\nAccess-Control-Allow-Origin: https://app.example\r\n"
+    );
+}
+
 static SEVEN_NAMES: [HeaderName; 7] = [
     HeaderName::from_static("x-one"),
     HeaderName::from_static("x-two"),

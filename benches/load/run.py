@@ -269,7 +269,11 @@ def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=()
     benchmark's configuration (usher_config), with `env` added to its environment."""
     public, admin = free_port(), free_port()
     config = usher_config(directory, name, public, admin, upstream, extra_routes, redis, routes, upstreams, tls)
-    access_log = open(directory / f"{name}-access.log", "wb")
+    # Not beside the configuration: its watcher wakes on every change in that directory
+    # (docs/routes.md#reloading), where a deployment's logs never are.
+    logs = directory / "logs"
+    logs.mkdir(exist_ok=True)
+    access_log = open(logs / f"{name}-access.log", "wb")
     program = program or [str(TARGET / "release" / "usher"), "run", "--config"]
     process = Process(name, [*program, str(config)], role="proxy", stdout=access_log,
                       env={**os.environ, **dict(env), "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,

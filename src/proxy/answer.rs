@@ -47,8 +47,10 @@ pub fn decorate(
 /// headers.
 pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cors::Headers) {
     let answer = async {
-        let mut response = ResponseHeader::build(204, Some(headers.len() + 4))?;
-        security_headers::apply(&mut response, on_tls(ctx))?;
+        let tls = on_tls(ctx);
+        let size = headers.len() + 1 + security_headers::count(tls);
+        let mut response = ResponseHeader::build(204, Some(size))?;
+        security_headers::apply(&mut response, tls)?;
         response.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
         for (name, value) in &headers {
             response.append_header(*name, value.as_str())?;

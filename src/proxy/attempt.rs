@@ -7,6 +7,7 @@ use crate::config::{HashKey, LoadBalancing};
 use crate::filters::authenticate::forward_verified;
 use crate::filters::client_address;
 use crate::respond::Rejection;
+use crate::signatures::signer::MOST_WRITTEN as SIGNATURE_HEADERS;
 use crate::telemetry::correlation;
 use crate::telemetry::metrics::{labels, METRICS};
 use crate::upstream::Outcome;
@@ -114,11 +115,16 @@ pub fn prepare_request(
         // The body was read at the edge, after Usher answered any `Expect` itself.
         upstream_request.remove_header(&http::header::EXPECT);
     }
+    let signs = ctx
+        .pool
+        .as_ref()
+        .is_some_and(|pool| pool.spec.sign_requests);
     // Room for every header written below at once: Pingora's two header maps are sized to
     // the client's headers, and would otherwise grow (and rehash) on the way.
-    let written = ALWAYS_WRITTEN
+    let written = MOST_WRITTEN
         + ctx.identity.as_ref().map_or(0, |_| IDENTITY_WRITTEN)
-        + usize::from(ctx.approved.is_some());
+        + usize::from(ctx.approved.is_some())
+        + if signs { SIGNATURE_HEADERS } else { 0 };
     upstream_request.reserve(written)?;
     upstream_request.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
     match &mut ctx.trace {
@@ -135,10 +141,6 @@ pub fn prepare_request(
         upstream_request.remove_header(&correlation::TRACESTATE);
     }
     inject_identity(upstream_request, ctx)?;
-    let signs = ctx
-        .pool
-        .as_ref()
-        .is_some_and(|pool| pool.spec.sign_requests);
     if let (true, Some(signer)) = (signs, ctx.snapshot.as_ref().and_then(|s| s.signer.as_ref())) {
         // Routes to this upstream read their bodies whole (the compiler holds them to it).
         let body = session.get_retry_buffer().unwrap_or_default();
@@ -147,9 +149,9 @@ pub fn prepare_request(
     Ok(())
 }
 
-/// How many headers every forwarded request gets: `x-request-id` and `traceparent`, and
-/// the four of [`inject_identity`] that do not depend on a caller.
-const ALWAYS_WRITTEN: usize = 6;
+/// The most headers a forwarded request gets without a caller: `x-request-id`,
+/// `traceparent`, and four of [`inject_identity`]'s.
+const MOST_WRITTEN: usize = 6;
 /// How many more [`inject_identity`] writes for a verified caller (and one more for an
 /// approval).
 const IDENTITY_WRITTEN: usize = 4;

@@ -77,7 +77,7 @@ impl Rejection {
         tls: bool,
         extra: &[(&'static str, String)],
     ) -> Result<ResponseHeader> {
-        let mut header = ResponseHeader::build(self.status(), Some(12))?;
+        let mut header = ResponseHeader::build(self.status(), Some(12 + extra.len()))?;
         security_headers::apply(&mut header, tls)?;
         header.insert_header("content-security-policy", GATEWAY_CSP)?;
         for (name, value) in extra {

@@ -23,6 +23,10 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use pingora::http::RequestHeader;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// What [`Signer::sign`] writes: `content-digest` (for a body), `signature-input` and
+/// `signature`.
+pub const MOST_WRITTEN: usize = 3;
+
 /// The headers Usher sets and signs, when present, in this order.
 const SIGNED_HEADERS: [&str; 6] = [
     "x-tenant-id",
@@ -57,7 +61,8 @@ impl Signer {
         })
     }
 
-    /// Signs `request` as it will be sent, `body` being its whole body.
+    /// Signs `request` as it will be sent, `body` being its whole body, adding at most
+    /// [`MOST_WRITTEN`] headers.
     pub fn sign(&self, request: &mut RequestHeader, body: &[u8]) -> pingora::Result<()> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
