@@ -38,7 +38,7 @@ pub fn decorate(
         upstream_response.append_header(name, value)?;
     }
     for (name, value) in fields {
-        upstream_response.insert_header(name, value)?;
+        upstream_response.insert_header_static(name, value)?;
     }
     Ok(())
 }
@@ -159,7 +159,8 @@ fn refusal_headers(
         }
         _ => Vec::new(),
     };
-    headers.extend(ratelimit_fields(ctx));
+    let fields = ratelimit_fields(ctx).into_iter();
+    headers.extend(fields.map(|(name, value)| (name.as_str(), value)));
     headers
 }
 
@@ -181,14 +182,14 @@ fn on_tls(ctx: &RequestCtx) -> bool {
 }
 
 /// `RateLimit-Policy` and `RateLimit`, when the request was counted by a policy.
-fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static str, String)> {
+fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static http::HeaderName, String)> {
     [
         (
-            ratelimit_headers::POLICY,
+            &ratelimit_headers::POLICY,
             ratelimit_headers::policy_value(&ctx.quotas),
         ),
         (
-            ratelimit_headers::STATE,
+            &ratelimit_headers::STATE,
             ratelimit_headers::state_value(&ctx.quotas),
         ),
     ]

@@ -17,6 +17,7 @@
 //! the client address stands in for them.
 
 use crate::config::{KeyPart, PolicySpec, RouteLimit};
+use crate::filters::client_address;
 use crate::security::{CredentialKind, Identity};
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
@@ -97,9 +98,10 @@ pub fn bucket_key(policy: &PolicySpec, attached: &RouteLimit, source: &KeySource
 /// The client's bucket name: its IPv4 address, or its IPv6 /64.
 fn client_group(client: Option<IpAddr>) -> String {
     match client {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
+        // Without `Display`'s machinery, as the forwarding headers write it.
+        Some(IpAddr::V4(v4)) => client_address::text(IpAddr::V4(v4)),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => client_address::text(IpAddr::V4(v4)),
             None => {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])

@@ -40,7 +40,7 @@ impl SharedWindow {
         let tag = log_key(redis, bucket);
         let sequence = self.members.fetch_add(1, Ordering::Relaxed);
         let member = self.member(sequence);
-        let keys = || vec![tag.clone(), format!("{tag}:r"), format!("{tag}:b")];
+        let keys = || vec![tag.clone(), [&tag, ":r"].concat(), [&tag, ":b"].concat()];
         let args = || {
             vec![
                 Value::from(i64::from(rule.limit)),
@@ -68,13 +68,29 @@ impl SharedWindow {
             .await
     }
 
+    /// `<prefix>-<sequence>` in hexadecimal. Keys and members are made on every decision,
+    /// so without `format!`'s machinery.
     fn member(&self, sequence: u64) -> String {
-        format!("{:x}-{:x}", self.member_prefix, sequence)
+        let mut member = String::with_capacity(33);
+        push_hex(&mut member, self.member_prefix);
+        member.push('-');
+        push_hex(&mut member, sequence);
+        member
+    }
+}
+
+/// `n` in lower-case hexadecimal, without leading zeros, as `{:x}` writes it.
+fn push_hex(out: &mut String, n: u64) {
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for shift in (0..digits).rev() {
+        let digit = (n >> (shift * 4)) & 0xf;
+        out.push(char::from(b"0123456789abcdef"[digit as usize]));
     }
 }
 
 fn log_key(redis: &Redis, bucket: &str) -> String {
-    format!("{}{{{bucket}}}", redis.settings().key_prefix)
+    let prefix = &redis.settings().key_prefix;
+    [prefix.as_str(), "{", bucket, "}"].concat()
 }
 
 fn decision(reply: &[i64]) -> Option<Decision> {
@@ -92,4 +108,30 @@ fn decision(reply: &[i64]) -> Option<Decision> {
             _ => Block::None,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_hex;
+
+    #[test]
+    fn hex_is_what_format_writes() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            256,
+            0xdead_beef,
+            u64::MAX >> 4,
+            u64::MAX,
+        ] {
+            let mut out = String::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, format!("{n:x}"));
+        }
+    }
 }
