@@ -8,14 +8,22 @@
 use ipnet::IpNet;
 use std::net::IpAddr;
 
+/// Read from the client's request when its peer is trusted, and written on every forwarded
+/// one. A static, so Pingora inserts it without parsing or copying it (patches/README.md).
+pub static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// Whether `ip` is one of `identity.trusted_proxies`.
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
 /// `forwarded_for` is every `X-Forwarded-For` header value, in order.
 pub fn client_address<'a>(
     peer: IpAddr,
     forwarded_for: impl Iterator<Item = &'a str>,
     trusted: &[IpNet],
 ) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
+    if !is_trusted(peer, trusted) {
         return peer;
     }
     let hops: Vec<&str> = forwarded_for
@@ -25,7 +33,7 @@ pub fn client_address<'a>(
     let mut client = peer;
     for hop in hops.iter().rev() {
         match parse_hop(hop) {
-            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) if is_trusted(ip, trusted) => client = ip,
             Ok(ip) => return ip,
             // Unparseable: nothing further left can be believed.
             Err(_) => return client,
@@ -49,7 +57,7 @@ pub fn forwarded_for<'a>(
     received: impl Iterator<Item = &'a str>,
     trusted: &[IpNet],
 ) -> String {
-    if trusted.iter().any(|net| net.contains(&peer)) {
+    if is_trusted(peer, trusted) {
         let chain: Vec<&str> = received.map(str::trim).filter(|v| !v.is_empty()).collect();
         if !chain.is_empty() {
             return format!("{}, {peer}", chain.join(", "));

@@ -163,7 +163,6 @@ static X_USER_ROLES: HeaderName = HeaderName::from_static("x-user-roles");
 static X_APPROVED_BY: HeaderName = HeaderName::from_static("x-approved-by");
 static X_GATEWAY_FORWARDED: HeaderName = HeaderName::from_static("x-gateway-forwarded");
 static X_ORIGINAL_IP: HeaderName = HeaderName::from_static("x-original-ip");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The verified identity, the client's address, and forwarding headers written by Usher
@@ -187,7 +186,8 @@ fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Re
     if let (Some(client), Some(chain)) = (ctx.client, &ctx.forwarded_for) {
         let client = client_address::text(client);
         upstream_request.insert_header_static(&X_ORIGINAL_IP, client)?;
-        upstream_request.insert_header_static(&X_FORWARDED_FOR, chain.as_str())?;
+        let chain = chain.as_str();
+        upstream_request.insert_header_static(&client_address::X_FORWARDED_FOR, chain)?;
     }
     let scheme = HeaderValue::from_static(snapshot.config.listeners.scheme());
     upstream_request.insert_header_static(&X_FORWARDED_PROTO, scheme)?;
@@ -366,10 +366,7 @@ fn may_retry(session: &Session, ctx: &RequestCtx) -> bool {
 fn note_failure(ctx: &mut RequestCtx, error: &Error) {
     let kind = failure_kind(error);
     labels::check("upstream_errors", &labels::UPSTREAM_ERRORS, kind);
-    ctx.outcome.upstream_failure = Some(kind);
-    if let Some(trace) = &mut ctx.trace {
-        trace.attempt_failed(kind);
-    }
+    ctx.attempt_failed(kind);
     if let Some(pool) = &ctx.pool {
         METRICS
             .upstream_errors

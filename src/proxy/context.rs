@@ -95,6 +95,14 @@ pub struct Outcome {
     pub rejection_code: Option<&'static str>,
 }
 
+impl Outcome {
+    /// What went wrong, as the access log's `error` and a span's `usher.code` name it: Usher's
+    /// refusal, else the upstream's last failure.
+    pub fn error_code(&self) -> Option<&'static str> {
+        self.rejection_code.or(self.upstream_failure)
+    }
+}
+
 impl RequestCtx {
     pub fn new() -> Self {
         RequestCtx {
@@ -170,6 +178,24 @@ impl RequestCtx {
         let sampler = route.and_then(|r| r.trace_sampler.as_ref());
         let name = route.map_or("unmatched", |r| &*r.name);
         trace.decide(sampler.unwrap_or(&tracer.sampler), name);
+    }
+
+    /// The current attempt at the upstream failed this way: for the access log, the
+    /// breaker's outcome and the attempt's span.
+    pub fn attempt_failed(&mut self, kind: &'static str) {
+        self.outcome.upstream_failure = Some(kind);
+        if let Some(trace) = &mut self.trace {
+            trace.attempt_failed(kind);
+        }
+    }
+
+    /// The request's path as admission normalized it, or as it came when admission did not
+    /// get that far.
+    pub fn path_or<'a>(&'a self, head: &'a pingora::http::RequestHeader) -> &'a str {
+        match self.path.as_str() {
+            "" => head.uri.path(),
+            path => path,
+        }
     }
 
     pub fn upstream_name(&self) -> Option<&str> {

@@ -61,7 +61,8 @@ pub async fn settle_spent(ctx: &mut RequestCtx, error: Option<&Error>) {
 
 /// The request's spans, when tracing is on and it was sampled (nothing is built otherwise).
 fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Error>) {
-    let (Some(tracer), true) = (traces::tracer(), ctx.trace.is_some()) else {
+    // A request has a trace only when tracing is on.
+    let (true, Some(tracer)) = (ctx.trace.is_some(), traces::tracer()) else {
         return;
     };
     ctx.sample();
@@ -78,15 +79,10 @@ fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Er
                 .route()
                 .map(|route| (Arc::clone(&route.name), Arc::clone(&route.pattern_text))),
             status,
-            error: (ctx.outcome.rejection_code)
-                .or(ctx.outcome.upstream_failure)
-                .or(error
-                    .filter(|e| *e.esource() == ErrorSource::Downstream)
-                    .map(|_| "client_closed")),
-            path: match ctx.path.as_str() {
-                "" => head.uri.path(),
-                path => path,
-            },
+            error: (ctx.outcome.error_code()).or(error
+                .filter(|e| *e.esource() == ErrorSource::Downstream)
+                .map(|_| "client_closed")),
+            path: ctx.path_or(head),
             scheme: (ctx.snapshot.as_ref()).map_or("http", |s| s.config.listeners.scheme()),
             version: head.version,
             client: ctx.client,
@@ -174,7 +170,7 @@ pub async fn finish(
         duration: elapsed,
         request_bytes: ctx.request_bytes,
         response_bytes: ctx.response_bytes,
-        error: ctx.outcome.rejection_code.or(ctx.outcome.upstream_failure),
+        error: ctx.outcome.error_code(),
         caller: ctx.identity.clone(),
     });
 }

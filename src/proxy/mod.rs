@@ -218,10 +218,7 @@ impl ProxyHttp for UsherProxy {
             ctx.slot = None;
         }
         if !end_of_stream && !ctx.upgraded && ctx.deadline.is_some_and(|d| Instant::now() > d) {
-            ctx.outcome.upstream_failure = Some("deadline");
-            if let Some(trace) = &mut ctx.trace {
-                trace.attempt_failed("deadline");
-            }
+            ctx.attempt_failed("deadline");
             return Error::e_explain(
                 ErrorType::ReadTimedout,
                 "the route's deadline passed mid-response",
@@ -281,12 +278,8 @@ impl ProxyHttp for UsherProxy {
     /// Pingora's own log lines name a request by this; the default includes the query string,
     /// where tokens may travel (`token_from: query:...`).
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
-        let path = if ctx.path.is_empty() {
-            session.req_header().uri.path()
-        } else {
-            ctx.path.as_str()
-        };
-        format!("{} {path}", session.req_header().method)
+        let head = session.req_header();
+        format!("{} {}", head.method, ctx.path_or(head))
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

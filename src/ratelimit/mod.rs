@@ -19,6 +19,7 @@ pub mod budget;
 pub mod headers;
 pub mod key;
 mod local;
+mod member;
 mod shared_window;
 pub mod shedding;
 pub mod store;

@@ -5,25 +5,23 @@
 //! Its three keys carry one hash tag and expire by themselves (the log after a window, the
 //! refusal count after a window, the block after its duration).
 
+use super::member::Members;
 use super::window::{Block, Decision, Rule};
 use crate::store::redis::{LuaScript, Redis, StoreError};
 use fred::types::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The window's script and what makes each logged request's member unique across replicas
 /// and requests.
 pub struct SharedWindow {
     script: LuaScript,
-    member_prefix: u64,
-    members: AtomicU64,
+    members: Members,
 }
 
 impl Default for SharedWindow {
     fn default() -> Self {
         SharedWindow {
             script: LuaScript::new(include_str!("sliding_window.lua")),
-            member_prefix: rand::random(),
-            members: AtomicU64::new(0),
+            members: Members::default(),
         }
     }
 }
@@ -38,8 +36,8 @@ impl SharedWindow {
         rule: &Rule,
     ) -> Result<(Decision, u64), StoreError> {
         let tag = log_key(redis, bucket);
-        let sequence = self.members.fetch_add(1, Ordering::Relaxed);
-        let member = self.member(sequence);
+        let sequence = self.members.next();
+        let member = self.members.name(sequence);
         let keys = || vec![tag.clone(), [&tag, ":r"].concat(), [&tag, ":b"].concat()];
         let args = || {
             vec![
@@ -64,27 +62,8 @@ impl SharedWindow {
         sequence: u64,
     ) -> Result<(), StoreError> {
         redis
-            .remove_member(log_key(redis, bucket), self.member(sequence))
+            .remove_member(log_key(redis, bucket), self.members.name(sequence))
             .await
-    }
-
-    /// `<prefix>-<sequence>` in hexadecimal. Keys and members are made on every decision,
-    /// so without `format!`'s machinery.
-    fn member(&self, sequence: u64) -> String {
-        let mut member = String::with_capacity(33);
-        push_hex(&mut member, self.member_prefix);
-        member.push('-');
-        push_hex(&mut member, sequence);
-        member
-    }
-}
-
-/// `n` in lower-case hexadecimal, without leading zeros, as `{:x}` writes it.
-fn push_hex(out: &mut String, n: u64) {
-    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
-    for shift in (0..digits).rev() {
-        let digit = (n >> (shift * 4)) & 0xf;
-        out.push(char::from(b"0123456789abcdef"[digit as usize]));
     }
 }
 
@@ -108,30 +87,4 @@ fn decision(reply: &[i64]) -> Option<Decision> {
             _ => Block::None,
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_hex;
-
-    #[test]
-    fn hex_is_what_format_writes() {
-        for n in [
-            0,
-            1,
-            9,
-            10,
-            15,
-            16,
-            255,
-            256,
-            0xdead_beef,
-            u64::MAX >> 4,
-            u64::MAX,
-        ] {
-            let mut out = String::new();
-            push_hex(&mut out, n);
-            assert_eq!(out, format!("{n:x}"));
-        }
-    }
 }

@@ -71,8 +71,6 @@ use idempotency::Begun;
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-
 /// What admission decided, when it did not refuse the request.
 #[derive(Debug)]
 pub enum Verdict {
@@ -236,13 +234,13 @@ pub async fn admit(
             request
                 .head
                 .headers
-                .get_all(X_FORWARDED_FOR)
+                .get_all(&client_address::X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
         };
         let trusted = &config.identity.trusted_proxies;
         if let Some(trace) = &mut ctx.trace {
-            trace.trust_caller(trusted.iter().any(|net| net.contains(&peer.ip())));
+            trace.trust_caller(client_address::is_trusted(peer.ip(), trusted));
         }
         ctx.client = Some(client_address::client_address(
             peer.ip(),

@@ -2,6 +2,7 @@
 //! route's limit, a slot in the upstream's bulkhead and its circuit breaker's permission.
 
 use crate::config::RouteSpec;
+use crate::filters::client_address;
 use crate::proxy::request::Request;
 use crate::respond::Rejection;
 use crate::telemetry::metrics::{labels, METRICS};
@@ -53,7 +54,7 @@ pub fn reserve(
     let connection = (request.head.version == http::Version::HTTP_2)
         .then_some(request.peer)
         .flatten()
-        .filter(|peer| !trusted.iter().any(|net| net.contains(&peer.ip())));
+        .filter(|peer| !client_address::is_trusted(peer.ip(), trusted));
     let slot = pool.bulkhead.try_acquire(connection).map_err(|refusal| {
         reject(refusal.as_str());
         Rejection::Busy {

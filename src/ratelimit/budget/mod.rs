@@ -10,10 +10,10 @@
 
 mod local;
 
+use super::member::Members;
 use crate::store::redis::{LuaScript, Redis, StoreError};
 use crate::store::Place;
 use fred::types::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One request's amount under one budget.
@@ -57,8 +57,7 @@ pub struct Budgets {
     local: local::LocalBudgets,
     spend: LuaScript,
     give_back: LuaScript,
-    member_prefix: u64,
-    members: AtomicU64,
+    members: Members,
 }
 
 impl Default for Budgets {
@@ -67,8 +66,7 @@ impl Default for Budgets {
             local: local::LocalBudgets::default(),
             spend: LuaScript::new(include_str!("spend.lua")),
             give_back: LuaScript::new(include_str!("give_back.lua")),
-            member_prefix: rand::random(),
-            members: AtomicU64::new(0),
+            members: Members::default(),
         }
     }
 }
@@ -79,8 +77,9 @@ impl Budgets {
             Place::Local => self.local.spend(bucket, ask),
             Place::Missing => Spend::Unavailable,
             Place::Shared(store, spec) => {
-                let sequence = self.members.fetch_add(1, Ordering::Relaxed);
-                let member = format!("{:x}-{sequence:x}:{}", self.member_prefix, ask.amount);
+                let mut member = self.members.name(self.members.next());
+                member.push(':');
+                member.push_str(itoa::Buffer::new().format(ask.amount));
                 let reply = store
                     .guarded(spec, |redis| self.spend_in(redis, bucket, &member, ask))
                     .await;
