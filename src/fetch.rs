@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::sync::OnceLock;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,16 +25,16 @@ pub async fn get(url: &str) -> Result<http::StatusCode, String> {
 /// of every request's state, fetching or not.
 pub async fn get_body(url: &str, max_body: usize) -> Result<(http::StatusCode, Bytes), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    Box::pin(async { exchange(open(&uri).await?, &uri, max_body).await }).await
+    Box::pin(exchange(&uri, max_body)).await
 }
 
 /// A connection that carries HTTP: a TCP stream, or TLS over one.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
 
 /// A connection to `uri`'s host and port, verified as this module says when it is
-/// `https://`. The OTLP exporter keeps one open (`telemetry::traces::client`).
-pub async fn open(uri: &http::Uri) -> Result<Box<dyn Stream>, String> {
+/// `https://`.
+async fn open(uri: &http::Uri) -> Result<Box<dyn Stream>, String> {
     let host = uri.host().ok_or("no host")?;
     let tls = match uri.scheme_str() {
         Some("https") => true,
@@ -66,22 +67,41 @@ pub async fn open(uri: &http::Uri) -> Result<Box<dyn Stream>, String> {
     Ok(Box::new(stream))
 }
 
+/// An HTTP/1.1 connection to `uri`'s host ([`open`]), its driver running on this runtime:
+/// the sender, and the driver's task (which ends when the connection does). The OTLP
+/// exporter keeps one open (`telemetry::traces::client`).
+pub async fn connect<B>(
+    uri: &http::Uri,
+) -> Result<(SendRequest<B>, tokio::task::JoinHandle<()>), String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = open(uri).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, driver))
+}
+
+/// The request target for `uri` on its own host: its path and query.
+pub fn origin_form(uri: &http::Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
 /// The `Host` a request to `uri` names: never user information, should a URL carry any.
 pub fn host_header(uri: &http::Uri) -> &str {
     uri.authority()
         .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or_default())
 }
 
-async fn exchange(
-    stream: Box<dyn Stream>,
-    uri: &http::Uri,
-    max_body: usize,
-) -> Result<(http::StatusCode, Bytes), String> {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+async fn exchange(uri: &http::Uri, max_body: usize) -> Result<(http::StatusCode, Bytes), String> {
+    let (mut sender, connection) = connect(uri).await?;
+    let request = http::Request::get(origin_form(uri))
         .header(http::header::HOST, host_header(uri))
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::CONNECTION, "close")

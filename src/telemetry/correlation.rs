@@ -32,10 +32,8 @@ pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
         // A later version's fields beyond these four are its own: what goes on is 00.
         Some(value) if !value.starts_with("00") => {
             let value = value.to_ascii_lowercase();
-            (
-                format!("00-{}-{}-{}", &value[3..35], &value[36..52], &value[53..55]),
-                true,
-            )
+            let [trace, parent, flags] = fields(&value);
+            (format!("00-{trace}-{parent}-{flags}"), true)
         }
         Some(value) => (value.to_ascii_lowercase(), true),
         None => (new_traceparent(), false),
@@ -49,9 +47,16 @@ pub static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("tracep
 /// Vendors' trace state, which goes with the client's `traceparent`.
 pub const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
-/// The 32-hex-digit trace id inside a traceparent made or checked by [`traceparent`].
+/// The trace id (32 hex digits), the parent's span id (16) and the flags (2) of a
+/// traceparent made or checked by [`traceparent`]: `vv-trace-parent-flags`.
+pub fn fields(traceparent: &str) -> [&str; 3] {
+    let field = |range: std::ops::Range<usize>| traceparent.get(range).unwrap_or("");
+    [field(3..35), field(36..52), field(53..55)]
+}
+
+/// The trace id inside a traceparent made or checked by [`traceparent`].
 pub fn trace_id(traceparent: &str) -> &str {
-    traceparent.get(3..35).unwrap_or("")
+    fields(traceparent)[0]
 }
 
 fn new_request_id() -> String {

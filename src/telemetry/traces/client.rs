@@ -7,7 +7,6 @@ use crate::fetch;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use opentelemetry_http::{HttpClient, HttpError};
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -60,7 +59,7 @@ async fn send(
     let (mut parts, body) = request.into_parts();
     let uri = std::mem::take(&mut parts.uri);
     let authority = uri.authority().cloned().ok_or("the endpoint has no host")?;
-    parts.uri = uri.path_and_query().map_or("/", |p| p.as_str()).parse()?;
+    parts.uri = fetch::origin_form(&uri).parse()?;
     parts
         .headers
         .insert(http::header::HOST, fetch::host_header(&uri).parse()?);
@@ -79,11 +78,8 @@ async fn send(
         let sender = match kept {
             Some((_, sender)) => sender,
             None => {
-                let stream = fetch::open(&uri).await?;
-                let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| format!("handshake: {e}"))?;
-                tokio::spawn(driver);
+                // The driver's task ends with the connection.
+                let (sender, _driver) = fetch::connect(&uri).await?;
                 &mut connection.insert((authority.clone(), sender)).1
             }
         };

@@ -61,10 +61,10 @@ impl RequestTrace {
     /// the client's continues, and its span becomes the server span's parent; a made one
     /// starts a trace whose server span takes the made id.
     pub fn begin(traceparent: &str, continued: bool, tracestate: Option<&str>) -> RequestTrace {
-        let field = |range: std::ops::Range<usize>| traceparent.get(range).unwrap_or("");
-        let trace_id = TraceId::from_hex(field(3..35)).unwrap_or(TraceId::INVALID);
-        let parent = SpanId::from_hex(field(36..52)).unwrap_or(SpanId::INVALID);
-        let flags = u8::from_str_radix(field(53..55), 16).unwrap_or(0);
+        let [trace_id, parent, flags] = correlation::fields(traceparent);
+        let trace_id = TraceId::from_hex(trace_id).unwrap_or(TraceId::INVALID);
+        let parent = SpanId::from_hex(parent).unwrap_or(SpanId::INVALID);
+        let flags = u8::from_str_radix(flags, 16).unwrap_or(0);
         let (span_id, remote_parent) = match continued {
             true => (new_span_id(), Some((parent, TraceFlags::new(flags)))),
             false => (parent, None),
