@@ -59,6 +59,20 @@ pub async fn settle_spent(ctx: &mut RequestCtx, error: Option<&Error>) {
     }
 }
 
+/// Ends the request's idempotency record (completed, released, or left in flight when it
+/// is unknown whether the upstream acted). Called before Usher answers a request it refused
+/// or could not proxy, so a client that sees that answer may send the request again at once,
+/// and at the end for every other request.
+pub async fn settle_idempotency(ctx: &mut RequestCtx, error: Option<&Error>) {
+    if let Some(pending) = ctx.idempotency.take() {
+        let ending = match pending.answered() {
+            true => Ending::Answered,
+            false => upstream_ending(ctx, error),
+        };
+        pending.finish(ending).await;
+    }
+}
+
 /// The request's spans, when tracing is on and it was sampled (nothing is built otherwise).
 fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Error>) {
     // A request has a trace only when tracing is on.
@@ -110,13 +124,7 @@ pub async fn finish(
         .unwrap_or(0);
     attempt::settle_breaker(ctx);
     attempt::give_back_slot(ctx, error);
-    if let Some(pending) = ctx.idempotency.take() {
-        let ending = match pending.answered() {
-            true => Ending::Answered,
-            false => upstream_ending(ctx, error),
-        };
-        pending.finish(ending).await;
-    }
+    settle_idempotency(ctx, error).await;
     settle_spent(ctx, error).await;
 
     let elapsed = ctx.started.elapsed();

@@ -6,7 +6,8 @@
 //! request_filter      correlation ids and the request's trace → snapshot (loaded once;
 //!                     503 before the first) → admission (admission/mod.rs: route,
 //!                     identify, limit, confirm, body, validate, idempotency, reserve; a
-//!                     CORS preflight is answered there, an idempotent replay too)
+//!                     CORS preflight is answered there, an idempotent replay too); a
+//!                     refusal releases the idempotency key it reserved before it is sent
 //! request_body_filter body limit for chunked bodies (413)
 //! upstream_peer       a healthy, untried peer; timeouts capped by the route's deadline;
 //!                     the attempt's client span begins
@@ -23,7 +24,8 @@
 //! response_filter     x-request-id, security headers, CORS, RateLimit fields; upstream
 //!                     Server and Access-Control-* removed; writes to the client bounded
 //!                     by the route's deadline (and in response_body_filter)
-//! fail_to_proxy       what a request never sent spent is given back; every failure
+//! fail_to_proxy       what a request never sent spent is given back, its idempotency
+//!                     record settled (before the answer); every failure
 //!                     → one JSON error shape (respond/)
 //! logging             breaker outcome if still open, the slot (parked while the upstream
 //!                     works if the client left first), metrics, spans, access log
@@ -109,6 +111,7 @@ impl ProxyHttp for UsherProxy {
                 Ok(true)
             }
             Err(rejection) => {
+                finish::settle_idempotency(ctx, None).await;
                 answer::reject(session, ctx, &rejection).await;
                 Ok(true)
             }
@@ -256,6 +259,7 @@ impl ProxyHttp for UsherProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         attempt::settle_breaker(ctx);
+        finish::settle_idempotency(ctx, Some(e)).await;
         finish::settle_spent(ctx, Some(e)).await;
         let upstream = ctx.upstream_name().map(str::to_string);
         let rejection = ctx

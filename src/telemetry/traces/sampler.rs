@@ -20,12 +20,16 @@ pub fn default() -> Sampler {
     Sampler::ParentBased(Box::new(Sampler::AlwaysOn))
 }
 
+/// Whether the sampler `name` names takes a ratio: the `traceidratio` ones.
+pub fn takes_ratio(name: &str) -> bool {
+    name.ends_with("traceidratio")
+}
+
 /// The sampler `name` names, with its ratio (only the `traceidratio` ones take one; 1.0
 /// when omitted, as the specification says).
 pub fn parse(name: &str, ratio: Option<f64>) -> Result<Sampler, String> {
-    let takes_ratio = name.ends_with("traceidratio");
     if let Some(ratio) = ratio {
-        if !takes_ratio {
+        if !takes_ratio(name) {
             return Err(format!(
                 "a ratio applies to traceidratio and parentbased_traceidratio only, not {name}"
             ));

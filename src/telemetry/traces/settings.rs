@@ -108,7 +108,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>
             let name = name.trim().to_ascii_lowercase();
             let name = name.as_str();
             // An argument a sampler does not take is ignored, as SDKs do.
-            let arg = set("OTEL_TRACES_SAMPLER_ARG").filter(|_| name.ends_with("traceidratio"));
+            let arg = set("OTEL_TRACES_SAMPLER_ARG").filter(|_| sampler::takes_ratio(name));
             let ratio = match arg {
                 None => None,
                 Some(arg) => Some(arg.trim().parse::<f64>().map_err(|_| {
