@@ -8,6 +8,8 @@
 # examples/bare_proxy_mimalloc. KIND is one of:
 #   plain    a public route, no rate limit
 #   jwt      an HS256-authenticated route (the token cache warm)
+#   full     load.py's full pipeline: the shipped routes.yaml as run.py rewrites it (JWT,
+#            tenant, local rate limit, revocation, caller lookups), route /bench/full
 #   redis    a public route limited through a local redis-server, then the same process's
 #            unlimited route
 #   bare     bare Pingora
@@ -37,7 +39,8 @@ cat > "$DIR/nginx.conf" <<NGX
 worker_processes 1; daemon off; pid $DIR/nginx.pid; error_log $DIR/nginx-error.log;
 events { worker_connections 4096; }
 http { access_log off; server { listen 127.0.0.1:18081; keepalive_requests 1000000;
-       location / { root $DIR/html; } } }
+       location = /index.html { root $DIR/html; }
+       location / { default_type application/json; return 200 '$(cat "$DIR/html/index.html")'; } } }
 NGX
 nginx -c "$DIR/nginx.conf" &
 PIDS+=($!)
@@ -83,10 +86,27 @@ print(f"{head}.{claims}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}")
 PY
 )
 
+if [ "$KIND" = full ]; then
+    # run.py's own configuration of the full pipeline, on this script's ports.
+    eval "$(python3 - "$DIR" "$(dirname "$0")" <<'PY'
+import shlex, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import run
+config = run.usher_config(Path(sys.argv[1]) / "cfg", "full", 18080, 18090, "127.0.0.1:18081")
+print(f"FULL_CONFIG={shlex.quote(str(config))} TOKEN={shlex.quote(run.bench_token())}")
+print(f"export JWT_SECRET={shlex.quote(run.JWT_SECRET)} STRIPE_WEBHOOK_SECRET={shlex.quote(run.WEBHOOK_SECRET)}")
+print("export USHER_CORS_ORIGINS=https://app.bench.example USHER_REPLICAS=1 USHER_LOG=warn")
+PY
+)"
+fi
+
+READY=index.html
 case $KIND in
     bare) ARGS=(127.0.0.1:18080 127.0.0.1:18081 1); PATHS=(index.html) ;;
     plain) ARGS=(run --config "$DIR/cfg/routes.yaml"); PATHS=(index.html) ;;
     jwt) ARGS=(run --config "$DIR/cfg/routes.yaml"); PATHS=(jwt) ;;
+    full) ARGS=(run --config "$FULL_CONFIG"); PATHS=(bench/full); READY=bench/plain ;;
     redis) ARGS=(run --config "$DIR/cfg/routes.yaml"); PATHS=(limited index.html) ;;
     *) echo "unknown kind $KIND" >&2; exit 2 ;;
 esac
@@ -95,13 +115,13 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrin
 VG=$!
 PIDS+=($VG)
 for _ in $(seq 1 120); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/index.html)" = 200 ] && break
+    [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/$READY)" = 200 ] && break
     sleep 0.5
 done
 
 for path in "${PATHS[@]}"; do
     HEADERS=()
-    [ "$path" = jwt ] && HEADERS=(-H "Authorization: Bearer $TOKEN")
+    case $path in jwt | bench/full) HEADERS=(-H "Authorization: Bearer $TOKEN") ;; esac
     URL=http://127.0.0.1:18080/$path
     status=$(curl -s -o /dev/null -w '%{http_code}' "${HEADERS[@]}" "$URL")
     [ "$status" = 200 ] || { echo "$URL answered $status" >&2; exit 1; }
