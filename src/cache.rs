@@ -7,28 +7,33 @@
 //! source cannot answer). When full, the oldest entry goes first. Entries live in shards,
 //! each behind its own lock, so worker threads rarely meet on one.
 
+use hashbrown::hash_table::{Entry, HashTable};
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub struct Cache<K, V> {
     shards: Box<[Mutex<Shard<K, V>>]>,
     per_shard: usize,
+    /// A key is hashed once per call: the hash picks the shard and finds the entry in it
+    /// (a token is a few hundred bytes, hashed on every authenticated request).
     hasher: RandomState,
 }
 
 struct Shard<K, V> {
-    entries: HashMap<K, Entry<V>>,
-    /// Keys in the order they were stored, with the number of the store; a key stored again
-    /// leaves its older number behind, skipped on eviction.
-    order: VecDeque<(K, u64)>,
+    entries: HashTable<Stored<K, V>>,
+    /// Keys (and their hashes) in the order they were stored, with the number of the store;
+    /// a key stored again leaves its older number behind, skipped on eviction.
+    order: VecDeque<(u64, K, u64)>,
     stores: u64,
 }
 
-struct Entry<V> {
+struct Stored<K, V> {
+    key: K,
+    hash: u64,
     value: V,
     stored: Instant,
     number: u64,
@@ -42,7 +47,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
             shards: (0..shards)
                 .map(|_| {
                     Mutex::new(Shard {
-                        entries: HashMap::new(),
+                        entries: HashTable::new(),
                         order: VecDeque::new(),
                         stores: 0,
                     })
@@ -53,11 +58,16 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         }
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> std::sync::MutexGuard<'_, Shard<K, V>> {
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
-        self.shards[index]
+    /// The key's hash and its shard, locked. The shard comes from the hash's upper half: the
+    /// table inside indexes by the lower bits, which would otherwise be alike for every key
+    /// of a shard.
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, MutexGuard<'_, Shard<K, V>>) {
+        let hash = self.hasher.hash_one(key);
+        let index = (hash >> 32) as usize % self.shards.len();
+        let shard = self.shards[index]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (hash, shard)
     }
 
     /// What `read` makes of the entry for `key` and its age, if there is one.
@@ -66,44 +76,53 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = self.shard(key);
-        let entry = shard.entries.get(key)?;
+        let (hash, shard) = self.shard(key);
+        let entry = shard.entries.find(hash, |e| e.key.borrow() == key)?;
         read(&entry.value, entry.stored.elapsed())
     }
 
     /// Stores `value` for `key`, now; the oldest entries go when the shard is full.
     pub fn insert(&self, key: K, value: V) {
         let per_shard = self.per_shard;
-        let mut shard = self.shard(&key);
+        let (hash, mut shard) = self.shard(&key);
         let shard = &mut *shard;
         shard.stores += 1;
         let number = shard.stores;
-        let entry = Entry {
-            value,
-            stored: Instant::now(),
-            number,
-        };
-        if shard.entries.insert(key.clone(), entry).is_none() {
-            while shard.entries.len() > per_shard {
-                let Some((oldest, stored_as)) = shard.order.pop_front() else {
-                    break;
-                };
-                if shard
-                    .entries
-                    .get(&oldest)
-                    .is_some_and(|e| e.number == stored_as)
-                {
-                    shard.entries.remove(&oldest);
+        let stored = Instant::now();
+        match shard.entries.entry(hash, |e| e.key == key, |e| e.hash) {
+            Entry::Occupied(mut occupied) => {
+                let entry = occupied.get_mut();
+                (entry.value, entry.stored, entry.number) = (value, stored, number);
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(Stored {
+                    key: key.clone(),
+                    hash,
+                    value,
+                    stored,
+                    number,
+                });
+                while shard.entries.len() > per_shard {
+                    let Some((hash, oldest, stored_as)) = shard.order.pop_front() else {
+                        break;
+                    };
+                    if let Ok(entry) = shard.entries.find_entry(hash, |e| e.key == oldest) {
+                        if entry.get().number == stored_as {
+                            entry.remove();
+                        }
+                    }
                 }
             }
         }
-        shard.order.push_back((key, number));
+        shard.order.push_back((hash, key, number));
         // Keys stored again leave older numbers behind; keep the queue near the map's size.
         if shard.order.len() > 2 * per_shard {
             let entries = &shard.entries;
-            shard
-                .order
-                .retain(|(key, number)| entries.get(key).is_some_and(|e| e.number == *number));
+            shard.order.retain(|(hash, key, number)| {
+                entries
+                    .find(*hash, |e| e.key == *key)
+                    .is_some_and(|e| e.number == *number)
+            });
         }
     }
 
