@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub pools: Vec<Arc<Pool>>,
     /// Indexed like `config.routes`.
     pub route_metrics: Vec<RouteMetrics>,
+    /// Indexed like `config.rate_limiting.policies`.
+    pub policy_decisions: Vec<crate::ratelimit::Decisions>,
     /// Key material and API keys, loaded for this configuration.
     pub security: Arc<Security>,
     /// The Redis every replica shares, when configured; kept across reloads that do not
@@ -89,6 +91,9 @@ impl Snapshot {
                 .routes
                 .iter()
                 .map(|r| RouteMetrics::new(&r.name))
+                .collect(),
+            policy_decisions: (config.rate_limiting.policies.iter())
+                .map(|policy| crate::ratelimit::decisions(policy))
                 .collect(),
             config,
             pools,

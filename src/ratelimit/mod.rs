@@ -29,7 +29,7 @@ pub use store::{Limiter, StoreKind, Verdict};
 
 use crate::config::{PolicySpec, RateLimiting, RouteSpec};
 use crate::security::events::Severity;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, CounterGrid, METRICS};
 use key::KeySource;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,33 @@ pub enum Admission {
     },
 }
 
+/// A policy's `usher_ratelimit_decisions_total` counters, by result (a [`Ruling`]) and store.
+pub type Decisions =
+    CounterGrid<{ labels::RATELIMIT_RESULTS.len() }, { labels::RATELIMIT_STORES.len() }>;
+
+/// `policy`'s decision counters, each made on first use.
+pub fn decisions(policy: &PolicySpec) -> Decisions {
+    CounterGrid::new(
+        |m| &m.ratelimit_decisions,
+        Some(&policy.name),
+        &labels::RATELIMIT_RESULTS,
+        &labels::RATELIMIT_STORES,
+    )
+}
+
+/// What a policy made of a request: the position of its name in
+/// [`labels::RATELIMIT_RESULTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ruling {
+    Allowed = 0,
+    Limited = 1,
+    Blocked = 2,
+    /// Let through uncounted: the store was down and the policy fails open.
+    Unlimited = 3,
+    /// Refused uncounted: the store was down and the policy fails closed.
+    Unavailable = 4,
+}
+
 /// The limit `policy` sets for a caller of tier `multiplier`.
 pub fn effective_limit(policy: &PolicySpec, multiplier: f64) -> u32 {
     if !policy.tiered {
@@ -68,10 +95,12 @@ pub fn effective_limit(policy: &PolicySpec, multiplier: f64) -> u32 {
     ((f64::from(policy.limit) * multiplier).round() as u32).max(1)
 }
 
-/// Counts the request against every policy of `route`. `event` records security events.
+/// Counts the request against every policy of `route`, each decision in `decisions`
+/// (indexed like `config.policies`). `event` records security events.
 pub async fn admit(
     limiter: &Limiter,
     config: &RateLimiting,
+    decisions: &[Decisions],
     route: &RouteSpec,
     source: &KeySource<'_>,
     multiplier: f64,
@@ -99,7 +128,7 @@ pub async fn admit(
                     policy.on_store_failure,
                 )
                 .await;
-            (policy, bucket, verdict)
+            (attached.policy, bucket, verdict)
         }
     });
     let verdicts = futures_util::future::join_all(checks).await;
@@ -108,13 +137,14 @@ pub async fn admit(
     let mut unavailable = false;
     // Policies that admitted the request: their bucket, receipt and quota's index.
     let mut admitted = Vec::new();
-    for (policy, bucket, verdict) in verdicts {
+    for (index, bucket, verdict) in verdicts {
+        let policy = &config.policies[index];
         let name = &*policy.name;
-        let (result, store) = match verdict {
-            Verdict::Unlimited => ("unlimited", "none"),
+        let (ruling, store) = match verdict {
+            Verdict::Unlimited => (Ruling::Unlimited, store::NO_STORE),
             Verdict::Unavailable => {
                 unavailable = true;
-                ("unavailable", "none")
+                (Ruling::Unavailable, store::NO_STORE)
             }
             Verdict::Decided {
                 decision,
@@ -150,25 +180,15 @@ pub async fn admit(
                         event("rate_limit_bot_suspected", Severity::High);
                     }
                 }
-                let result = match (decision.allowed, decision.block) {
-                    (true, _) => "allowed",
-                    (false, Block::None) => "limited",
-                    (false, _) => "blocked",
+                let ruling = match (decision.allowed, decision.block) {
+                    (true, _) => Ruling::Allowed,
+                    (false, Block::None) => Ruling::Limited,
+                    (false, _) => Ruling::Blocked,
                 };
-                (result, store.as_str())
+                (ruling, store as usize)
             }
         };
-        use crate::telemetry::metrics::labels;
-        debug_assert!(
-            labels::RATELIMIT_DECIDED.contains(&result)
-                || labels::RATELIMIT_UNDECIDED.contains(&result),
-            "ratelimit_decisions: {result} is not in its lists"
-        );
-        labels::check("ratelimit_decisions", &labels::RATELIMIT_STORES, store);
-        METRICS
-            .ratelimit_decisions
-            .with_label_values(&[name, result, store])
-            .inc();
+        decisions[index].get(ruling as usize, store).inc();
     }
     if unavailable || retry_after.is_some() {
         let give_backs = admitted
@@ -192,5 +212,29 @@ pub async fn admit(
             retry_after,
         },
         None => Admission::Admitted(quotas),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rulings_and_stores_are_counted_under_their_names() {
+        let results = labels::RATELIMIT_RESULTS;
+        for (ruling, name) in [
+            (Ruling::Allowed, "allowed"),
+            (Ruling::Limited, "limited"),
+            (Ruling::Blocked, "blocked"),
+            (Ruling::Unlimited, "unlimited"),
+            (Ruling::Unavailable, "unavailable"),
+        ] {
+            assert_eq!(results[ruling as usize], name);
+        }
+        let stores = labels::RATELIMIT_STORES;
+        assert_eq!(stores[StoreKind::Redis as usize], "redis");
+        assert_eq!(stores[StoreKind::Local as usize], "local");
+        assert_eq!(stores[store::NO_STORE], "none");
+        assert_eq!(labels::RATELIMIT_DECIDED, ["allowed", "limited", "blocked"]);
     }
 }

@@ -8,7 +8,9 @@ use super::shared_window::SharedWindow;
 use super::window::{Decision, Rule};
 use crate::config::{RedisSpec, StoreFailure};
 use crate::store::SharedStore;
-use crate::telemetry::metrics::METRICS;
+use crate::telemetry::metrics::{labels, METRICS};
+use once_cell::sync::OnceCell;
+use prometheus::Histogram;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,19 +39,25 @@ pub enum Receipt {
     Redis(u64),
 }
 
+/// Where a decision was made: the position of its name in
+/// [`labels::RATELIMIT_STORES`](crate::telemetry::metrics::labels::RATELIMIT_STORES).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    Redis,
-    Local,
+    Redis = 0,
+    Local = 1,
 }
 
-impl StoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Redis => "redis",
-            StoreKind::Local => "local",
-        }
-    }
+/// The store column of a decision that no store made (the store was down).
+pub const NO_STORE: usize = 2;
+
+/// `usher_ratelimit_store_duration_seconds` of each store, made on its first decision.
+static STORE_DURATION: [OnceCell<Histogram>; 2] = [OnceCell::new(), OnceCell::new()];
+
+fn store_duration(store: StoreKind) -> &'static Histogram {
+    STORE_DURATION[store as usize].get_or_init(|| {
+        let store = labels::RATELIMIT_STORES[store as usize];
+        METRICS.ratelimit_store_duration.with_label_values(&[store])
+    })
 }
 
 /// The stores one process counts in. Kept across reloads while the shared store is, so
@@ -102,10 +110,7 @@ impl Limiter {
             .guarded(spec, |redis| async move {
                 let started = Instant::now();
                 let result = window.decide(redis, bucket, rule).await;
-                METRICS
-                    .ratelimit_store_duration
-                    .with_label_values(&["redis"])
-                    .observe(started.elapsed().as_secs_f64());
+                store_duration(StoreKind::Redis).observe(started.elapsed().as_secs_f64());
                 result
             })
             .await;
@@ -167,10 +172,7 @@ impl Limiter {
     fn decide_locally(&self, bucket: &str, rule: &Rule) -> (Decision, u64) {
         let started = Instant::now();
         let decision = self.local.decide(bucket, rule);
-        METRICS
-            .ratelimit_store_duration
-            .with_label_values(&["local"])
-            .observe(started.elapsed().as_secs_f64());
+        store_duration(StoreKind::Local).observe(started.elapsed().as_secs_f64());
         decision
     }
 }

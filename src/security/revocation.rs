@@ -12,7 +12,8 @@
 use crate::cache::Cache;
 use crate::config::{Errors, RedisSpec, RevocationSpec};
 use crate::store::SharedStore;
-use crate::telemetry::metrics::{labels, METRICS};
+use crate::telemetry::metrics::{labels, CounterGrid};
+use once_cell::sync::Lazy;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +21,34 @@ use std::time::Duration;
 /// Revocation answers remembered, by Redis key; beyond this the oldest go.
 const MAX_ANSWERS: usize = 100_000;
 
+/// A check's answer: the position of its name in [`labels::REVOCATION_RESULTS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    Valid,
-    Revoked,
+    Valid = 0,
+    Revoked = 1,
     /// Redis could not answer and the file does not list the token.
-    Unavailable,
+    Unavailable = 2,
 }
+
+/// Where a check's answer came from: the position of its name in
+/// [`labels::REVOCATION_SOURCES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    File = 0,
+    Cache = 1,
+    Redis = 2,
+    /// An older answer, while Redis cannot answer.
+    Stale = 3,
+}
+
+type Checks =
+    CounterGrid<{ labels::REVOCATION_RESULTS.len() }, { labels::REVOCATION_SOURCES.len() }>;
+
+/// `usher_revocation_checks_total`, by status and source.
+static CHECKS: Lazy<Checks> = Lazy::new(|| {
+    let (results, sources) = (&labels::REVOCATION_RESULTS, &labels::REVOCATION_SOURCES);
+    CounterGrid::new(|m| &m.revocation_checks, None, results, sources)
+});
 
 pub struct Revocation {
     key_template: String,
@@ -85,14 +107,16 @@ impl Revocation {
         spec: Option<&RedisSpec>,
     ) -> Status {
         if self.listed.contains(jti) {
-            return counted(Status::Revoked, "file");
+            return counted(Status::Revoked, Source::File);
         }
         let (store, spec) = match (store, spec) {
             (Some(store), Some(spec)) => (store, spec),
-            (None, None) => return counted(Status::Valid, "file"),
+            (None, None) => return counted(Status::Valid, Source::File),
             // Redis is configured but its client could not be set up: no answer is no
             // permission, the route's on_dependency_failure decides.
-            (None, Some(_)) | (Some(_), None) => return counted(Status::Unavailable, "redis"),
+            (None, Some(_)) | (Some(_), None) => {
+                return counted(Status::Unavailable, Source::Redis)
+            }
         };
         let key = self.key_template.replace("{jti}", jti);
         let remembered = |max_age: Duration| {
@@ -101,16 +125,16 @@ impl Revocation {
             })
         };
         if let Some(revoked) = remembered(self.cache_ttl) {
-            return counted(status(revoked), "cache");
+            return counted(status(revoked), Source::Cache);
         }
         match store.guarded(spec, |redis| redis.exists(&key)).await {
             Some(Ok(revoked)) => {
                 self.answers.insert(key, revoked);
-                counted(status(revoked), "redis")
+                counted(status(revoked), Source::Redis)
             }
             Some(Err(_)) | None => match remembered(self.stale_if_error) {
-                Some(revoked) => counted(status(revoked), "stale"),
-                None => counted(Status::Unavailable, "redis"),
+                Some(revoked) => counted(status(revoked), Source::Stale),
+                None => counted(Status::Unavailable, Source::Redis),
             },
         }
     }
@@ -124,16 +148,29 @@ fn status(revoked: bool) -> Status {
     }
 }
 
-fn counted(status: Status, source: &str) -> Status {
-    let result = match status {
-        Status::Valid => "valid",
-        Status::Revoked => "revoked",
-        Status::Unavailable => "unavailable",
-    };
-    labels::check("revocation_checks", &labels::REVOCATION_SOURCES, source);
-    METRICS
-        .revocation_checks
-        .with_label_values(&[result, source])
-        .inc();
+fn counted(status: Status, source: Source) -> Status {
+    CHECKS.get(status as usize, source as usize).inc();
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_counted_under_their_names() {
+        let results = labels::REVOCATION_RESULTS;
+        assert_eq!(results[Status::Valid as usize], "valid");
+        assert_eq!(results[Status::Revoked as usize], "revoked");
+        assert_eq!(results[Status::Unavailable as usize], "unavailable");
+        let sources = labels::REVOCATION_SOURCES;
+        for (source, name) in [
+            (Source::File, "file"),
+            (Source::Cache, "cache"),
+            (Source::Redis, "redis"),
+            (Source::Stale, "stale"),
+        ] {
+            assert_eq!(sources[source as usize], name);
+        }
+    }
 }

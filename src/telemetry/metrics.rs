@@ -76,8 +76,9 @@ pub mod span_outcome {
 
 /// The label values the code gives each family, so that every series a configuration can
 /// produce exists from the start at zero rather than at its first event (a `rate()` over a
-/// series that appears mid-incident reads nothing). Each counting site checks its value
-/// against its list in debug builds ([`labels::check`]), so the lists cannot drift from
+/// series that appears mid-incident reads nothing). A counting site either names its value
+/// by position in its list (a [`CounterGrid`], for the per-request families) or checks it
+/// against the list in debug builds ([`labels::check`]), so the lists cannot drift from
 /// the code without a test failing; docs/metrics.md describes the same values.
 pub mod labels {
     /// `usher_upstream_errors_total{kind}`.
@@ -103,8 +104,9 @@ pub mod labels {
     /// `usher_ratelimit_decisions_total{result}`: decided in a store, or, with the store
     /// down, let through uncounted (`unlimited`) or refused (`unavailable`) under `store`
     /// `none`.
-    pub const RATELIMIT_DECIDED: [&str; 3] = ["allowed", "limited", "blocked"];
-    pub const RATELIMIT_UNDECIDED: [&str; 2] = ["unlimited", "unavailable"];
+    pub const RATELIMIT_RESULTS: [&str; 5] =
+        ["allowed", "limited", "blocked", "unlimited", "unavailable"];
+    pub const RATELIMIT_DECIDED: &[&str] = RATELIMIT_RESULTS.split_at(3).0;
     /// `usher_ratelimit_decisions_total{store}` and `usher_ratelimit_store_duration_seconds`.
     pub const RATELIMIT_STORES: [&str; 3] = ["redis", "local", "none"];
     /// `usher_ratelimit_store_errors_total{kind}`.
@@ -718,14 +720,54 @@ const METHODS: [&str; 8] = [
 ];
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
+/// The counters of a family whose last two labels each take a listed value (`rows`, then
+/// `columns`), after an optional leading label (a route's or a policy's name). Each is
+/// resolved on first use and kept: counting is an index into the grid, not a lookup by
+/// label values, and a series appears only once something counted in it.
+pub struct CounterGrid<const R: usize, const C: usize> {
+    family: fn(&Metrics) -> &IntCounterVec,
+    leading: Option<Box<str>>,
+    rows: &'static [&'static str; R],
+    columns: &'static [&'static str; C],
+    cells: [[OnceCell<IntCounter>; C]; R],
+}
+
+impl<const R: usize, const C: usize> CounterGrid<R, C> {
+    pub fn new(
+        family: fn(&Metrics) -> &IntCounterVec,
+        leading: Option<&str>,
+        rows: &'static [&'static str; R],
+        columns: &'static [&'static str; C],
+    ) -> Self {
+        CounterGrid {
+            family,
+            leading: leading.map(Box::from),
+            rows,
+            columns,
+            cells: std::array::from_fn(|_| std::array::from_fn(|_| OnceCell::new())),
+        }
+    }
+
+    /// The counter of `rows[row]` and `columns[column]`.
+    pub fn get(&self, row: usize, column: usize) -> &IntCounter {
+        self.cells[row][column].get_or_init(|| {
+            let family = (self.family)(&METRICS);
+            let (row, column) = (self.rows[row], self.columns[column]);
+            match &self.leading {
+                Some(leading) => family.with_label_values(&[leading, row, column]),
+                None => family.with_label_values(&[row, column]),
+            }
+        })
+    }
+}
+
 /// A route's request metrics, resolved once per route rather than looked up by label on
-/// every request. Counters are created on first use, so unused combinations export nothing.
-/// A route's series, made on its first request: a table of thousands of routes exports
-/// only those that served something.
+/// every request, each made on its first use: a table of thousands of routes exports only
+/// the series of what it served.
 pub struct RouteMetrics {
     route: String,
     duration: OnceCell<Histogram>,
-    requests: [[OnceCell<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
+    requests: CounterGrid<{ METHODS.len() }, { STATUS_CLASSES.len() }>,
     /// By status code, 0 to 599 (anything else counts as 0), resolved on first use. The
     /// table itself is made on the route's first request: 600 slots are 10 KiB, and most
     /// of a large route table is rarely asked for.
@@ -743,7 +785,7 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_string(),
             duration: OnceCell::new(),
-            requests: Default::default(),
+            requests: CounterGrid::new(|m| &m.requests, Some(route), &METHODS, &STATUS_CLASSES),
             responses: OnceCell::new(),
         }
     }
@@ -759,11 +801,7 @@ impl RouteMetrics {
     /// The series a request with `method` answered `status` counts in, made on first use.
     fn series(&self, method: &Method, status: u16) -> (&IntCounter, &IntCounter, &Histogram) {
         let (m, c) = (method_index(method), status_class_index(status));
-        let requests = self.requests[m][c].get_or_init(|| {
-            METRICS
-                .requests
-                .with_label_values(&[&self.route, METHODS[m], STATUS_CLASSES[c]])
-        });
+        let requests = self.requests.get(m, c);
         let code = if usize::from(status) < STATUS_CODES {
             status
         } else {
@@ -838,6 +876,35 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_counts_in_the_series_of_its_cell_made_on_first_use() {
+        const ROWS: [&str; 2] = ["grid-row-a", "grid-row-b"];
+        const COLUMNS: [&str; 3] = ["grid-col-a", "grid-col-b", "grid-col-c"];
+        let grid = CounterGrid::new(|m| &m.requests, Some("grid-test-route"), &ROWS, &COLUMNS);
+        let exported = |row: &str, column: &str| {
+            let series = format!(
+                r#"usher_http_requests_total{{method="{row}",route="grid-test-route",status_class="{column}"}}"#
+            );
+            String::from_utf8(METRICS.render())
+                .unwrap()
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(&series)
+                        .map(|value| value.trim().to_string())
+                })
+        };
+        assert_eq!(exported("grid-row-b", "grid-col-c"), None);
+        grid.get(1, 2).inc();
+        grid.get(1, 2).inc();
+        assert!(std::ptr::eq(grid.get(1, 2), grid.get(1, 2)));
+        assert_eq!(exported("grid-row-b", "grid-col-c").as_deref(), Some("2"));
+        assert_eq!(
+            exported("grid-row-a", "grid-col-c"),
+            None,
+            "an unused cell exports nothing"
+        );
+    }
+
+    #[test]
     fn route_metrics_count_by_method_and_status_class() {
         let metrics = RouteMetrics::new("metrics-test-route");
         metrics.observe(&Method::GET, 204, Duration::from_millis(3));
@@ -852,5 +919,10 @@ mod tests {
         assert_eq!(counter("GET", "2xx"), 2);
         assert_eq!(counter("OTHER", "none"), 1);
         assert_eq!(metrics.duration.get().unwrap().get_sample_count(), 3);
+        assert_eq!(
+            metrics.requests.get(0, 1).get(),
+            2,
+            "the grid's GET 2xx cell"
+        );
     }
 }

@@ -83,6 +83,7 @@ pub async fn limit(
     let outcome = ratelimit::admit(
         &snapshot.limiter,
         config,
+        &snapshot.policy_decisions,
         route,
         &source,
         config.tiers.levels[tier].multiplier,
