@@ -14,10 +14,12 @@ use super::discovery::DnsDiscovery;
 use super::health;
 use crate::config::{LoadBalancing, UpstreamSpec};
 use crate::telemetry::metrics::METRICS;
+use arc_swap::ArcSwap;
 use pingora::lb::selection::{Consistent, Random, RoundRobin};
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use prometheus::{Histogram, IntGauge};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::{interval, MissedTickBehavior};
@@ -28,6 +30,13 @@ const MAX_SELECTION_STEPS: usize = 256;
 pub struct Pool {
     pub spec: UpstreamSpec,
     balancer: Balancer,
+    /// The peers that may be chosen now, in the balancer's order, worked out again
+    /// whenever that can change (a resolution, a round of health checks, an ejection and
+    /// its end): round-robin and random choices read it, without the two hash lookups per
+    /// candidate that Pingora's selection makes.
+    ready: ArcSwap<Vec<SocketAddr>>,
+    /// Round-robin's next turn.
+    turn: AtomicUsize,
     refreshes: bool,
     breaker: CircuitBreaker,
     pub bulkhead: Arc<Bulkhead>,
@@ -105,6 +114,8 @@ impl Pool {
             breaker: CircuitBreaker::new(spec.circuit_breaker.clone(), Instant::now()),
             spec,
             balancer,
+            ready: ArcSwap::default(),
+            turn: AtomicUsize::new(0),
             refreshes,
             bulkhead,
             breaker_gauge,
@@ -154,15 +165,26 @@ impl Pool {
 
     /// Chooses a healthy, non-ejected peer that this request has not tried yet.
     pub fn select(&self, hash_key: &[u8], tried: &[SocketAddr]) -> Option<SocketAddr> {
-        let accept = |backend: &Backend, ready: bool| {
-            ready
-                && backend
-                    .addr
-                    .as_inet()
-                    .is_some_and(|addr| !tried.contains(addr))
+        let start = match &self.balancer {
+            Balancer::RoundRobin(_) => self.turn.fetch_add(1, Ordering::Relaxed),
+            Balancer::Random(_) => rand::random(),
+            Balancer::Hash(lb) => {
+                let accept = |backend: &Backend, ready: bool| {
+                    ready
+                        && backend
+                            .addr
+                            .as_inet()
+                            .is_some_and(|addr| !tried.contains(addr))
+                };
+                let chosen = lb.select_with(hash_key, MAX_SELECTION_STEPS, accept);
+                return chosen.and_then(|backend| backend.addr.as_inet().copied());
+            }
         };
-        let chosen = with_balancer!(&self.balancer, lb => lb.select_with(hash_key, MAX_SELECTION_STEPS, accept));
-        chosen.and_then(|backend| backend.addr.as_inet().copied())
+        let ready = self.ready.load();
+        let count = ready.len();
+        (0..count)
+            .map(|step| ready[start.wrapping_add(step) % count])
+            .find(|peer| !tried.contains(peer))
     }
 
     /// Requests in flight to this upstream and its bulkhead's capacity.
@@ -255,7 +277,12 @@ impl Pool {
             .collect()
     }
 
+    /// Publishes the peers that may be chosen now, and their counts.
     fn export_peer_gauges(&self) {
+        let ready: Vec<SocketAddr> = (self.peers().into_iter())
+            .filter_map(|(peer, ready)| ready.then_some(peer))
+            .collect();
+        self.ready.store(Arc::new(ready));
         let (ready, total) = self.peer_counts();
         METRICS
             .upstream_healthy_peers
@@ -265,5 +292,63 @@ impl Pool {
             .upstream_peers
             .with_label_values(&[&*self.spec.name])
             .set(total as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::file;
+
+    fn pool(lb: &str) -> Arc<Pool> {
+        let config = file(&format!(
+            "upstreams: {{ p: {{ targets: [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"], \
+             lb: {lb}, passive_ejection: 1m }} }}\n\
+             routes: [{{ name: r, match: {{ path: /r }}, upstream: p, public: true }}]"
+        ));
+        Pool::new(config.upstreams[0].clone())
+    }
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[tokio::test]
+    async fn choices_go_round_the_ready_peers_and_skip_the_tried_and_the_ejected() {
+        let pool = pool("round_robin");
+        assert_eq!(
+            pool.select(b"", &[]),
+            None,
+            "no peers before the first resolution"
+        );
+        pool.refresh().await;
+        let turns: Vec<_> = (0..6).map(|_| pool.select(b"", &[]).unwrap()).collect();
+        assert_eq!(turns[..3], turns[3..], "one turn each, in order");
+        let mut seen = turns[..3].to_vec();
+        seen.sort();
+        assert_eq!(seen, [peer(1), peer(2), peer(3)]);
+        for _ in 0..6 {
+            assert_eq!(pool.select(b"", &[peer(1), peer(3)]), Some(peer(2)));
+        }
+        assert_eq!(pool.select(b"", &[peer(1), peer(2), peer(3)]), None);
+        pool.eject(peer(2));
+        let after: Vec<_> = (0..6).map(|_| pool.select(b"", &[]).unwrap()).collect();
+        assert!(!after.contains(&peer(2)), "{after:?}");
+        assert!(
+            after.contains(&peer(1)) && after.contains(&peer(3)),
+            "{after:?}"
+        );
+        assert_eq!(pool.peer_counts(), (2, 3));
+    }
+
+    #[tokio::test]
+    async fn random_choices_reach_every_ready_peer() {
+        let pool = pool("random");
+        pool.refresh().await;
+        pool.eject(peer(3));
+        let mut seen: Vec<_> = (0..200).map(|_| pool.select(b"", &[]).unwrap()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, [peer(1), peer(2)]);
     }
 }
