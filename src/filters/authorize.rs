@@ -48,6 +48,7 @@ mod tests {
             token_id: None,
             key_id: None,
             token_digest: None,
+            forwarded: Default::default(),
         }
     }
 

@@ -31,7 +31,7 @@ pub fn decorate(
     // Room for all of them at once: Pingora sizes its two header maps to the upstream's
     // headers, and would otherwise grow (and rehash) both on the way.
     upstream_response.reserve(1 + security_headers::count(tls) + cors.len() + fields.len())?;
-    let request_id = ctx.request_id.as_str();
+    let request_id = ctx.request_id.header_value();
     upstream_response.insert_header_static(&correlation::X_REQUEST_ID, request_id)?;
     security_headers::apply(upstream_response, tls)?;
     for (name, value) in cors {
@@ -51,7 +51,7 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, headers: cor
         let size = headers.len() + 1 + security_headers::count(tls);
         let mut response = ResponseHeader::build(204, Some(size))?;
         security_headers::apply(&mut response, tls)?;
-        response.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
+        response.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.header_value())?;
         for (name, value) in &headers {
             response.append_header(*name, value.as_str())?;
         }

@@ -126,7 +126,8 @@ pub fn prepare_request(
         + usize::from(ctx.approved.is_some())
         + if signs { SIGNATURE_HEADERS } else { 0 };
     upstream_request.reserve(written)?;
-    upstream_request.insert_header_static(&correlation::X_REQUEST_ID, ctx.request_id.as_str())?;
+    let request_id = ctx.request_id.header_value();
+    upstream_request.insert_header_static(&correlation::X_REQUEST_ID, request_id)?;
     match &mut ctx.trace {
         Some(trace) => {
             trace.sent(upstream_request.uri.path());
@@ -134,7 +135,7 @@ pub fn prepare_request(
             upstream_request.insert_header_static(&correlation::TRACEPARENT, traceparent)?;
         }
         None => upstream_request
-            .insert_header_static(&correlation::TRACEPARENT, ctx.traceparent.as_str())?,
+            .insert_header_static(&correlation::TRACEPARENT, ctx.traceparent.header_value())?,
     }
     if !ctx.trace_continued {
         // The client's tracestate belongs to a trace this request does not continue.
@@ -170,10 +171,14 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 /// headers named in `Connection`, so nothing can remove these.
 fn inject_identity(upstream_request: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     if let Some(identity) = &ctx.identity {
-        upstream_request.insert_header_static(&X_TENANT_ID, identity.tenant.as_str())?;
-        upstream_request.insert_header_static(&X_TENANT_SOURCE, identity.source.as_str())?;
-        upstream_request.insert_header_static(&X_USER_ID, identity.subject.as_str())?;
-        upstream_request.insert_header_static(&X_USER_ROLES, identity.roles.join(","))?;
+        let Some([tenant, subject, roles]) = identity.forwarded_values().cloned() else {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "identity header value");
+        };
+        let source = HeaderValue::from_static(identity.source.as_str());
+        upstream_request.insert_header_static(&X_TENANT_ID, tenant)?;
+        upstream_request.insert_header_static(&X_TENANT_SOURCE, source)?;
+        upstream_request.insert_header_static(&X_USER_ID, subject)?;
+        upstream_request.insert_header_static(&X_USER_ROLES, roles)?;
     }
     if let Some(approved) = &ctx.approved {
         upstream_request.insert_header_static(&X_APPROVED_BY, approved.approvers.join(","))?;

@@ -11,6 +11,7 @@ use crate::respond::Rejection;
 use crate::security::events::{self, Severity};
 use crate::security::Identity;
 use crate::snapshot::Snapshot;
+use crate::telemetry::correlation;
 use crate::telemetry::traces::{self, RequestTrace};
 use crate::upstream::{BreakerPass, Pool, Slot};
 use std::net::IpAddr;
@@ -20,8 +21,8 @@ use std::time::Instant;
 
 pub struct RequestCtx {
     pub started: Instant,
-    pub request_id: String,
-    pub traceparent: String,
+    pub request_id: correlation::Id,
+    pub traceparent: correlation::Id,
     /// Whether `traceparent` is the client's, whose `tracestate` then goes on with it.
     pub trace_continued: bool,
     /// This request's spans, when tracing is on.
@@ -107,8 +108,8 @@ impl RequestCtx {
     pub fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
-            request_id: String::new(),
-            traceparent: String::new(),
+            request_id: correlation::Id::default(),
+            traceparent: correlation::Id::default(),
             trace_continued: false,
             trace: None,
             snapshot: None,

@@ -116,6 +116,7 @@ impl ApiKeyStore {
             token_id: None,
             key_id: Some(entry.name.clone()),
             token_digest: None,
+            forwarded: Default::default(),
         }))
     }
 }

@@ -1,7 +1,8 @@
 //! Who the caller is, as established by a verified credential. Nothing in an [`Identity`]
 //! comes from a header the client could set.
 
-use std::sync::Arc;
+use http::HeaderValue;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -38,7 +39,25 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// What the logs say of `token_id` ([`token_digest`]), made once per verified token.
     pub token_digest: Option<String>,
+    /// The identity headers' values, made from the fields above on the first request
+    /// forwarded ([`Identity::forwarded_values`]).
+    pub forwarded: ForwardedValues,
 }
+
+/// `x-tenant-id`, `x-user-id` and `x-user-roles` as header values, kept with the identity:
+/// a verified token's identity is cached across its requests, and an API key's lives as
+/// long as its file, so each request shares these bytes instead of copying them.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardedValues(OnceLock<Option<[HeaderValue; 3]>>);
+
+/// Made from the identity's other fields, so they decide whether two identities are equal.
+impl PartialEq for ForwardedValues {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ForwardedValues {}
 
 /// What the logs say of a token's `jti`: 16 hex digits of its SHA-256, never the id itself,
 /// which is enough to follow one token through the logs.
@@ -62,6 +81,20 @@ pub fn is_identity_value(value: &str) -> bool {
 impl Identity {
     pub fn has_any_role(&self, roles: &[String]) -> bool {
         roles.iter().any(|role| self.roles.contains(role))
+    }
+
+    /// `[tenant, subject, roles]` as the headers upstream carry them (the roles joined by
+    /// commas), or `None` when one is not a header value, which [`is_injectable`]
+    /// (checked when the credential is verified) excludes.
+    ///
+    /// [`is_injectable`]: Identity::is_injectable
+    pub fn forwarded_values(&self) -> Option<&[HeaderValue; 3]> {
+        let made = || {
+            let value = |text: &str| HeaderValue::from_str(text).ok();
+            let roles = self.roles.join(",");
+            Some([value(&self.tenant)?, value(&self.subject)?, value(&roles)?])
+        };
+        self.forwarded.0.get_or_init(made).as_ref()
     }
 
     /// Whether every value Usher injects for this identity follows [`is_identity_value`].
@@ -100,5 +133,36 @@ mod tests {
         ] {
             assert!(!is_identity_value(bad), "{bad:?}");
         }
+    }
+
+    fn caller(tenant: &str) -> Identity {
+        Identity {
+            subject: "user-1".into(),
+            tenant: tenant.into(),
+            roles: vec!["customer".into(), "organizer".into()],
+            venues: vec![],
+            source: CredentialKind::Jwt,
+            tier: None,
+            token_id: None,
+            key_id: None,
+            token_digest: None,
+            forwarded: Default::default(),
+        }
+    }
+
+    #[test]
+    fn forwarded_values_are_made_once_and_shared() {
+        let identity = caller("tenant-a");
+        let [tenant, subject, roles] = identity.forwarded_values().unwrap();
+        assert_eq!(
+            (tenant.as_bytes(), subject.as_bytes()),
+            (&b"tenant-a"[..], &b"user-1"[..])
+        );
+        assert_eq!(roles.as_bytes(), b"customer,organizer");
+        let again = identity.forwarded_values().unwrap();
+        assert!(std::ptr::eq(again, identity.forwarded_values().unwrap()));
+        assert_eq!(again[0].as_bytes().as_ptr(), tenant.as_bytes().as_ptr());
+        assert_eq!(caller("tenant\na").forwarded_values(), None);
+        assert_eq!(caller("tenant-a"), identity, "equal whether made or not");
     }
 }

@@ -260,6 +260,7 @@ impl JwtVerifier {
             token_id: text("jti").map(str::to_string),
             key_id: None,
             token_digest: text("jti").map(super::token_digest),
+            forwarded: Default::default(),
         };
         if !identity.is_injectable() {
             return Err(fail(INVALID_IDENTITY_VALUE, Severity::Medium));
@@ -342,6 +343,7 @@ mod tests {
             token_id: None,
             key_id: None,
             token_digest: None,
+            forwarded: Default::default(),
         })
     }
 

@@ -319,6 +319,7 @@ fn identity(key: &SignatureKeySpec) -> Identity {
         token_id: None,
         key_id: Some(key.id.clone()),
         token_digest: None,
+        forwarded: Default::default(),
     }
 }
 
@@ -389,6 +390,7 @@ mod tests {
             token_id: None,
             key_id: None,
             token_digest: None,
+            forwarded: Default::default(),
         };
         SignatureKeys {
             keys: HashMap::from([(id.to_string(), (material, Arc::new(identity)))]),

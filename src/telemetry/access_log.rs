@@ -22,9 +22,9 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(25);
 #[derive(Debug)]
 pub struct AccessRecord {
     pub time: SystemTime,
-    pub request_id: String,
+    pub request_id: super::correlation::Id,
     /// The W3C traceparent; its trace id is logged.
-    pub traceparent: String,
+    pub traceparent: super::correlation::Id,
     pub client: Option<IpAddr>,
     pub method: http::Method,
     pub path: String,
@@ -307,7 +307,7 @@ mod tests {
             .send(AccessRecord {
                 time: SystemTime::UNIX_EPOCH,
                 request_id: "id\"with\\quotes".into(),
-                traceparent: String::new(),
+                traceparent: Default::default(),
                 client: Some("::1".parse().unwrap()),
                 method: http::Method::from_bytes(b"PROPFIND").unwrap(),
                 path: path.into(),
@@ -331,6 +331,7 @@ mod tests {
                     token_id: Some("jti-1".into()),
                     key_id: None,
                     token_digest: Some(crate::security::token_digest("jti-1")),
+                    forwarded: Default::default(),
                 })),
             })
             .unwrap();

@@ -7,36 +7,100 @@
 //! version's as version 00, the fields Usher knows); with tracing on, Usher's spans join it
 //! (`telemetry::traces`).
 
-use http::HeaderMap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use std::fmt;
+use std::ops::Deref;
 
 const MAX_REQUEST_ID: usize = 128;
 
-pub fn request_id(headers: &HeaderMap) -> String {
+/// An id Usher both sends in headers and writes in its logs (a request id, a
+/// `traceparent`): visible ASCII, checked or made once per request, then shared by every
+/// head that carries it (a header value's bytes are reference-counted) instead of copied
+/// into each.
+#[derive(Clone, Debug)]
+pub struct Id(HeaderValue);
+
+impl Id {
+    /// An id Usher made: one allocation, whose clones are reference counts.
+    fn made<T: AsRef<[u8]> + Send + 'static>(text: T) -> Id {
+        let value = HeaderValue::from_maybe_shared(Bytes::from_owner(text));
+        Id(value.unwrap_or_else(|_| HeaderValue::from_static("")))
+    }
+
+    /// A value of a client's header, already checked to be visible ASCII.
+    fn kept(value: &HeaderValue) -> Id {
+        Id(value.clone())
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Visible ASCII by construction, so this never falls back.
+        std::str::from_utf8(self.0.as_bytes()).unwrap_or_default()
+    }
+
+    /// The id as a header value, sharing its bytes.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl Default for Id {
+    fn default() -> Self {
+        Id(HeaderValue::from_static(""))
+    }
+}
+
+impl Deref for Id {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+impl From<&'static str> for Id {
+    fn from(text: &'static str) -> Id {
+        Id(HeaderValue::from_static(text))
+    }
+}
+
+pub fn request_id(headers: &HeaderMap) -> Id {
+    let sane = |id: &&HeaderValue| {
+        let id = id.as_bytes();
+        !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.iter().all(u8::is_ascii_graphic)
+    };
     headers
         .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map_or_else(new_request_id, str::to_string)
+        .filter(sane)
+        .map_or_else(new_request_id, Id::kept)
 }
 
 /// The client's `traceparent` when it is valid, else a new one; and whether it is the
 /// client's (only then does its `tracestate` belong to it).
-pub fn traceparent(headers: &HeaderMap) -> (String, bool) {
-    let valid = headers
-        .get(&TRACEPARENT)
+pub fn traceparent(headers: &HeaderMap) -> (Id, bool) {
+    let header = headers.get(&TRACEPARENT);
+    let valid = header
         .and_then(|v| v.to_str().ok())
         .filter(|value| is_valid_traceparent(value));
-    match valid {
+    match (valid, header) {
         // A later version's fields beyond these four are its own: what goes on is 00.
-        Some(value) if !value.starts_with("00") => {
+        (Some(value), _) if !value.starts_with("00") => {
             let value = value.to_ascii_lowercase();
             let [trace, parent, flags] = fields(&value);
-            (format!("00-{trace}-{parent}-{flags}"), true)
+            (Id::made(format!("00-{trace}-{parent}-{flags}")), true)
         }
-        Some(value) => (value.to_ascii_lowercase(), true),
-        None => (new_traceparent(), false),
+        (Some(value), Some(header)) if !value.bytes().any(|b| b.is_ascii_uppercase()) => {
+            (Id::kept(header), true)
+        }
+        (Some(value), _) => (Id::made(value.to_ascii_lowercase()), true),
+        (None, _) => (new_traceparent(), false),
     }
 }
 
@@ -59,30 +123,35 @@ pub fn trace_id(traceparent: &str) -> &str {
     fields(traceparent)[0]
 }
 
-fn new_request_id() -> String {
+fn new_request_id() -> Id {
     let mut id = [0u8; 32];
     hex_into(&rand::random::<[u8; 16]>(), &mut id);
-    ascii(&id)
+    Id::made(id)
 }
 
-fn new_traceparent() -> String {
+fn new_traceparent() -> Id {
     // One draw for both ids; neither may be all zeros.
     let mut random: [u8; 24] = rand::random();
     random[15] |= 1;
     random[23] |= 1;
     let (trace_id, parent) = random.split_at(16);
-    traceparent_text(trace_id, parent, true)
+    Id::made(traceparent_bytes(trace_id, parent, true))
 }
 
 /// A version-00 `traceparent`: 16 bytes of trace id and 8 of parent id, as hex.
 pub fn traceparent_text(trace_id: &[u8], parent: &[u8], sampled: bool) -> String {
+    let value = traceparent_bytes(trace_id, parent, sampled);
+    String::from_utf8(value.to_vec()).expect("hex digits and dashes are ASCII")
+}
+
+fn traceparent_bytes(trace_id: &[u8], parent: &[u8], sampled: bool) -> [u8; 55] {
     let mut value = *b"00-________________________________-________________-00";
     hex_into(trace_id, &mut value[3..35]);
     hex_into(parent, &mut value[36..52]);
     if sampled {
         value[54] = b'1';
     }
-    ascii(&value)
+    value
 }
 
 /// `bytes` as lower-case hex into `out` (twice as long): a table lookup per digit, since
@@ -95,26 +164,27 @@ fn hex_into(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-fn ascii(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("hex digits and dashes are ASCII")
-}
-
 /// Version 00 has exactly these four fields; a later version (not `ff`) may add more after
 /// them, and is read as 00 is (W3C Trace Context, "versioning of traceparent").
 fn is_valid_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let fields = match parts.first() {
-        Some(&"00") => parts.len() == 4,
-        Some(version) => hex(version, 2) && !version.eq_ignore_ascii_case("ff") && parts.len() >= 4,
-        None => false,
+    let mut parts = value.split('-');
+    let (Some(version), Some(trace), Some(parent), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
     };
-    fields
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
-        && parts[1].bytes().any(|b| b != b'0')
-        && parts[2].bytes().any(|b| b != b'0')
+    let more = parts.next().is_some();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let version = match version {
+        "00" => !more,
+        version => hex(version, 2) && !version.eq_ignore_ascii_case("ff"),
+    };
+    version
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]
@@ -137,7 +207,7 @@ mod tests {
     #[test]
     fn made_ids_are_fresh_hex() {
         let (first, second) = (new_request_id(), new_request_id());
-        assert_ne!(first, second);
+        assert_ne!(first.as_str(), second.as_str());
         assert!(first.len() == 32 && first.bytes().all(|b| b.is_ascii_hexdigit()));
         for _ in 0..100 {
             let made = new_traceparent();
@@ -148,7 +218,10 @@ mod tests {
 
     #[test]
     fn keeps_a_sane_client_request_id() {
-        assert_eq!(request_id(&headers("x-request-id", "abc-123")), "abc-123");
+        assert_eq!(
+            request_id(&headers("x-request-id", "abc-123")).as_str(),
+            "abc-123"
+        );
         assert_eq!(request_id(&HeaderMap::new()).len(), 32);
         assert_eq!(
             request_id(&headers("x-request-id", &"x".repeat(200))).len(),
@@ -158,10 +231,19 @@ mod tests {
 
     #[test]
     fn traceparent_is_propagated_or_made() {
+        let traceparent = |headers: &HeaderMap| {
+            let (id, continued) = traceparent(headers);
+            (id.as_str().to_string(), continued)
+        };
         let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
             traceparent(&headers("traceparent", valid)),
             (valid.to_string(), true)
+        );
+        assert_eq!(
+            traceparent(&headers("traceparent", &valid.to_ascii_uppercase())),
+            (valid.to_string(), true),
+            "continued in lower case"
         );
         let (made, continued) = traceparent(&headers("traceparent", "00-0000-bad"));
         assert!(is_valid_traceparent(&made) && !continued, "{made}");
