@@ -35,20 +35,11 @@ pub fn venue_in_scope(identity: &Identity, auth: &RouteAuth, venue: Option<&str>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::CredentialKind;
 
     fn caller(roles: &[&str], venues: &[&str]) -> Identity {
         Identity {
-            subject: "u1".into(),
-            tenant: "t1".into(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
             venues: venues.iter().map(|v| v.to_string()).collect(),
-            source: CredentialKind::Jwt,
-            tier: None,
-            token_id: None,
-            key_id: None,
-            token_digest: None,
-            forwarded: Default::default(),
+            ..Identity::caller("u1", "t1", roles)
         }
     }
 

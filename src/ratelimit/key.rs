@@ -203,16 +203,8 @@ mod tests {
 
     fn identity(sub: &str, source: CredentialKind) -> Identity {
         Identity {
-            subject: sub.into(),
-            tenant: "acme".into(),
-            roles: vec![],
-            venues: vec![],
             source,
-            tier: None,
-            token_id: None,
-            key_id: None,
-            token_digest: None,
-            forwarded: Default::default(),
+            ..Identity::caller(sub, "acme", &[])
         }
     }
 

@@ -105,6 +105,25 @@ impl Identity {
     }
 }
 
+/// A verified JWT caller for tests, with no venues, tier or token.
+#[cfg(test)]
+impl Identity {
+    pub fn caller(subject: &str, tenant: &str, roles: &[&str]) -> Identity {
+        Identity {
+            subject: subject.into(),
+            tenant: tenant.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            venues: Vec::new(),
+            source: CredentialKind::Jwt,
+            tier: None,
+            token_id: None,
+            key_id: None,
+            token_digest: None,
+            forwarded: ForwardedValues::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,18 +155,7 @@ mod tests {
     }
 
     fn caller(tenant: &str) -> Identity {
-        Identity {
-            subject: "user-1".into(),
-            tenant: tenant.into(),
-            roles: vec!["customer".into(), "organizer".into()],
-            venues: vec![],
-            source: CredentialKind::Jwt,
-            tier: None,
-            token_id: None,
-            key_id: None,
-            token_digest: None,
-            forwarded: Default::default(),
-        }
+        Identity::caller("user-1", tenant, &["customer", "organizer"])
     }
 
     #[test]

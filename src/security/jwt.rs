@@ -329,22 +329,10 @@ fn names_alg_none(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::CredentialKind;
     use jsonwebtoken::{Algorithm, DecodingKey};
 
     fn identity() -> Arc<Identity> {
-        Arc::new(Identity {
-            subject: "u".into(),
-            tenant: "t".into(),
-            roles: Vec::new(),
-            venues: Vec::new(),
-            source: CredentialKind::Jwt,
-            tier: None,
-            token_id: None,
-            key_id: None,
-            token_digest: None,
-            forwarded: Default::default(),
-        })
+        Arc::new(Identity::caller("u", "t", &[]))
     }
 
     fn key() -> Arc<VerifyingKey> {

@@ -322,16 +322,9 @@ mod tests {
                 response_bytes: 2,
                 error: Some("upstream_refused"),
                 caller: Some(Arc::new(crate::security::Identity {
-                    subject: "u\"1".into(),
-                    tenant: "t1".into(),
-                    roles: vec![],
-                    venues: vec![],
-                    source: crate::security::CredentialKind::Jwt,
-                    tier: None,
                     token_id: Some("jti-1".into()),
-                    key_id: None,
                     token_digest: Some(crate::security::token_digest("jti-1")),
-                    forwarded: Default::default(),
+                    ..crate::security::Identity::caller("u\"1", "t1", &[])
                 })),
             })
             .unwrap();
