@@ -119,16 +119,12 @@ fn has_content_length_line(head: &[u8]) -> bool {
 }
 
 fn check_host(request: &RequestHeader) -> Result<(), Rejection> {
-    let hosts: Vec<&[u8]> = request
-        .headers
-        .get_all(header::HOST)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    if hosts.len() > 1 {
+    let mut hosts = request.headers.get_all(header::HOST).iter();
+    let host = hosts.next().map(|v| v.as_bytes());
+    if hosts.next().is_some() {
         return Err(Rejection::Malformed("more than one Host"));
     }
-    if hosts.is_empty() && request.version == Version::HTTP_11 {
+    if host.is_none() && request.version == Version::HTTP_11 {
         return Err(Rejection::Malformed("missing Host"));
     }
     // An absolute-form target (`GET http://host/path`) names its own host: it must be the
@@ -145,9 +141,8 @@ fn check_host(request: &RequestHeader) -> Result<(), Rejection> {
             .ok_or(Rejection::Malformed(
                 "malformed absolute-form request target",
             ))?;
-        let agrees = hosts
-            .first()
-            .is_some_and(|host| authority.as_str().as_bytes().eq_ignore_ascii_case(host));
+        let agrees =
+            host.is_some_and(|host| authority.as_str().as_bytes().eq_ignore_ascii_case(host));
         if !agrees {
             return Err(Rejection::Malformed(
                 "the request target's host differs from Host",

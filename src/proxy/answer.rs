@@ -28,16 +28,17 @@ pub fn decorate(
         None => Vec::new(),
     };
     let fields = ratelimit_fields(ctx);
+    let field_count = fields.as_ref().map_or(0, |fields| fields.len());
     // Room for all of them at once: Pingora sizes its two header maps to the upstream's
     // headers, and would otherwise grow (and rehash) both on the way.
-    upstream_response.reserve(1 + security_headers::count(tls) + cors.len() + fields.len())?;
+    upstream_response.reserve(1 + security_headers::count(tls) + cors.len() + field_count)?;
     let request_id = ctx.request_id.header_value();
     upstream_response.insert_header_static(&correlation::X_REQUEST_ID, request_id)?;
     security_headers::apply(upstream_response, tls)?;
     for (name, value) in cors {
         upstream_response.append_header(name, value)?;
     }
-    for (name, value) in fields {
+    for (name, value) in fields.into_iter().flatten() {
         upstream_response.insert_header_static(name, value)?;
     }
     Ok(())
@@ -159,7 +160,7 @@ fn refusal_headers(
         }
         _ => Vec::new(),
     };
-    let fields = ratelimit_fields(ctx).into_iter();
+    let fields = ratelimit_fields(ctx).into_iter().flatten();
     headers.extend(fields.map(|(name, value)| (name.as_str(), value)));
     headers
 }
@@ -182,18 +183,15 @@ fn on_tls(ctx: &RequestCtx) -> bool {
 }
 
 /// `RateLimit-Policy` and `RateLimit`, when the request was counted by a policy.
-fn ratelimit_fields(ctx: &RequestCtx) -> Vec<(&'static http::HeaderName, String)> {
-    [
+fn ratelimit_fields(ctx: &RequestCtx) -> Option<[(&'static http::HeaderName, String); 2]> {
+    Some([
         (
             &ratelimit_headers::POLICY,
-            ratelimit_headers::policy_value(&ctx.quotas),
+            ratelimit_headers::policy_value(&ctx.quotas)?,
         ),
         (
             &ratelimit_headers::STATE,
-            ratelimit_headers::state_value(&ctx.quotas),
+            ratelimit_headers::state_value(&ctx.quotas)?,
         ),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.map(|value| (name, value)))
-    .collect()
+    ])
 }
