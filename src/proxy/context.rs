@@ -25,8 +25,9 @@ pub struct RequestCtx {
     pub traceparent: correlation::Id,
     /// Whether `traceparent` is the client's, whose `tracestate` then goes on with it.
     pub trace_continued: bool,
-    /// This request's spans, when tracing is on.
-    pub trace: Option<RequestTrace>,
+    /// This request's spans, when tracing is on. Boxed, as are the other large fields few
+    /// requests use: Pingora's per-request future holds this context and is copied whole.
+    pub trace: Option<Box<RequestTrace>>,
     /// Loaded once in `request_filter`; every later phase reads this same snapshot.
     pub snapshot: Option<Arc<Snapshot>>,
     pub route: Option<usize>,
@@ -58,11 +59,11 @@ pub struct RequestCtx {
     /// Room for the body read before any upstream contact (`buffer_body`), held to the end.
     pub buffered: Option<BufferedBody>,
     /// The Idempotency-Key this request holds, and what it learns of its answer.
-    pub idempotency: Option<Pending>,
+    pub idempotency: Option<Box<Pending>>,
     /// Amounts this request spent from budgets, given back if it does not happen.
     pub budget: Vec<Spent>,
     /// The approval this request uses, given back if it does not happen.
-    pub approved: Option<Approved>,
+    pub approved: Option<Box<Approved>>,
     /// The `Content-Digest` the caller's verified signature covers, checked against the
     /// body once it is in.
     pub signed_digest: Option<String>,
@@ -207,5 +208,16 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Pingora's per-request future holds the context and is copied whole (into its box,
+    /// and again on the way), so the large fields few requests use are boxed.
+    #[test]
+    fn the_context_stays_small() {
+        let size = std::mem::size_of::<super::RequestCtx>();
+        assert!(size <= 704, "RequestCtx is {size} bytes");
     }
 }

@@ -9,7 +9,7 @@ use crate::idempotency::Ending;
 use crate::store::Place;
 use crate::telemetry::access_log::{AccessLog, AccessRecord};
 use crate::telemetry::metrics::UNMATCHED;
-use crate::telemetry::traces::{self, Finished, RequestTrace};
+use crate::telemetry::traces::{self, Finished};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -80,13 +80,13 @@ fn trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&Er
         return;
     };
     ctx.sample();
-    let Some(trace) = ctx.trace.take().filter(RequestTrace::sampled) else {
+    let Some(trace) = ctx.trace.take().filter(|trace| trace.sampled()) else {
         return;
     };
     let head = session.req_header();
     let host = head.headers.get(http::header::HOST);
     tracer.finish(
-        trace,
+        *trace,
         &Finished {
             method: &head.method,
             route: ctx

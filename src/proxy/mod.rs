@@ -90,7 +90,11 @@ impl ProxyHttp for UsherProxy {
                 .get(correlation::TRACESTATE)
                 .and_then(|v| v.to_str().ok());
             let continued = ctx.trace_continued;
-            ctx.trace = Some(RequestTrace::begin(&ctx.traceparent, continued, state));
+            ctx.trace = Some(Box::new(RequestTrace::begin(
+                &ctx.traceparent,
+                continued,
+                state,
+            )));
         }
         let verdict = match self.live.current() {
             Some(snapshot) => admission::run(session, &snapshot, ctx).await,

@@ -149,7 +149,7 @@ pub async fn run(
     let begun = idempotency::begin(session.req_header(), &body, snapshot, route, ctx).await;
     trace_events::idempotency(&mut ctx.trace, &begun);
     match begun? {
-        Some(Begun::Reserved(pending)) => ctx.idempotency = Some(pending),
+        Some(Begun::Reserved(pending)) => ctx.idempotency = Some(Box::new(pending)),
         Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
         None => {}
     }
@@ -164,7 +164,8 @@ pub async fn run(
     };
     // Amounts are checked against their caps before anyone is asked to approve them.
     let measured = budget::measure(snapshot, route, document.as_ref())?;
-    ctx.approved = approval::check(snapshot, route, ctx.identity.as_deref(), &asked, &at).await?;
+    let approved = approval::check(snapshot, route, ctx.identity.as_deref(), &asked, &at).await?;
+    ctx.approved = approved.map(Box::new);
     let source = KeySource {
         identity: ctx.identity.as_deref(),
         client: ctx.client,
@@ -195,7 +196,7 @@ pub async fn give_back(snapshot: &Snapshot, ctx: &mut RequestCtx) {
         budget::give_back(snapshot, Place::of(snapshot), spent).await;
     }
     if let Some(approved) = ctx.approved.take() {
-        approval::restore(snapshot, approved).await;
+        approval::restore(snapshot, *approved).await;
     }
 }
 

@@ -24,7 +24,7 @@ fn refusal(rejection: &Rejection) -> [KeyValue; 2] {
 
 /// Authentication: the verified credential's kind and tenant, or the refusal. Paths a
 /// route leaves public have no event.
-pub fn auth(trace: &mut Option<RequestTrace>, identified: &Result<Option<Caller>, Rejection>) {
+pub fn auth(trace: &mut Option<Box<RequestTrace>>, identified: &Result<Option<Caller>, Rejection>) {
     let Some(trace) = trace else { return };
     match identified {
         Ok(None) => {}
@@ -41,7 +41,7 @@ pub fn auth(trace: &mut Option<RequestTrace>, identified: &Result<Option<Caller>
 
 /// The services asked about a verified caller (user status, venue access) refused it, or
 /// could not answer; a confirmed caller needs no second event.
-pub fn confirm(trace: &mut Option<RequestTrace>, confirmed: &Result<(), Rejection>) {
+pub fn confirm(trace: &mut Option<Box<RequestTrace>>, confirmed: &Result<(), Rejection>) {
     if let (Some(trace), Err(rejection)) = (trace, confirmed) {
         trace.event("usher.confirm", || refusal(rejection).to_vec());
     }
@@ -50,7 +50,7 @@ pub fn confirm(trace: &mut Option<RequestTrace>, confirmed: &Result<(), Rejectio
 /// The route's rate limits: admitted with the least remaining, or the refusal. A route
 /// without limits has no event.
 pub fn rate_limit(
-    trace: &mut Option<RequestTrace>,
+    trace: &mut Option<Box<RequestTrace>>,
     quotas: &[Quota],
     verdict: &Result<(), Rejection>,
 ) {
@@ -80,7 +80,10 @@ pub fn rate_limit(
 
 /// An Idempotency-Key: reserved for this request, its stored answer replayed, or refused.
 /// A request without one (on a route where it is optional) has no event.
-pub fn idempotency(trace: &mut Option<RequestTrace>, begun: &Result<Option<Begun>, Rejection>) {
+pub fn idempotency(
+    trace: &mut Option<Box<RequestTrace>>,
+    begun: &Result<Option<Begun>, Rejection>,
+) {
     let Some(trace) = trace else { return };
     if matches!(begun, Ok(None)) {
         return;
@@ -93,7 +96,7 @@ pub fn idempotency(trace: &mut Option<RequestTrace>, begun: &Result<Option<Begun
 }
 
 /// The upstream's bulkhead and circuit breaker: let through, or which one refused.
-pub fn reserve(trace: &mut Option<RequestTrace>, upstream: &str, refused: Option<&Rejection>) {
+pub fn reserve(trace: &mut Option<Box<RequestTrace>>, upstream: &str, refused: Option<&Rejection>) {
     let Some(trace) = trace else { return };
     let (name, decision) = match refused {
         None => ("usher.circuit_breaker", "allowed"),
