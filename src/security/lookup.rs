@@ -112,7 +112,7 @@ impl Lookup {
             match piece {
                 Piece::Text(text) => url.push_str(text),
                 Piece::Value(name) => match values.iter().find(|(n, _)| n == name) {
-                    Some((_, value)) => url.push_str(&encode_segment(value)),
+                    Some((_, value)) => push_segment(&mut url, value),
                     None => {
                         url.push('{');
                         url.push_str(name);
@@ -138,20 +138,24 @@ impl Lookup {
 
 /// Percent-encodes everything but unreserved characters (RFC 3986), so a value is exactly
 /// one path segment.
-fn encode_segment(value: &str) -> String {
+/// Appends `value` to `url` as one path segment, percent-encoding all but the unreserved
+/// characters.
+fn push_segment(url: &mut String, value: &str) {
     // A lone `.` or `..` would still be a dot segment: encode its dots too.
     if value == "." || value == ".." {
-        return value.replace('.', "%2E");
+        url.push_str(&value.replace('.', "%2E"));
+        return;
     }
-    let mut out = String::with_capacity(value.len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
+            url.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            url.push('%');
+            url.push(char::from(HEX[usize::from(byte >> 4)]));
+            url.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -183,7 +187,13 @@ mod tests {
 
     #[test]
     fn values_stay_one_segment() {
+        let encode_segment = |value: &str| {
+            let mut url = String::new();
+            push_segment(&mut url, value);
+            url
+        };
         assert_eq!(encode_segment("user-1"), "user-1");
+        assert_eq!(encode_segment("t\u{e9}\n"), "t%C3%A9%0A");
         assert_eq!(encode_segment("../admin"), "..%2Fadmin");
         assert_eq!(encode_segment("a b?c#d"), "a%20b%3Fc%23d");
         assert_eq!(encode_segment(".."), "%2E%2E");

@@ -237,3 +237,26 @@ fn fails_closed_without_credentials_or_verifier() {
     );
     assert_eq!(unverifiable.unwrap_err().reason, "no_verifier_configured");
 }
+
+/// `text` reads a header value exactly as `HeaderValue::to_str` does.
+#[test]
+fn header_text_agrees_with_the_http_crate() {
+    let mut values: Vec<Vec<u8>> = vec![
+        b"Bearer abc.def-ghi_jkl".to_vec(),
+        b"a\tb c".to_vec(),
+        Vec::new(),
+    ];
+    for byte in 0..=255u8 {
+        for at in [0, 5, 299] {
+            let mut value = vec![b'x'; 300];
+            value[at] = byte;
+            values.push(value);
+        }
+    }
+    for value in values {
+        let Ok(value) = HeaderValue::from_bytes(&value) else {
+            continue;
+        };
+        assert_eq!(text(&value), value.to_str().ok(), "{value:?}");
+    }
+}
