@@ -20,7 +20,7 @@ use pingora::lb::{Backend, Backends, LoadBalancer};
 use prometheus::{Histogram, IntGauge};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::time::{interval, MissedTickBehavior};
 
@@ -35,6 +35,9 @@ pub struct Pool {
     /// its end): round-robin and random choices read it, without the two hash lookups per
     /// candidate that Pingora's selection makes.
     ready: ArcSwap<Vec<SocketAddr>>,
+    /// Held while the list is worked out and published, so that two publishers (a round of
+    /// health checks, an ejection's end) cannot leave the older of their lists in place.
+    publishing: Mutex<()>,
     /// Round-robin's next turn.
     turn: AtomicUsize,
     refreshes: bool,
@@ -115,6 +118,7 @@ impl Pool {
             spec,
             balancer,
             ready: ArcSwap::default(),
+            publishing: Mutex::new(()),
             turn: AtomicUsize::new(0),
             refreshes,
             bulkhead,
@@ -279,10 +283,13 @@ impl Pool {
 
     /// Publishes the peers that may be chosen now, and their counts.
     fn export_peer_gauges(&self) {
-        let ready: Vec<SocketAddr> = (self.peers().into_iter())
-            .filter_map(|(peer, ready)| ready.then_some(peer))
-            .collect();
-        self.ready.store(Arc::new(ready));
+        {
+            let _publishing = (self.publishing.lock()).unwrap_or_else(|p| p.into_inner());
+            let ready: Vec<SocketAddr> = (self.peers().into_iter())
+                .filter_map(|(peer, ready)| ready.then_some(peer))
+                .collect();
+            self.ready.store(Arc::new(ready));
+        }
         let (ready, total) = self.peer_counts();
         METRICS
             .upstream_healthy_peers
