@@ -38,6 +38,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod respond;
 pub mod router;
+pub mod scan;
 pub mod security;
 pub mod server;
 pub mod signatures;

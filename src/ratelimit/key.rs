@@ -99,9 +99,9 @@ pub fn bucket_key(policy: &PolicySpec, attached: &RouteLimit, source: &KeySource
 fn client_group(client: Option<IpAddr>) -> String {
     match client {
         // Without `Display`'s machinery, as the forwarding headers write it.
-        Some(IpAddr::V4(v4)) => client_address::text(IpAddr::V4(v4)),
+        Some(v4 @ IpAddr::V4(_)) => client_address::text(v4),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => client_address::text(IpAddr::V4(v4)),
+            Some(v4) => client_address::text(v4.into()),
             None => {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])

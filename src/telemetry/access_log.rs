@@ -190,9 +190,7 @@ fn push_peer(line: &mut Vec<u8>, peer: Option<SocketAddr>) {
 fn push_str(line: &mut Vec<u8>, value: &str) {
     line.push(b'"');
     let bytes = value.as_bytes();
-    // Every byte looked at, with no early exit, so that the check is vectorized.
-    let escaped = |b: u8| u8::from(b == b'"' || b == b'\\' || b < 0x20);
-    if bytes.iter().fold(0, |found, &b| found | escaped(b)) == 0 {
+    if !crate::scan::any(bytes, |b| b == b'"' || b == b'\\' || b < 0x20) {
         line.extend_from_slice(bytes);
     } else {
         for &b in bytes {

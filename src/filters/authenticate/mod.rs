@@ -92,19 +92,18 @@ fn only_one<'a>(mut values: impl Iterator<Item = &'a str>) -> Result<Option<&'a 
     Ok(first.filter(|token| !token.is_empty()))
 }
 
-/// The token of an `Authorization: Bearer` value.
 /// `value` as text when it is visible ASCII or tab, as `HeaderValue::to_str` reads it, but
-/// checked without an early exit so that the loop is vectorized: a credential is a few
-/// hundred bytes, read on every authenticated request.
+/// checked by [`crate::scan`]: a credential is a few hundred bytes, read on every
+/// authenticated request.
 fn text(value: &HeaderValue) -> Option<&str> {
     let bytes = value.as_bytes();
-    let invisible = |b: u8| u8::from(b != b'\t' && !(0x20..0x7f).contains(&b));
-    if bytes.iter().fold(0, |found, &b| found | invisible(b)) != 0 {
+    if crate::scan::any(bytes, |b| b != b'\t' && !(0x20..0x7f).contains(&b)) {
         return None;
     }
     std::str::from_utf8(bytes).ok()
 }
 
+/// The token of an `Authorization: Bearer` value.
 fn bearer(value: &HeaderValue) -> Option<&str> {
     let (scheme, token) = text(value)?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
