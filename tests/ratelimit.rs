@@ -630,3 +630,41 @@ async fn overload_sheds_lower_tiers_first() {
         assert_eq!(task.await.unwrap(), 200);
     }
 }
+
+/// Dropping a policy's `block` ends the blocks it began: the script looks for one only
+/// when the policy has a block (and so does the in-process store, `window.rs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_without_a_block_ignores_one_begun_under_another() {
+    let redis = RedisServer::start().await;
+    let setup = Setup::new().await;
+    let policy = |rest: &str| {
+        format!(
+            "  redis: {}\n  policies:\n    purchase: {{ window: 60s, key: [user], {rest} }}",
+            redis.settings("")
+        )
+    };
+    let routes =
+        "  - { name: buy, match: { path: /purchase }, upstream: svc, rate_limits: [purchase] }";
+    let blocking = setup
+        .gateway(
+            &policy("limit: 1, block: { after: 1, duration: 30s }"),
+            routes,
+        )
+        .await;
+    let unblocked = setup.gateway(&policy("limit: 3"), routes).await;
+    let fan = bearer(&token("fan", None));
+    assert_eq!(
+        statuses_of(&blocking, "/purchase", &fan, 3).await,
+        [200, 429, 429],
+        "the first refusal starts the block"
+    );
+    let again = call(&blocking, "/purchase", &[("authorization", &fan)]).await;
+    let retry: u64 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!((25..=30).contains(&retry), "still blocked: {retry}");
+    // The same bucket under a policy without a block: one admitted request is logged, so
+    // two places of three are left.
+    assert_eq!(
+        statuses_of(&unblocked, "/purchase", &fan, 3).await,
+        [200, 200, 429]
+    );
+}

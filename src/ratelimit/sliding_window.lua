@@ -23,9 +23,13 @@ local function refuse(wait, block)
   return {0, 0, wait, refusals, block}
 end
 
-local blocked_ms = redis.call('PTTL', KEYS[3])
-if blocked_ms > 0 then
-  return refuse(blocked_ms * 1000, 1)
+-- Only a policy with a block looks for one: a block begun under an earlier configuration
+-- ends with it, and a policy without one saves a call on every decision.
+if tonumber(ARGV[4]) > 0 then
+  local blocked_ms = redis.call('PTTL', KEYS[3])
+  if blocked_ms > 0 then
+    return refuse(blocked_ms * 1000, 1)
+  end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])

@@ -58,7 +58,8 @@ pub struct Rule {
 
 impl Bucket {
     pub fn decide(&mut self, now: u64, rule: &Rule) -> Decision {
-        if self.blocked_until > now {
+        // As in sliding_window.lua: a rule without a block ignores one begun earlier.
+        if rule.block_after > 0 && self.blocked_until > now {
             return self.refuse(now, rule, self.blocked_until - now, Block::Active);
         }
         while self
@@ -215,6 +216,23 @@ mod tests {
         assert_eq!(later.block, Block::Active);
         assert_eq!(later.wait_us, 203 * SECOND);
         assert!(bucket.decide(304 * SECOND, &rule).allowed);
+    }
+
+    #[test]
+    fn a_rule_without_a_block_ignores_one_begun_earlier() {
+        let blocking = Rule {
+            block_after: 1,
+            block_us: 300 * SECOND,
+            ..rule(1, 60)
+        };
+        let mut bucket = Bucket::default();
+        assert!(bucket.decide(0, &blocking).allowed);
+        assert_eq!(bucket.decide(SECOND, &blocking).block, Block::Started);
+        assert_eq!(bucket.decide(2 * SECOND, &blocking).block, Block::Active);
+        // The configuration dropped the block and raised the limit: only the limit holds.
+        let d = bucket.decide(3 * SECOND, &rule(3, 60));
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The connection to the Redis every replica shares (standalone, Sentinel or Cluster).
 //!
-//! A call never waits longer than the configured deadline: fred fails commands at once while
-//! disconnected (`fail_fast`) and keeps reconnecting in the background.
+//! A call never waits longer than the configured deadline (twice that only when a script is
+//! sent whole again after Redis lost it): fred fails commands at once while disconnected
+//! (`fail_fast`) and keeps reconnecting in the background.
 //!
 //! Each proxy worker thread gets its own connection, made on that thread's runtime the first
 //! time it needs one, so a call never hops to another thread and back: measured, that hop
@@ -230,8 +231,8 @@ impl Redis {
     }
 
     /// Runs `script` in one round trip (`EVALSHA`); on `NOSCRIPT`, after a Redis restart or
-    /// failover, sends it whole (`EVAL`), which also caches it again.
-    /// `keys` and `args` are made again for the second send only.
+    /// failover, sends it whole (`EVAL`), which also caches it again and has a deadline of
+    /// its own. `keys` and `args` are made again for the second send only.
     pub async fn run_script<R: FromValue>(
         &self,
         script: &LuaScript,
@@ -269,8 +270,10 @@ impl Redis {
         Ok(found > 0)
     }
 
-    /// Runs `command` on this thread's connection, with the per-command options, the whole
-    /// of it (connection included) within the deadline.
+    /// Runs `command` on this thread's connection, with the per-command options, within the
+    /// deadline. A connection that is up is bounded by fred's own deadline on the command
+    /// (`options.timeout`); only a connection still being made needs a timer of Usher's
+    /// around the wait and the command together.
     ///
     /// fred's command futures are about 6 KB. Boxed here, they stop being part of the state
     /// of every future above them, up to each request's `request_filter`, which Pingora
@@ -280,15 +283,33 @@ impl Redis {
         F: FnOnce(WithOptions<Client>) -> Fut,
         Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
     {
-        let call = Box::pin(async {
-            let client = self.thread_client().await?;
-            command(client.with_options(&self.options))
+        Box::pin(async {
+            if let Some(client) = self.connected_client() {
+                return command(client.with_options(&self.options))
+                    .await
+                    .map_err(store_error);
+            }
+            let connecting = async {
+                let client = self.thread_client().await?;
+                command(client.with_options(&self.options))
+                    .await
+                    .map_err(store_error)
+            };
+            tokio::time::timeout(self.settings.timeout, connecting)
                 .await
-                .map_err(store_error)
-        });
-        tokio::time::timeout(self.settings.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout)?
+                .map_err(|_| StoreError::Timeout)?
+        })
+        .await
+    }
+
+    /// This thread's connection, if it is made and up.
+    fn connected_client(&self) -> Option<Client> {
+        self.per_thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&std::thread::current().id())
+            .filter(|client| client.is_connected())
+            .cloned()
     }
 
     /// Waits up to `limit` for the first connection, so a gateway that starts next to a
