@@ -363,14 +363,21 @@ def wrk_command(port, path, duration, connections, headers=()):
     return placed(command, "load")
 
 
-def measure(process, port, path, duration, connections, headers=()):
+def measure(process, port, path, duration, connections, headers=(), store=None):
+    """One wrk run against `process`: its req/s, latency, and CPU per request; with `store`
+    (the redis-server the target asks), that process's CPU per request too, since it runs on
+    the same cores."""
     cpu_before = process.cpu_seconds()
+    store_before = store.cpu_seconds() if store else 0.0
     output = subprocess.run(
         wrk_command(port, path, duration, connections, headers),
         capture_output=True, text=True, timeout=duration + 30, check=True,
     ).stdout
     result = parse_wrk(output)
-    result["cpu_us_per_request"] = (process.cpu_seconds() - cpu_before) * 1e6 / max(result["requests"], 1)
+    requests = max(result["requests"], 1)
+    result["cpu_us_per_request"] = (process.cpu_seconds() - cpu_before) * 1e6 / requests
+    if store:
+        result["store_cpu_us_per_request"] = (store.cpu_seconds() - store_before) * 1e6 / requests
     return result
 
 
@@ -448,7 +455,7 @@ def start_targets(work, args, have_nginx, processes):
         ("usher-401", usher, "/api/v1/venues/7", ()),
         ("usher-404", usher, "/nope", ()),
     ]
-    return targets, usher, redis
+    return targets, usher, usher_redis, redis
 
 
 def run_placement(work, args, have_nginx):
@@ -456,7 +463,7 @@ def run_placement(work, args, have_nginx):
     rounds, then a reload storm, and stops them all."""
     processes = []
     try:
-        targets, usher, redis = start_targets(work, args, have_nginx, processes)
+        targets, usher, usher_redis, redis = start_targets(work, args, have_nginx, processes)
         log("warming up")
         for name, process, path, headers in targets:
             measure(process, process.port, path, 1, args.connections, headers)
@@ -465,7 +472,8 @@ def run_placement(work, args, have_nginx):
         redis_cli(redis.port, "CONFIG", "RESETSTAT")
         for round_number in range(1, args.rounds + 1):
             for name, process, path, headers in targets:
-                result = measure(process, process.port, path, args.duration, args.connections, headers)
+                store = redis if process is usher_redis else None
+                result = measure(process, process.port, path, args.duration, args.connections, headers, store)
                 samples[name].append(result)
                 log(f"round {round_number} {name:21} {result['rps']:9.0f} req/s  "
                     f"{result['cpu_us_per_request']:5.1f} µs CPU/req  p99 {result['p99_ms']:.2f} ms")
@@ -573,6 +581,10 @@ def report_placement(name, result):
           f"unlimited route's req/s; {round_trips['evalsha']:,} EVALSHA and {round_trips['eval']} EVAL for "
           f"{round_trips['requests']:,} requests counted by wrk "
           f"({round_trips['evalsha'] / max(round_trips['requests'], 1):.3f} per request)")
+    store_cpu = {target: summarize(samples[target], "store_cpu_us_per_request")[0]
+                 for target in ("usher-limited-redis", "usher-redis-unlimited")}
+    print(f"redis-server's CPU per request, on the same cores: {store_cpu['usher-limited-redis']:.1f} µs on the "
+          f"Redis-limited route, {store_cpu['usher-redis-unlimited']:.1f} µs on the unlimited one")
 
 
 if __name__ == "__main__":
