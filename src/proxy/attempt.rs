@@ -394,3 +394,50 @@ fn failure_kind(error: &Error) -> &'static str {
         _ => "read_error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::admission::approval::Approved;
+    use crate::ratelimit::Limiter;
+    use crate::security::Identity;
+    use crate::snapshot::Snapshot;
+    use crate::upstream::Pool;
+    use std::sync::Arc;
+
+    /// The room `prepare_request` reserves is counted by hand beside the code that writes
+    /// the headers: with every optional header present (a verified caller, an approval, a
+    /// client address), the count is exactly what is written, so a header added without
+    /// its count fails here rather than growing both maps on every request.
+    #[test]
+    fn the_reserved_room_is_what_is_written() {
+        let yaml = r#"
+listeners:
+  public: { address: "127.0.0.1:0" }
+  admin: { address: "127.0.0.1:1" }
+upstreams:
+  svc: { targets: ["127.0.0.1:9"] }
+routes:
+  - { name: open, match: { path: /open }, upstream: svc, public: true }
+"#;
+        let prepared = crate::prepare::prepare("test.yaml", yaml).expect("it compiles");
+        let pools = prepared.config.upstreams.iter();
+        let pools = pools.map(|spec| Pool::new(spec.clone())).collect();
+        let limiter = Arc::new(Limiter::new(None));
+        let snapshot = Snapshot::new(1, prepared, pools, limiter, Default::default());
+        let mut ctx = RequestCtx::new();
+        ctx.snapshot = Some(Arc::new(snapshot));
+        ctx.identity = Some(Arc::new(Identity::caller("u1", "t1", &["buyer"])));
+        ctx.approved = Some(Box::new(Approved {
+            id: "a1".into(),
+            approvers: vec!["ops".into()],
+        }));
+        ctx.client = Some("203.0.113.9".parse().unwrap());
+        ctx.forwarded_for = Some("203.0.113.9".into());
+        let mut head = RequestHeader::build("GET", b"/open", None).unwrap();
+        inject_identity(&mut head, &ctx).unwrap();
+        // `prepare_request` writes `x-request-id` and `traceparent` itself.
+        let written = head.headers.len() + 2;
+        assert_eq!(written, MOST_WRITTEN + IDENTITY_WRITTEN + 1);
+    }
+}
