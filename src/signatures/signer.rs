@@ -200,4 +200,19 @@ mod tests {
             .is_ok());
         assert_eq!(signer.jwks()["keys"][0]["kid"], "k1");
     }
+
+    /// `proxy::attempt` reserves [`MOST_WRITTEN`] headers for a signature: what signing a
+    /// request with a body adds.
+    #[test]
+    fn signing_adds_the_headers_it_counts() {
+        let signer = Signer {
+            keys: vec![("k1".into(), SigningKey::from_bytes(&[7; 32]))],
+            active: 0,
+        };
+        let mut request = RequestHeader::build("POST", b"/admin/batch-mint", None).unwrap();
+        request.insert_header("x-tenant-id", "t1").unwrap();
+        let before = request.headers.len();
+        signer.sign_at(&mut request, b"{}", 1700000000).unwrap();
+        assert_eq!(request.headers.len() - before, MOST_WRITTEN);
+    }
 }
