@@ -101,6 +101,20 @@ impl Snapshot {
     }
 }
 
+/// A snapshot of `yaml` for the tests of the proxy's stages: compiled, with its own pools and
+/// an in-process limiter, no Redis, nothing kept from a configuration before.
+#[cfg(test)]
+impl Snapshot {
+    pub fn compiled(yaml: &str) -> Snapshot {
+        let prepared =
+            crate::prepare::prepare("test.yaml", yaml).expect("the test configuration compiles");
+        let upstreams = prepared.config.upstreams.iter();
+        let pools = upstreams.map(|spec| Pool::new(spec.clone())).collect();
+        let limiter = Arc::new(Limiter::new(None));
+        Snapshot::new(1, prepared, pools, limiter, Kept::default())
+    }
+}
+
 /// What the proxy, the admin endpoints and the control plane share.
 pub struct Live {
     current: ArcSwapOption<Snapshot>,

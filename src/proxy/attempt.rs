@@ -399,10 +399,8 @@ fn failure_kind(error: &Error) -> &'static str {
 mod tests {
     use super::*;
     use crate::proxy::admission::approval::Approved;
-    use crate::ratelimit::Limiter;
     use crate::security::Identity;
     use crate::snapshot::Snapshot;
-    use crate::upstream::Pool;
     use std::sync::Arc;
 
     /// The room `prepare_request` reserves is counted by hand beside the code that writes
@@ -420,13 +418,8 @@ upstreams:
 routes:
   - { name: open, match: { path: /open }, upstream: svc, public: true }
 "#;
-        let prepared = crate::prepare::prepare("test.yaml", yaml).expect("it compiles");
-        let pools = prepared.config.upstreams.iter();
-        let pools = pools.map(|spec| Pool::new(spec.clone())).collect();
-        let limiter = Arc::new(Limiter::new(None));
-        let snapshot = Snapshot::new(1, prepared, pools, limiter, Default::default());
         let mut ctx = RequestCtx::new();
-        ctx.snapshot = Some(Arc::new(snapshot));
+        ctx.snapshot = Some(Arc::new(Snapshot::compiled(yaml)));
         ctx.identity = Some(Arc::new(Identity::caller("u1", "t1", &["buyer"])));
         ctx.approved = Some(Box::new(Approved {
             id: "a1".into(),

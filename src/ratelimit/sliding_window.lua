@@ -10,12 +10,12 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local window_ms = math.ceil(window / 1000)
+local block_after = tonumber(ARGV[4])
 
 local function refuse(wait, block)
   local refusals = redis.call('INCR', KEYS[2])
   if refusals == 1 then redis.call('PEXPIRE', KEYS[2], window_ms) end
-  local after = tonumber(ARGV[4])
-  if block == 0 and after > 0 and refusals >= after then
+  if block == 0 and block_after > 0 and refusals >= block_after then
     local duration = tonumber(ARGV[5])
     redis.call('SET', KEYS[3], '1', 'PX', math.ceil(duration / 1000))
     return {0, 0, duration, refusals, 2}
@@ -25,7 +25,7 @@ end
 
 -- Only a policy with a block looks for one: a block begun under an earlier configuration
 -- ends with it, and a policy without one saves a call on every decision.
-if tonumber(ARGV[4]) > 0 then
+if block_after > 0 then
   local blocked_ms = redis.call('PTTL', KEYS[3])
   if blocked_ms > 0 then
     return refuse(blocked_ms * 1000, 1)

@@ -284,18 +284,21 @@ impl Redis {
         Fut: std::future::Future<Output = Result<T, fred::error::Error>>,
     {
         Box::pin(async {
-            if let Some(client) = self.connected_client() {
-                return command(client.with_options(&self.options))
-                    .await
-                    .map_err(store_error);
-            }
-            let connecting = async {
-                let client = self.thread_client().await?;
+            let connected = self.connected_client();
+            let up = connected.is_some();
+            let run = async {
+                let client = match connected {
+                    Some(client) => client,
+                    None => self.thread_client().await?,
+                };
                 command(client.with_options(&self.options))
                     .await
                     .map_err(store_error)
             };
-            tokio::time::timeout(self.settings.timeout, connecting)
+            if up {
+                return run.await;
+            }
+            tokio::time::timeout(self.settings.timeout, run)
                 .await
                 .map_err(|_| StoreError::Timeout)?
         })

@@ -3,13 +3,10 @@
 //! upstream are addresses nothing listens on; only the confirm stage tries to reach one.
 
 use super::{admit, Verdict};
-use crate::prepare;
 use crate::proxy::request::Request;
 use crate::proxy::RequestCtx;
-use crate::ratelimit::Limiter;
 use crate::respond::Rejection;
 use crate::snapshot::Snapshot;
-use crate::upstream::Pool;
 use pingora::http::RequestHeader;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,20 +40,7 @@ routes:
   - {{ name: lenient, match: {{ path: /lenient }}, upstream: svc, auth: {{ user_status: true, on_dependency_failure: open }} }}
 "#
     );
-    let prepared = prepare::prepare("test.yaml", &yaml).expect("the test configuration compiles");
-    let pools = prepared
-        .config
-        .upstreams
-        .iter()
-        .map(|spec| Pool::new(spec.clone()))
-        .collect();
-    Arc::new(Snapshot::new(
-        1,
-        prepared,
-        pools,
-        Arc::new(Limiter::new(None)),
-        Default::default(),
-    ))
+    Arc::new(Snapshot::compiled(&yaml))
 }
 
 fn token(subject: &str, roles: &[&str]) -> String {
