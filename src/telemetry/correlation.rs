@@ -9,6 +9,9 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
 
@@ -123,15 +126,32 @@ pub fn trace_id(traceparent: &str) -> &str {
     fields(traceparent)[0]
 }
 
+thread_local! {
+    /// Where made ids come from: a small generator per thread, seeded once from the
+    /// operating system. Ids must be unique, not secret: a client may send its own request id
+    /// and traceparent, and Usher keeps them, so nothing may rely on an id being
+    /// unpredictable. 256 bits of state seeded from entropy make a collision of two 128-bit
+    /// ids as unlikely as from the CSPRNG, at a fraction of ChaCha12's cost per request
+    /// (docs/benchmarks.md, "Profiling, fourth pass"). What must be unguessable (idempotency
+    /// tokens, signature nonces) keeps drawing from `rand::random`.
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_entropy());
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    IDS.with(|ids| ids.borrow_mut().fill_bytes(&mut bytes));
+    bytes
+}
+
 fn new_request_id() -> Id {
     let mut id = [0u8; 32];
-    hex_into(&rand::random::<[u8; 16]>(), &mut id);
+    hex_into(&random_bytes::<16>(), &mut id);
     Id::made(id)
 }
 
 fn new_traceparent() -> Id {
     // One draw for both ids; neither may be all zeros.
-    let mut random: [u8; 24] = rand::random();
+    let mut random = random_bytes::<24>();
     random[15] |= 1;
     random[23] |= 1;
     let (trace_id, parent) = random.split_at(16);
@@ -214,6 +234,19 @@ mod tests {
             assert!(is_valid_traceparent(&made), "{made}");
             assert!(made.starts_with("00-") && made.ends_with("-01"));
         }
+    }
+
+    #[test]
+    fn threads_make_distinct_ids() {
+        // Each thread seeds its own generator; a shared or fixed seed would repeat ids.
+        let made: Vec<Vec<String>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..1000).map(|_| new_request_id().to_string()).collect()))
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let distinct: std::collections::HashSet<_> = made.iter().flatten().collect();
+        assert_eq!(distinct.len(), 4000);
     }
 
     #[test]

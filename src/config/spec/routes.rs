@@ -25,6 +25,10 @@ pub struct RouteSpec {
     pub max_body: u64,
     /// Whether the whole body is read, and refused if need be, before any upstream contact.
     pub buffer_body: bool,
+    /// Whether a stage after the body reads it (idempotency, a body schema, budgets, a venue
+    /// in the body, an approval, a webhook, signatures): such a route buffers its body, and
+    /// only on such a route does admission run those stages.
+    pub reads_body: bool,
     /// Idempotency-Key handling, when the route has it (its body is then buffered).
     pub idempotency: Option<IdempotencySpec>,
     /// The JSON Schema file its bodies must match (its body is then buffered), as written;

@@ -102,15 +102,40 @@ pub async fn run(
     if route.target == RouteTarget::Approvals {
         return serve_approvals(session.req_header(), snapshot, ctx).await;
     }
-    let refused = |refusal: &Rejection| {
-        labels::check("validation_refusals", &labels::VALIDATION, refusal.code());
-        METRICS
-            .validation_refusals
-            .with_label_values(&[&route.name, refusal.code()])
-            .inc();
-    };
-    validation::check_params(route, &ctx.params).inspect_err(refused)?;
+    validation::check_params(route, &ctx.params).inspect_err(|refusal| refused(route, refusal))?;
     body::buffer(session, ctx, route, &snapshot.config.limits).await?;
+    if route.reads_body {
+        if let Some(verdict) = read_body(session, snapshot, route, ctx).await? {
+            return Ok(verdict);
+        }
+    }
+    if let Err(refusal) = reserve(&Request::of(session), snapshot, ctx) {
+        // Refused before anything was sent: what the request spent comes back now.
+        give_back(snapshot, ctx).await;
+        return Err(refusal);
+    }
+    Ok(Verdict::Proxy)
+}
+
+/// Counts a refusal of the validation stages (parameters, the body as JSON, its schema).
+fn refused(route: &RouteSpec, refusal: &Rejection) {
+    labels::check("validation_refusals", &labels::VALIDATION, refusal.code());
+    METRICS
+        .validation_refusals
+        .with_label_values(&[&route.name, refusal.code()])
+        .inc();
+}
+
+/// The stages that read the buffered body, on a route that has one of them
+/// ([`RouteSpec::reads_body`]): webhook, validate, idempotency, approval, budget. A stored
+/// answer to replay is the verdict; `None` goes on to [`reserve`].
+async fn read_body(
+    session: &mut Session,
+    snapshot: &Arc<Snapshot>,
+    route: &RouteSpec,
+    ctx: &mut RequestCtx,
+) -> Result<Option<Verdict>, Rejection> {
+    let refused = |refusal: &Rejection| refused(route, refusal);
     let body = session.get_retry_buffer().unwrap_or_default();
     ctx.delivery =
         webhook::check(snapshot, route, &session.req_header().headers, &body, ctx).await?;
@@ -150,7 +175,7 @@ pub async fn run(
     trace_events::idempotency(&mut ctx.trace, &begun);
     match begun? {
         Some(Begun::Reserved(pending)) => ctx.idempotency = Some(Box::new(pending)),
-        Some(Begun::Replay(answer)) => return Ok(Verdict::Replay(answer)),
+        Some(Begun::Replay(answer)) => return Ok(Some(Verdict::Replay(answer))),
         None => {}
     }
     let head = session.req_header();
@@ -173,20 +198,14 @@ pub async fn run(
         params: &ctx.params,
         query: head.uri.query(),
     };
-    let spent = budget::spend(snapshot, measured, &source, &mut ctx.quotas).await;
-    let refusal = match spent {
-        Ok(spent) => {
-            ctx.budget = spent;
-            reserve(&Request::of(session), snapshot, ctx).err()
+    match budget::spend(snapshot, measured, &source, &mut ctx.quotas).await {
+        Ok(spent) => ctx.budget = spent,
+        Err(refusal) => {
+            give_back(snapshot, ctx).await;
+            return Err(refusal);
         }
-        Err(refusal) => Some(refusal),
-    };
-    if let Some(refusal) = refusal {
-        // Refused before anything was sent: what the request spent comes back now.
-        give_back(snapshot, ctx).await;
-        return Err(refusal);
     }
-    Ok(Verdict::Proxy)
+    Ok(None)
 }
 
 /// Gives back what a request spent (budget, an approval) when it did not happen.

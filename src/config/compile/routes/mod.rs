@@ -265,6 +265,7 @@ impl Compiler<'_> {
             timeout: timeout.unwrap_or(default_timeout),
             max_body,
             buffer_body,
+            reads_body,
             idempotency,
             body_schema,
             param_patterns,
@@ -416,6 +417,24 @@ mod tests {
             routes("  - { name: a, match: { path: /a }, upstream: tickets, public: true }\n")
         ));
         assert_eq!(config.routes[0].max_body, 2048);
+    }
+
+    #[test]
+    fn only_a_route_with_a_stage_that_reads_the_body_runs_those_stages() {
+        let config = file(&routes(concat!(
+            "  - { name: streamed, match: { path: /a }, upstream: tickets, public: true }\n",
+            "  - { name: buffered, match: { path: /b }, upstream: tickets, public: true, max_body: 8KiB }\n",
+            "  - { name: schema, match: { path: /c }, upstream: tickets, public: true, max_body: 8KiB, validate: { body_schema: s.json } }\n",
+        )));
+        let read = |route: &super::RouteSpec| (route.buffer_body, route.reads_body);
+        let [streamed, buffered, schema] = [0, 1, 2].map(|i| read(&config.routes[i]));
+        assert_eq!(streamed, (false, false));
+        assert_eq!(
+            buffered,
+            (true, false),
+            "a small body is buffered, and read by no stage"
+        );
+        assert_eq!(schema, (true, true));
     }
 
     #[test]
