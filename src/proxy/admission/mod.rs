@@ -102,7 +102,8 @@ pub async fn run(
     if route.target == RouteTarget::Approvals {
         return serve_approvals(session.req_header(), snapshot, ctx).await;
     }
-    validation::check_params(route, &ctx.params).inspect_err(|refusal| refused(route, refusal))?;
+    validation::check_params(route, &ctx.params)
+        .inspect_err(|refusal| count_refusal(route, refusal))?;
     body::buffer(session, ctx, route, &snapshot.config.limits).await?;
     if route.reads_body {
         if let Some(verdict) = read_body(session, snapshot, route, ctx).await? {
@@ -118,7 +119,7 @@ pub async fn run(
 }
 
 /// Counts a refusal of the validation stages (parameters, the body as JSON, its schema).
-fn refused(route: &RouteSpec, refusal: &Rejection) {
+fn count_refusal(route: &RouteSpec, refusal: &Rejection) {
     labels::check("validation_refusals", &labels::VALIDATION, refusal.code());
     METRICS
         .validation_refusals
@@ -135,7 +136,7 @@ async fn read_body(
     route: &RouteSpec,
     ctx: &mut RequestCtx,
 ) -> Result<Option<Verdict>, Rejection> {
-    let refused = |refusal: &Rejection| refused(route, refusal);
+    let refused = |refusal: &Rejection| count_refusal(route, refusal);
     let body = session.get_retry_buffer().unwrap_or_default();
     ctx.delivery =
         webhook::check(snapshot, route, &session.req_header().headers, &body, ctx).await?;
