@@ -41,6 +41,11 @@ pub fn run(path: PathBuf, prepared: Prepared) -> Result<(), String> {
         threads,
         grace_period_seconds: Some(grace.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
+        // Every timeout Pingora sets of a second or more (each read and write of a proxied
+        // request, a pooled connection's idle timeout) on Tokio's timer rather than
+        // Pingora's own, which keeps each deadline in a tree until it passes, cancelled or
+        // not: measured in docs/benchmarks.md (fifth pass).
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);

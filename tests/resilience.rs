@@ -164,6 +164,7 @@ upstreams:
 routes:
   - {{ name: gone, match: {{ path: /gone }}, upstream: gone, public: true }}
   - {{ name: slow, match: {{ path: /slow }}, upstream: slow, public: true, timeout: 300ms }}
+  - {{ name: slower, match: {{ path: /slower }}, upstream: slow, public: true, timeout: 1500ms }}
   - {{ name: slow-post, match: {{ path: /slow, methods: [POST] }}, upstream: slow, public: true }}
 "#,
         slow = slow.addr
@@ -202,6 +203,14 @@ routes:
         "{:?}",
         started.elapsed()
     );
+    // A deadline of a second or more is on Tokio's timer (server.rs), one shorter on
+    // Pingora's: both end the wait before the upstream answers (at 3 s), neither early.
+    let started = Instant::now();
+    let response = gateway.get("/slower").await;
+    assert_eq!(response.status, 504);
+    assert_eq!(response.error_code(), "upstream_timeout");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1400), "{waited:?}");
 
     let metrics = gateway.metrics().await;
     assert_eq!(
@@ -217,7 +226,7 @@ routes:
             &metrics,
             r#"usher_upstream_errors_total{kind="read_timeout",upstream="slow"}"#
         ),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
 }

@@ -73,22 +73,35 @@ pub fn text(ip: IpAddr) -> String {
     String::from_utf8(text).expect("an address is ASCII")
 }
 
-/// Appends an address as `Display` writes it; IPv4 without the formatting machinery, which
-/// cost more than a thousand instructions per address on the request path and in the
-/// access log.
+/// Appends an address as `Display` writes it. IPv4 is written digit by digit into a buffer
+/// appended once: the formatting machinery cost more than a thousand instructions an
+/// address, and an append per octet about 400 (a request writes up to four:
+/// `X-Original-IP`, `X-Forwarded-For`, the access log's client and peer).
 pub fn write(out: &mut Vec<u8>, ip: IpAddr) {
     let IpAddr::V4(v4) = ip else {
         use std::io::Write as _;
         let _ = write!(out, "{ip}");
         return;
     };
-    let mut digits = itoa::Buffer::new();
+    let mut text = [0u8; 15];
+    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push(b'.');
+            text[len] = b'.';
+            len += 1;
         }
-        out.extend_from_slice(digits.format(octet).as_bytes());
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
     }
+    out.extend_from_slice(&text[..len]);
 }
 
 #[cfg(test)]
@@ -97,6 +110,20 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_octet_in_every_place_is_written_as_display_writes_it() {
+        for octet in 0..=255u8 {
+            for place in 0..4 {
+                let mut octets = [1, 22, 203, 4];
+                octets[place] = octet;
+                let ip = IpAddr::from(octets);
+                let mut out = b"x".to_vec();
+                write(&mut out, ip);
+                assert_eq!(out, format!("x{ip}").into_bytes());
+            }
+        }
     }
 
     #[test]
