@@ -203,8 +203,9 @@ routes:
         "{:?}",
         started.elapsed()
     );
-    // A deadline of a second or more is on Tokio's timer (server.rs), one shorter on
-    // Pingora's: both end the wait before the upstream answers (at 3 s), neither early.
+    // A deadline of a second or more is on Tokio's timer (server.rs), one shorter (above)
+    // on Pingora's: this one too ends the wait before the upstream answers (at 3 s), and
+    // not early.
     let started = Instant::now();
     let response = gateway.get("/slower").await;
     assert_eq!(response.status, 504);
