@@ -3,8 +3,8 @@
 #   docker build -t usher .
 #   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... -e STRIPE_WEBHOOK_SECRET=whsec_... -e REDIS_URL=redis://... -e REDIS_PASSWORD=... usher
 
-# Built with the release profile in Cargo.toml (fat LTO, one codegen unit): the profile the
-# load benchmark measures.
+# Built as the load benchmark measures it: the release profile in Cargo.toml (fat LTO, one
+# codegen unit), profile-guided by pgo/usher.profdata (docs/benchmarks.md#profile-guided-build).
 FROM rust:1.95-slim-bookworm AS build
 # cmake builds zlib-ng for Pingora; libssl-dev and pkg-config for its OpenSSL TLS.
 # hadolint ignore=DL3008
@@ -13,10 +13,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
-# Dependencies first, in their own layer: rebuilt only when Cargo.toml, Cargo.lock or the
-# patched Pingora crate (patches/) change.
+# Dependencies first, in their own layer: rebuilt only when Cargo.toml, Cargo.lock, the
+# patched Pingora crate (patches/) or the profile (pgo/) change.
 COPY Cargo.toml Cargo.lock ./
 COPY patches ./patches
+# The profile guides every crate, the dependencies too; the same Rust release trained it.
+COPY pgo ./pgo
+ENV RUSTFLAGS=-Cprofile-use=/src/pgo/usher.profdata
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \

@@ -230,10 +230,12 @@ def main():
     if hard < args.idle + 1000:
         sys.exit(f"{args.idle} idle connections need more open files than the hard limit ({hard})")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "usher", "--example", "bench_upstream",
+        subprocess.run(["cargo", "build", "--release", "--locked", "--example", "bench_upstream",
                         "--example", "bare_proxy_mimalloc"],
                        cwd=run.ROOT, check=True)
-    oha = oha_binary()
+        run.build_usher()
+    sections = set(args.sections.split(","))
+    oha = oha_binary() if "latency" in sections else None
     work = Path(tempfile.mkdtemp(prefix="usher-edge-"))
     cert, key = certificate(work)
     processes = []
@@ -276,7 +278,6 @@ def main():
             ("HTTP/2 over TLS (h2load -c16 -m10)", "nginx",
              lambda: h2load(nginx, f"https://127.0.0.1:{nginx_tls}/bench/plain", 100_000)),
         ]
-        sections = set(args.sections.split(","))
         if "throughput" not in sections:
             throughput = []
         run.log("warming up")

@@ -4,7 +4,8 @@
 #
 #   benches/load/instructions.sh BINARY KIND
 #
-# BINARY is a release build of Usher (target/release/usher) or, with KIND `bare`, of
+# BINARY is a release build of Usher (target/pgo-*/release/usher, the profile-guided one
+# run.py builds; target/release/usher without the profile) or, with KIND `bare`, of
 # examples/bare_proxy_mimalloc. KIND is one of:
 #   plain    a public route, no rate limit
 #   jwt      an HS256-authenticated route (the token cache warm)
@@ -20,6 +21,10 @@
 # warm-up; every process started here is stopped by its PID. Needs valgrind, nginx, wrk,
 # curl, python3 (and redis-server for `redis`). The dumps stay in the directory it prints,
 # for callgrind_annotate.
+#
+# With PGO_PROFILE_FILE set (an LLVM_PROFILE_FILE pattern), BINARY is an instrumented build
+# and runs natively instead: benches/load/pgo.sh trains the shipped profile on these same
+# scenarios, and the profile is written when the process is stopped.
 set -euo pipefail
 BIN=$(realpath "$1")
 KIND=$2
@@ -30,6 +35,8 @@ PIDS=()
 stop() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # A training run leaves nothing to annotate.
+    if [ -n "${PGO_PROFILE_FILE:-}" ]; then rm -rf "$DIR"; fi
 }
 trap stop EXIT
 
@@ -110,10 +117,15 @@ case $KIND in
     redis) ARGS=(run --config "$DIR/cfg/routes.yaml"); PATHS=(limited index.html) ;;
     *) echo "unknown kind $KIND" >&2; exit 2 ;;
 esac
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrind.%p" \
-    "$BIN" "${ARGS[@]}" > "$DIR/logs/access.log" 2> "$DIR/logs/stderr.log" &
+if [ -n "${PGO_PROFILE_FILE:-}" ]; then
+    LLVM_PROFILE_FILE=$PGO_PROFILE_FILE "$BIN" "${ARGS[@]}" > "$DIR/logs/access.log" 2> "$DIR/logs/stderr.log" &
+else
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$DIR/callgrind.%p" \
+        "$BIN" "${ARGS[@]}" > "$DIR/logs/access.log" 2> "$DIR/logs/stderr.log" &
+fi
 VG=$!
 PIDS+=($VG)
+callgrind() { [ -n "${PGO_PROFILE_FILE:-}" ] || callgrind_control "$@" "$VG" > /dev/null; }
 for _ in $(seq 1 120); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/$READY)" = 200 ] && break
     sleep 0.5
@@ -126,14 +138,18 @@ for path in "${PATHS[@]}"; do
     status=$(curl -s -o /dev/null -w '%{http_code}' "${HEADERS[@]}" "$URL")
     [ "$status" = 200 ] || { echo "$URL answered $status" >&2; exit 1; }
     wrk -t1 -c10 -d3s "${HEADERS[@]}" "$URL" > /dev/null
-    callgrind_control -z "$VG" > /dev/null
-    callgrind_control -i on "$VG" > /dev/null
+    callgrind -z
+    callgrind -i on
     wrk -t1 -c10 -d10s "${HEADERS[@]}" "$URL" > "$DIR/wrk.txt"
-    callgrind_control -i off "$VG" > /dev/null
-    callgrind_control -d "$VG" > /dev/null
+    callgrind -i off
+    requests=$(awk '/requests in/ {print $1}' "$DIR/wrk.txt")
+    if [ -n "${PGO_PROFILE_FILE:-}" ]; then
+        echo "$KIND /$path: $requests requests (profile training)"
+        continue
+    fi
+    callgrind -d
     sleep 1
     dump=$(ls -t "$DIR"/callgrind.* | head -1)
-    requests=$(awk '/requests in/ {print $1}' "$DIR/wrk.txt")
     total=$(callgrind_annotate "$dump" 2> /dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
     echo "$KIND /$path: $requests requests, $((total / requests)) instructions per request ($dump)"
 done

@@ -46,6 +46,37 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 BARE_PINGORA = {"bare-pingora": "bare_proxy", "bare-pingora-mimalloc": "bare_proxy_mimalloc"}
 PLACEMENTS = {"pinned": {"proxy": "1", "load": "0"}, "unpinned": {"proxy": None, "load": None}}
 placement = PLACEMENTS["pinned"]
+# The shipped build of Usher is the release profile optimized with this trained profile
+# (docs/benchmarks.md#profile-guided-build); `usher_pgo = False` measures it without.
+PGO_PROFILE = ROOT / "pgo" / "usher.profdata"
+usher_pgo = True
+
+
+def usher_target(pgo):
+    """Where Usher's release build is (target/release/usher under it), and the RUSTFLAGS it
+    takes. The profile changes every crate, so the profile-guided build has a target
+    directory of its own, one per profile: cargo would not rebuild registry crates when only
+    the profile changed."""
+    if not pgo:
+        return TARGET, None
+    digest = hashlib.sha256(PGO_PROFILE.read_bytes()).hexdigest()[:12]
+    return TARGET / f"pgo-{digest}", f"-Cprofile-use={PGO_PROFILE}"
+
+
+def usher_binary():
+    """The Usher the benchmarks run: $USHER_BINARY when set (benches/load/pgo.sh runs its
+    instrumented build so), otherwise the release build usher_pgo names."""
+    if os.environ.get("USHER_BINARY"):
+        return Path(os.environ["USHER_BINARY"])
+    return usher_target(usher_pgo)[0] / "release" / "usher"
+
+
+def build_usher():
+    target, rustflags = usher_target(usher_pgo)
+    env = {**os.environ, "CARGO_TARGET_DIR": str(target)}
+    if rustflags:
+        env["RUSTFLAGS"] = rustflags
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "usher"], cwd=ROOT, env=env, check=True)
 
 
 def log(message):
@@ -144,8 +175,15 @@ class Process:
         return total / 1024
 
     def stop(self):
-        """Kills the process and its children by PID (nginx's workers would outlive a
-        killed master)."""
+        """Stops the process by PID: SIGTERM first (Usher drains and exits, and an
+        instrumented build writes its profile, benches/load/pgo.sh), then SIGKILL for it and
+        its children (nginx's workers would outlive a killed master)."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         if self.popen.poll() is None:
             for pid in reversed(self.tree()[1:]):
                 try:
@@ -274,7 +312,7 @@ def start_usher(directory, name, upstream, extra_routes=0, redis=None, routes=()
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
     access_log = open(logs / f"{name}-access.log", "wb")
-    program = program or [str(TARGET / "release" / "usher"), "run", "--config"]
+    program = program or [str(usher_binary()), "run", "--config"]
     process = Process(name, [*program, str(config)], role="proxy", stdout=access_log,
                       env={**os.environ, **dict(env), "USHER_LOG": "warn", "JWT_SECRET": JWT_SECRET,
                            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -501,6 +539,8 @@ def main():
                         help="comma-separated, of: " + ", ".join(PLACEMENTS))
     parser.add_argument("--json", type=Path, default=TARGET / "load-results.json")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--no-pgo", action="store_true",
+                        help="measure Usher's release build without the trained profile (pgo/)")
     args = parser.parse_args()
     if args.rounds < 1 or args.duration < 1:
         parser.error("rounds and duration must be at least 1")
@@ -515,11 +555,14 @@ def main():
     have_nginx = ensure_tool("nginx", "nginx-light")
     if not have_nginx:
         log("nginx is not available: the nginx proxy is skipped and the in-repo upstream is used")
+    global usher_pgo
+    usher_pgo = not args.no_pgo
     if not args.no_build:
-        log("building release binaries (Usher's release profile: fat LTO, one codegen unit)")
+        log("building release binaries (the release profile: fat LTO, one codegen unit; Usher "
+            + ("without its profile)" if args.no_pgo else "also profile-guided, pgo/)"))
         examples = [arg for name in [*BARE_PINGORA.values(), "bench_upstream"] for arg in ("--example", name)]
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "usher", *examples],
-                       cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", *examples], cwd=ROOT, check=True)
+        build_usher()
 
     work = Path(tempfile.mkdtemp(prefix="usher-load-"))
     results = {}
@@ -548,7 +591,8 @@ def report(args, results):
     print(f"# Load benchmark, {time.strftime('%Y-%m-%d')}")
     print(f"machine: {os.cpu_count()} cores ({model.group(1) if model else 'unknown'}), {memory_gib:.0f} GiB; "
           f"{args.rounds} rounds x {args.duration}s, wrk -t1 -c{args.connections}; one worker thread per proxy; "
-          f"release profile (fat LTO, one codegen unit) for Usher and bare Pingora")
+          f"release profile (fat LTO, one codegen unit) for Usher and bare Pingora, Usher "
+          f"{'profile-guided (pgo/)' if usher_pgo else 'without its profile'}")
     for name, result in results.items():
         report_placement(name, result)
 

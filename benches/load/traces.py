@@ -14,7 +14,6 @@ its PID. See docs/benchmarks.md.
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -76,7 +75,7 @@ def main():
     if not run.ensure_tool("wrk", "wrk") or not run.ensure_tool("nginx", "nginx-light"):
         sys.exit("wrk and nginx are needed")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "usher"], cwd=run.ROOT, check=True)
+        run.build_usher()
     work = Path(tempfile.mkdtemp(prefix="usher-traces-"))
     processes = []
     try:
