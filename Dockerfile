@@ -4,7 +4,7 @@
 #   docker run -p 8080:8080 -p 9090:9090 -e JWT_SECRET=... -e STRIPE_WEBHOOK_SECRET=whsec_... -e REDIS_URL=redis://... -e REDIS_PASSWORD=... usher
 
 # Built as the load benchmark measures it: the release profile in Cargo.toml (fat LTO, one
-# codegen unit), profile-guided by pgo/usher.profdata (docs/benchmarks.md#profile-guided-build).
+# codegen unit), profile-guided by pgo/usher.profdata (docs/benchmarks.md#profile-guided-build-2026-12-03).
 FROM rust:1.95-slim-bookworm AS build
 # cmake builds zlib-ng for Pingora; libssl-dev and pkg-config for its OpenSSL TLS.
 # hadolint ignore=DL3008

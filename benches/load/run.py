@@ -47,7 +47,7 @@ BARE_PINGORA = {"bare-pingora": "bare_proxy", "bare-pingora-mimalloc": "bare_pro
 PLACEMENTS = {"pinned": {"proxy": "1", "load": "0"}, "unpinned": {"proxy": None, "load": None}}
 placement = PLACEMENTS["pinned"]
 # The shipped build of Usher is the release profile optimized with this trained profile
-# (docs/benchmarks.md#profile-guided-build); `usher_pgo = False` measures it without.
+# (docs/benchmarks.md#profile-guided-build-2026-12-03); `usher_pgo = False` measures it without.
 PGO_PROFILE = ROOT / "pgo" / "usher.profdata"
 usher_pgo = True
 
