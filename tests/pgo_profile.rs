@@ -1,8 +1,8 @@
 //! The shipped profile, `pgo/usher.profdata`, guides every release build of the image
-//! (docs/benchmarks.md#profile-guided-build-2026-12-03). rustc only warns about a profile it cannot
-//! read and builds without it, so a corrupt profile, or one written by an LLVM newer than
-//! this toolchain's, would ship an unguided binary without failing anything: this test
-//! fails instead.
+//! (docs/benchmarks.md#profile-guided-build-2026-12-03). rustc only warns about a profile
+//! it cannot read and builds without it, so a corrupt profile, or one written by an LLVM
+//! newer than this toolchain's, would ship an unguided binary without failing anything:
+//! this test fails instead.
 
 use std::path::Path;
 use std::process::Command;
