@@ -18,6 +18,7 @@ is stopped by its PID at the end. See docs/benchmarks.md.
 
 import argparse
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -52,11 +53,13 @@ PGO_PROFILE = ROOT / "pgo" / "usher.profdata"
 usher_pgo = True
 
 
+@functools.cache
 def usher_target(pgo):
     """Where Usher's release build is (target/release/usher under it), and the RUSTFLAGS it
     takes. The profile changes every crate, so the profile-guided build has a target
     directory of its own, one per profile: cargo would not rebuild registry crates when only
-    the profile changed."""
+    the profile changed. Cached: each Usher a benchmark starts asks, and the profile is read
+    and hashed once."""
     if not pgo:
         return TARGET, None
     digest = hashlib.sha256(PGO_PROFILE.read_bytes()).hexdigest()[:12]
