@@ -4,11 +4,13 @@ use clap::Parser;
 use usher::cli::{Cli, Command};
 use usher::commands;
 
+mod allocator;
+
 /// mimalloc instead of the system allocator: the proxy allocates and frees small buffers
 /// on every request, and glibc's malloc was a tenth of Usher's CPU profile under load
 /// (docs/benchmarks.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 fn main() {
     let cli = Cli::parse();

@@ -1,39 +1,42 @@
 //! A global allocator that counts allocations and the bytes asked for, then hands the work
-//! to mimalloc (Usher's allocator). The counting builds write their totals to the file
-//! named by `COUNT_ALLOCATIONS_TO` every 50 ms, for `benches/load/allocations.py` to read
+//! to Usher's allocator (src/allocator.rs). The counting builds write their totals to the
+//! file named by `COUNT_ALLOCATIONS_TO` every 50 ms, for `benches/load/allocations.py` to read
 //! before and after a fixed number of requests.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[path = "../../src/allocator.rs"]
+mod allocator;
+
 pub struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: every call is passed on unchanged to mimalloc, a correct allocator; the counters
+// SAFETY: every call is passed on unchanged to Usher's allocator; the counters
 // are the only addition.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
-        mimalloc::MiMalloc.alloc(layout)
+        allocator::Mimalloc.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
-        mimalloc::MiMalloc.alloc_zeroed(layout)
+        allocator::Mimalloc.alloc_zeroed(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        mimalloc::MiMalloc.dealloc(ptr, layout)
+        allocator::Mimalloc.dealloc(ptr, layout)
     }
 
     /// A reallocation is counted as an allocation: it may move the block, and it costs
     /// about as much.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size);
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        allocator::Mimalloc.realloc(ptr, layout, new_size)
     }
 }
 
